@@ -1,0 +1,86 @@
+/**
+ * Every error a caller can cause is an {@link EnsealError} with a stable `code`. Codes are part of the public
+ * API: once published they are never renamed or reused. Authentication failures carry one fixed message and no
+ * detail, so that no caller can learn *why* a ciphertext was rejected (no padding or MAC oracle).
+ */
+
+/** Stable error codes. Each is documented in docs/errors.md. */
+export const ErrorCode = {
+  /** Ciphertext, token or tag did not authenticate, or was malformed past the header. Deliberately vague. */
+  DECRYPT_FAILED: 'ERR_DECRYPT_FAILED',
+  /** An encoded value (envelope, token, key string, PHC string, header) could not be parsed. */
+  MALFORMED: 'ERR_MALFORMED',
+  /** An argument had the wrong type, length or range. */
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** Algorithm, suite, version or parameter set is not supported. */
+  UNSUPPORTED: 'ERR_UNSUPPORTED',
+  /** No key with the requested id or version exists (or it is not enabled). */
+  KEY_NOT_FOUND: 'ERR_KEY_NOT_FOUND',
+  /** The key exists but its purpose or status forbids the operation. */
+  KEY_USAGE: 'ERR_KEY_USAGE',
+  /** The key reached its safe usage bound; rotate it. */
+  KEY_USAGE_LIMIT: 'ERR_KEY_USAGE_LIMIT',
+  /** A Fernet token or other timed value is older than its TTL, or from the future beyond clock skew. */
+  TOKEN_EXPIRED: 'ERR_TOKEN_EXPIRED',
+  /** Plaintext key material was requested without the explicit opt-in. */
+  EXPORT_FORBIDDEN: 'ERR_EXPORT_FORBIDDEN',
+  /** A password did not match its stored hash. */
+  PASSWORD_MISMATCH: 'ERR_PASSWORD_MISMATCH',
+  /** A required key-encryption key, passphrase or identity was not provided. */
+  KEK_MISSING: 'ERR_KEK_MISSING',
+  /** A signature did not verify. */
+  SIGNATURE_INVALID: 'ERR_SIGNATURE_INVALID',
+  /** Reading or writing a file or stream failed. */
+  IO: 'ERR_IO',
+  /** No identity could open the file (age). */
+  NO_IDENTITY_MATCH: 'ERR_NO_IDENTITY_MATCH',
+  /** Output already exists and overwriting was not requested. */
+  OUTPUT_EXISTS: 'ERR_OUTPUT_EXISTS',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base class of every error enseal throws on purpose. `switch (err.code)` narrows reliably. */
+export class EnsealError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'EnsealError';
+  }
+
+  /** Serialisable form for CLIs and HTTP responses; never includes `cause`, which may hold secrets. */
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+const DECRYPT_FAILED_MESSAGE =
+  'decryption failed: the ciphertext is not authentic under any available key, or was modified';
+
+/**
+ * The one error every authentication failure becomes. The message never varies with the cause: callers
+ * (and attackers) learn only that the value did not open.
+ */
+export function decryptFailed(): EnsealError {
+  return new EnsealError(ErrorCode.DECRYPT_FAILED, DECRYPT_FAILED_MESSAGE);
+}
+
+/** A precise parse error: parsing happens before any secret is touched, so detail is safe and useful. */
+export function malformed(what: string, detail: string): EnsealError {
+  return new EnsealError(ErrorCode.MALFORMED, `${what}: ${detail}`);
+}
+
+export function invalidArgument(name: string, detail: string): EnsealError {
+  return new EnsealError(ErrorCode.INVALID_ARGUMENT, `${name} ${detail}`);
+}
+
+export function unsupported(detail: string): EnsealError {
+  return new EnsealError(ErrorCode.UNSUPPORTED, detail);
+}
+
+/** True when `err` is an EnsealError, optionally with the given code. */
+export function isEnsealError(err: unknown, code?: ErrorCode): err is EnsealError {
+  return err instanceof EnsealError && (code === undefined || err.code === code);
+}
