@@ -1,0 +1,99 @@
+/**
+ * Process-level CLI plumbing: error formatting, exit statuses, stdin/stdout helpers. Errors print as
+ * `enseal: error: <message> (<CODE>)` on stderr, or as JSON with --json, and never include a cause chain,
+ * which could hold secrets.
+ */
+import type { Command } from 'commander';
+import { CommanderError } from 'commander';
+import { EnsealError, ErrorCode } from '../crypto/index.js';
+
+/** Exit statuses are stable so scripts can branch on them. */
+export const ExitCode = {
+  OK: 0,
+  /** Any other failure. */
+  FAILURE: 1,
+  /** Bad usage: unknown flag, missing argument, conflicting options. */
+  USAGE: 2,
+  /** Decryption or verification failed: wrong key, tampered or truncated input. */
+  DECRYPT: 3,
+  /** Input was not in the expected format. */
+  MALFORMED: 4,
+  /** A key, identity or passphrase was missing or did not match. */
+  KEY: 5,
+  /** Reading or writing failed, or the output already exists. */
+  IO: 6,
+} as const;
+
+export function exitCodeFor(err: EnsealError): number {
+  switch (err.code) {
+    case ErrorCode.DECRYPT_FAILED:
+    case ErrorCode.TOKEN_EXPIRED:
+    case ErrorCode.SIGNATURE_INVALID:
+      return ExitCode.DECRYPT;
+    case ErrorCode.MALFORMED:
+      return ExitCode.MALFORMED;
+    case ErrorCode.KEY_NOT_FOUND:
+    case ErrorCode.KEK_MISSING:
+    case ErrorCode.NO_IDENTITY_MATCH:
+    case ErrorCode.PASSWORD_MISMATCH:
+    case ErrorCode.KEY_USAGE:
+      return ExitCode.KEY;
+    case ErrorCode.IO:
+    case ErrorCode.OUTPUT_EXISTS:
+      return ExitCode.IO;
+    case ErrorCode.INVALID_ARGUMENT:
+    case ErrorCode.UNSUPPORTED:
+      return ExitCode.USAGE;
+    default:
+      return ExitCode.FAILURE;
+  }
+}
+
+/** True when the user asked for machine-readable output anywhere on the command line. */
+export function wantsJson(argv: readonly string[]): boolean {
+  return argv.includes('--json');
+}
+
+export function printError(err: unknown, json: boolean): number {
+  if (err instanceof EnsealError) {
+    if (json) process.stderr.write(JSON.stringify({ error: err.toJSON() }) + '\n');
+    else process.stderr.write(`enseal: error: ${err.message} (${err.code})\n`);
+    return exitCodeFor(err);
+  }
+  // Unexpected errors: print the message only; a stack trace could include secrets from arguments.
+  const message = err instanceof Error ? err.message : String(err);
+  if (json) process.stderr.write(JSON.stringify({ error: { code: 'ERR_INTERNAL', message } }) + '\n');
+  else process.stderr.write(`enseal: error: ${message} (ERR_INTERNAL)\n`);
+  return ExitCode.FAILURE;
+}
+
+export async function runCli(program: Command, argv: readonly string[]): Promise<void> {
+  program.exitOverride();
+  program.configureOutput({
+    outputError: (str, write) => write(str.startsWith('error:') ? `enseal: ${str}` : str),
+  });
+  try {
+    await program.parseAsync(argv as string[]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : ExitCode.USAGE;
+      return;
+    }
+    process.exitCode = printError(err, wantsJson(argv));
+  }
+}
+
+/** Reads all of stdin. */
+export async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  const buf = Buffer.concat(chunks);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Writes to stdout and resolves once flushed, so a following exit cannot truncate output. */
+export function writeStdout(data: string | Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(data, (err) => (err ? reject(err) : resolve()));
+  });
+}
