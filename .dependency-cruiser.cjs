@@ -2,7 +2,20 @@
  * The layering of docs/architecture.md, enforced: imports point down, never up, and a folder is entered only
  * through its index.ts.
  */
-const layers = ['crypto', 'formats', 'keys', 'store', 'kms', 'fields', 'e2ee', 'tls', 'server', 'client', 'cli', 'web'];
+const layers = [
+  'crypto',
+  'formats',
+  'keys',
+  'store',
+  'kms',
+  'fields',
+  'e2ee',
+  'tls',
+  'server',
+  'client',
+  'cli',
+  'web',
+];
 const rank = {
   crypto: 0,
   formats: 1,

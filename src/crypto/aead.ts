@@ -26,7 +26,12 @@ export interface AeadParams {
 export const AEAD_PARAMS: Readonly<Record<AeadAlgorithm, AeadParams>> = Object.freeze({
   'aes-256-gcm': { keyLength: 32, nonceLength: 12, tagLength: 16, maxMessages: 2 ** 32 },
   'chacha20-poly1305': { keyLength: 32, nonceLength: 12, tagLength: 16, maxMessages: 2 ** 32 },
-  'xchacha20-poly1305': { keyLength: 32, nonceLength: 24, tagLength: 16, maxMessages: Number.MAX_SAFE_INTEGER },
+  'xchacha20-poly1305': {
+    keyLength: 32,
+    nonceLength: 24,
+    tagLength: 16,
+    maxMessages: Number.MAX_SAFE_INTEGER,
+  },
 });
 
 const EMPTY = new Uint8Array(0);
@@ -34,7 +39,8 @@ const EMPTY = new Uint8Array(0);
 /** Looks up an AEAD's parameters; throws ERR_UNSUPPORTED for anything not in the table. */
 export function aeadParams(alg: string): AeadParams {
   const params = (AEAD_PARAMS as Record<string, AeadParams | undefined>)[alg];
-  if (params === undefined || !Object.hasOwn(AEAD_PARAMS, alg)) throw unsupported(`unsupported AEAD "${alg}"`);
+  if (params === undefined || !Object.hasOwn(AEAD_PARAMS, alg))
+    throw unsupported(`unsupported AEAD "${alg}"`);
   return params;
 }
 

@@ -54,7 +54,8 @@ export async function argon2(
   if (secret !== undefined) assertBytes('secret', secret);
   if (associatedData !== undefined && associatedData.length > 0) {
     assertBytes('associatedData', associatedData);
-    const noble = variant === 'argon2id' ? argon2idAsync : variant === 'argon2i' ? argon2iAsync : argon2dAsync;
+    const noble =
+      variant === 'argon2id' ? argon2idAsync : variant === 'argon2i' ? argon2iAsync : argon2dAsync;
     return noble(password, salt, {
       t: params.iterations,
       m: params.memoryKiB,

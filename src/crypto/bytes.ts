@@ -13,7 +13,12 @@ export function assertBytes(name: string, value: unknown, ...lengths: number[]):
 }
 
 /** Throws ERR_INVALID_ARGUMENT unless `value` is a safe integer within [min, max]. */
-export function assertInteger(name: string, value: unknown, min: number, max: number): asserts value is number {
+export function assertInteger(
+  name: string,
+  value: unknown,
+  min: number,
+  max: number,
+): asserts value is number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     throw invalidArgument(name, `must be an integer in [${min}, ${max}]`);
   }
@@ -64,6 +69,7 @@ export function writeUint32BE(out: Uint8Array, offset: number, value: number): v
 
 export function readUint32BE(bytes: Uint8Array, offset: number): number {
   return (
-    ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0
+    ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>>
+    0
   );
 }

@@ -59,6 +59,7 @@ export function scrypt(password: Uint8Array, salt: Uint8Array, cost: ScryptCost,
   assertInteger('r', cost.r, 1, 64);
   assertInteger('p', cost.p, 1, 64);
   assertInteger('length', length, 1, 2 ** 20);
-  if (128 * cost.N * cost.r > SCRYPT_MAX_MEMORY) throw invalidArgument('scrypt cost', 'exceeds the 1 GiB memory limit');
+  if (128 * cost.N * cost.r > SCRYPT_MAX_MEMORY)
+    throw invalidArgument('scrypt cost', 'exceeds the 1 GiB memory limit');
   return runtime.scrypt(password, salt, cost, length);
 }

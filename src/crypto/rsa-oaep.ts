@@ -24,7 +24,9 @@ function subtle(): SubtleCrypto {
   return globalThis.crypto.subtle;
 }
 
-export async function rsaOaepGenerateKeyPair(modulusLength: 2048 | 3072 | 4096 = 3072): Promise<RsaKeyPairDer> {
+export async function rsaOaepGenerateKeyPair(
+  modulusLength: 2048 | 3072 | 4096 = 3072,
+): Promise<RsaKeyPairDer> {
   const pair = await subtle().generateKey(
     { ...ALG, modulusLength, publicExponent: new Uint8Array([1, 0, 1]) },
     true,
@@ -40,9 +42,13 @@ async function importKey(format: 'spki' | 'pkcs8', der: Uint8Array, usage: KeyUs
   try {
     return await subtle().importKey(format, bs(der), ALG, false, [usage]);
   } catch (cause) {
-    throw new EnsealError(ErrorCode.INVALID_ARGUMENT, `RSA ${format === 'spki' ? 'public' : 'private'} key is invalid`, {
-      cause,
-    });
+    throw new EnsealError(
+      ErrorCode.INVALID_ARGUMENT,
+      `RSA ${format === 'spki' ? 'public' : 'private'} key is invalid`,
+      {
+        cause,
+      },
+    );
   }
 }
 
@@ -55,7 +61,11 @@ export async function rsaOaepEncrypt(publicKeySpki: Uint8Array, plaintext: Uint8
 }
 
 /** Decrypts; every failure becomes ERR_DECRYPT_FAILED so no padding oracle is exposed (Manger's attack). */
-export async function rsaOaepDecrypt(privateKeyPkcs8: Uint8Array, ciphertext: Uint8Array, label?: Uint8Array) {
+export async function rsaOaepDecrypt(
+  privateKeyPkcs8: Uint8Array,
+  ciphertext: Uint8Array,
+  label?: Uint8Array,
+) {
   assertBytes('privateKey', privateKeyPkcs8);
   assertBytes('ciphertext', ciphertext);
   const key = await importKey('pkcs8', privateKeyPkcs8, 'decrypt');

@@ -40,7 +40,9 @@ export function signingPublicKey(algorithm: SignatureAlgorithm, privateKey: Uint
 export function sign(algorithm: SignatureAlgorithm, privateKey: Uint8Array, message: Uint8Array): Uint8Array {
   assertBytes('privateKey', privateKey, 32);
   assertBytes('message', message);
-  return algorithm === 'ed25519' ? runtime.ed25519Sign(privateKey, message) : runtime.p256Sign(privateKey, message);
+  return algorithm === 'ed25519'
+    ? runtime.ed25519Sign(privateKey, message)
+    : runtime.p256Sign(privateKey, message);
 }
 
 /** True only for a valid signature; malformed keys or signatures return false rather than throwing. */

@@ -67,7 +67,9 @@ export interface AuditRow {
  * Builds the next audit row from the previous one (undefined for the first). The store calls it while
  * holding the audit append lock, so the chain cannot fork even with several nodes.
  */
-export type AuditAppend = (previous: AuditRow | undefined) => Omit<AuditRow, 'seq'> | Promise<Omit<AuditRow, 'seq'>>;
+export type AuditAppend = (
+  previous: AuditRow | undefined,
+) => Omit<AuditRow, 'seq'> | Promise<Omit<AuditRow, 'seq'>>;
 
 export interface AuditRange {
   /** First sequence number to return (default 1). */

@@ -31,7 +31,13 @@ function view(buf: Buffer): Uint8Array {
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 
-function aeadSeal(alg: RuntimeAead, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array) {
+function aeadSeal(
+  alg: RuntimeAead,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+) {
   const cipher = createCipheriv(alg as 'aes-256-gcm', key, nonce, { authTagLength: TAG });
   if (aad.length > 0) cipher.setAAD(aad, { plaintextLength: plaintext.length });
   const out = new Uint8Array(plaintext.length + TAG);
@@ -127,7 +133,13 @@ function rawPublic(key: KeyObject): Uint8Array {
 function p256Private(raw: Uint8Array): KeyObject {
   const pub = p256PublicFromPrivate(raw);
   return createPrivateKey({
-    key: { kty: 'EC', crv: 'P-256', d: b64u(raw), x: b64u(pub.subarray(1, 33)), y: b64u(pub.subarray(33, 65)) },
+    key: {
+      kty: 'EC',
+      crv: 'P-256',
+      d: b64u(raw),
+      x: b64u(pub.subarray(1, 33)),
+      y: b64u(pub.subarray(33, 65)),
+    },
     format: 'jwk',
   });
 }
@@ -190,7 +202,9 @@ export const runtime: CryptoRuntime = {
     return rawPublic(createPublicKey(privateKey(X25519_PKCS8, priv)));
   },
   x25519(priv, pub) {
-    return view(diffieHellman({ privateKey: privateKey(X25519_PKCS8, priv), publicKey: publicKey(X25519_SPKI, pub) }));
+    return view(
+      diffieHellman({ privateKey: privateKey(X25519_PKCS8, priv), publicKey: publicKey(X25519_SPKI, pub) }),
+    );
   },
   ed25519PublicKey(priv) {
     return rawPublic(createPublicKey(privateKey(ED25519_PKCS8, priv)));
@@ -213,10 +227,14 @@ export const runtime: CryptoRuntime = {
   },
   p256Verify(pub, message, signature) {
     try {
-      return verify('sha256', message, { key: p256PublicKeyObject(pub), dsaEncoding: 'ieee-p1363' }, signature);
+      return verify(
+        'sha256',
+        message,
+        { key: p256PublicKeyObject(pub), dsaEncoding: 'ieee-p1363' },
+        signature,
+      );
     } catch {
       return false;
     }
   },
 };
-

@@ -25,9 +25,21 @@ export interface CryptoRuntime {
   /** Fills `out` from the platform CSPRNG. */
   randomFill(out: Uint8Array): void;
   /** Returns ciphertext || 16-byte tag. */
-  aeadSeal(alg: RuntimeAead, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Uint8Array;
+  aeadSeal(
+    alg: RuntimeAead,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): Uint8Array;
   /** Returns the plaintext, or null when the tag does not verify. Never throws for bad ciphertext. */
-  aeadOpen(alg: RuntimeAead, key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array): Uint8Array | null;
+  aeadOpen(
+    alg: RuntimeAead,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    sealed: Uint8Array,
+    aad: Uint8Array,
+  ): Uint8Array | null;
   /** HChaCha20 (draft-irtf-cfrg-xchacha §2.2): 32-byte key, 16-byte input → 32-byte subkey. */
   hchacha20(key: Uint8Array, input16: Uint8Array): Uint8Array;
   /** AES-CBC with PKCS#7 padding, for Fernet and legacy formats only. */
@@ -41,7 +53,13 @@ export interface CryptoRuntime {
   digest(hash: HashName, data: Uint8Array): Uint8Array;
   hmac(hash: HashName, key: Uint8Array, data: Uint8Array): Uint8Array;
   hkdf(hash: HashName, ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
-  pbkdf2(hash: HashName, password: Uint8Array, salt: Uint8Array, iterations: number, length: number): Uint8Array;
+  pbkdf2(
+    hash: HashName,
+    password: Uint8Array,
+    salt: Uint8Array,
+    iterations: number,
+    length: number,
+  ): Uint8Array;
   scrypt(password: Uint8Array, salt: Uint8Array, cost: ScryptCost, length: number): Uint8Array;
   /** Constant-time equality of two equal-length arrays. */
   timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean;
