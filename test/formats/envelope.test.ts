@@ -26,7 +26,12 @@ import {
 const VECTORS_FILE = fileURLToPath(new URL('../../docs/vectors/envelope.json', import.meta.url));
 const KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
 const OTHER_KEY = 'ff'.repeat(32);
-const SUITES: EnvelopeSuite[] = ['aes-256-gcm', 'chacha20-poly1305', 'xchacha20-poly1305', 'aes-256-gcm-hkdf-commit'];
+const SUITES: EnvelopeSuite[] = [
+  'aes-256-gcm',
+  'chacha20-poly1305',
+  'xchacha20-poly1305',
+  'aes-256-gcm-hkdf-commit',
+];
 const NONCE_LEN: Record<string, number> = {
   'aes-256-gcm': 12,
   'chacha20-poly1305': 12,
@@ -121,16 +126,76 @@ async function buildVectors(): Promise<{ valid: Vector[]; invalid: InvalidVector
   const base = hexDecode(valid[1]!.envelope);
   const mutate = (f: (b: Uint8Array) => Uint8Array) => hexEncode(f(base.slice()));
   const invalid: InvalidVector[] = [
-    { name: 'tag modified', key: KEY, aad: 'customers/42/ssn', envelope: mutate((b) => ((b[b.length - 1]! ^= 1), b)), error: 'ERR_DECRYPT_FAILED' },
-    { name: 'ciphertext modified', key: KEY, aad: 'customers/42/ssn', envelope: mutate((b) => ((b[22]! ^= 0x80), b)), error: 'ERR_DECRYPT_FAILED' },
-    { name: 'key id modified', key: KEY, aad: 'customers/42/ssn', envelope: mutate((b) => ((b[5]! ^= 1), b)), error: 'ERR_DECRYPT_FAILED' },
-    { name: 'key version modified', key: KEY, aad: 'customers/42/ssn', envelope: mutate((b) => ((b[9]! ^= 1), b)), error: 'ERR_DECRYPT_FAILED' },
-    { name: 'wrong associated data', key: KEY, aad: 'customers/43/ssn', envelope: valid[1]!.envelope, error: 'ERR_DECRYPT_FAILED' },
-    { name: 'wrong key', key: OTHER_KEY, aad: 'customers/42/ssn', envelope: valid[1]!.envelope, error: 'ERR_DECRYPT_FAILED' },
-    { name: 'suite changed to chacha20-poly1305', key: KEY, aad: 'customers/42/ssn', envelope: mutate((b) => ((b[1] = 0x02), b)), error: 'ERR_DECRYPT_FAILED' },
-    { name: 'truncated below the tag', key: KEY, aad: '', envelope: mutate((b) => b.subarray(0, 30)), error: 'ERR_MALFORMED' },
-    { name: 'unknown suite', key: KEY, aad: '', envelope: mutate((b) => ((b[1] = 0x7f), b)), error: 'ERR_UNSUPPORTED' },
-    { name: 'unknown version', key: KEY, aad: '', envelope: mutate((b) => ((b[0] = 0x02), b)), error: 'ERR_UNSUPPORTED' },
+    {
+      name: 'tag modified',
+      key: KEY,
+      aad: 'customers/42/ssn',
+      envelope: mutate((b) => ((b[b.length - 1]! ^= 1), b)),
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'ciphertext modified',
+      key: KEY,
+      aad: 'customers/42/ssn',
+      envelope: mutate((b) => ((b[22]! ^= 0x80), b)),
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'key id modified',
+      key: KEY,
+      aad: 'customers/42/ssn',
+      envelope: mutate((b) => ((b[5]! ^= 1), b)),
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'key version modified',
+      key: KEY,
+      aad: 'customers/42/ssn',
+      envelope: mutate((b) => ((b[9]! ^= 1), b)),
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'wrong associated data',
+      key: KEY,
+      aad: 'customers/43/ssn',
+      envelope: valid[1]!.envelope,
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'wrong key',
+      key: OTHER_KEY,
+      aad: 'customers/42/ssn',
+      envelope: valid[1]!.envelope,
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'suite changed to chacha20-poly1305',
+      key: KEY,
+      aad: 'customers/42/ssn',
+      envelope: mutate((b) => ((b[1] = 0x02), b)),
+      error: 'ERR_DECRYPT_FAILED',
+    },
+    {
+      name: 'truncated below the tag',
+      key: KEY,
+      aad: '',
+      envelope: mutate((b) => b.subarray(0, 30)),
+      error: 'ERR_MALFORMED',
+    },
+    {
+      name: 'unknown suite',
+      key: KEY,
+      aad: '',
+      envelope: mutate((b) => ((b[1] = 0x7f), b)),
+      error: 'ERR_UNSUPPORTED',
+    },
+    {
+      name: 'unknown version',
+      key: KEY,
+      aad: '',
+      envelope: mutate((b) => ((b[0] = 0x02), b)),
+      error: 'ERR_UNSUPPORTED',
+    },
     {
       name: 'committing suite, commitment modified',
       key: KEY,
@@ -169,7 +234,9 @@ describe('envelope vectors (docs/vectors/envelope.json)', () => {
     const { valid } = JSON.parse(readFileSync(VECTORS_FILE, 'utf8')) as { valid: Vector[] };
     for (const v of valid) {
       const key = hexDecode(v.key);
-      expect(utf8Decode(openEnvelope(hexDecode(v.envelope), key, utf8Encode(v.aad))), v.name).toBe(v.plaintext);
+      expect(utf8Decode(openEnvelope(hexDecode(v.envelope), key, utf8Encode(v.aad))), v.name).toBe(
+        v.plaintext,
+      );
       expect(hexEncode(envelopeFromText(v.text))).toBe(v.envelope);
     }
     console.log(`envelope vectors: ${valid.length} valid cases opened`);
@@ -184,7 +251,10 @@ describe('envelope vectors (docs/vectors/envelope.json)', () => {
   it('every invalid vector fails with its documented code', () => {
     const { invalid } = JSON.parse(readFileSync(VECTORS_FILE, 'utf8')) as { invalid: InvalidVector[] };
     for (const v of invalid) {
-      expect(codeOf(() => openEnvelope(hexDecode(v.envelope), hexDecode(v.key), utf8Encode(v.aad))), v.name).toBe(v.error);
+      expect(
+        codeOf(() => openEnvelope(hexDecode(v.envelope), hexDecode(v.key), utf8Encode(v.aad))),
+        v.name,
+      ).toBe(v.error);
     }
     console.log(`envelope vectors: ${invalid.length} invalid cases rejected`);
   });
@@ -206,7 +276,9 @@ describe('envelope', () => {
     const key = randomBytes(32);
     const seen = new Set<string>();
     for (let i = 0; i < 200; i++) {
-      const env = parseEnvelope(sealEnvelope({ suite: 'aes-256-gcm', key, keyId: 1, keyVersion: 1, plaintext: utf8Encode('same') }));
+      const env = parseEnvelope(
+        sealEnvelope({ suite: 'aes-256-gcm', key, keyId: 1, keyVersion: 1, plaintext: utf8Encode('same') }),
+      );
       seen.add(hexEncode(env.nonce));
     }
     expect(seen.size).toBe(200);
@@ -215,7 +287,14 @@ describe('envelope', () => {
   it('flipping any single bit of an envelope makes it fail with a typed error', () => {
     for (const suite of SUITES) {
       const key = randomBytes(32);
-      const sealed = sealEnvelope({ suite, key, keyId: 9, keyVersion: 1, plaintext: utf8Encode('secret'), aad: utf8Encode('a') });
+      const sealed = sealEnvelope({
+        suite,
+        key,
+        keyId: 9,
+        keyVersion: 1,
+        plaintext: utf8Encode('secret'),
+        aad: utf8Encode('a'),
+      });
       for (let i = 0; i < sealed.length; i++) {
         for (let bit = 0; bit < 8; bit++) {
           const copy = sealed.slice();
@@ -234,7 +313,15 @@ describe('envelope', () => {
   });
 
   it('the text form is strict', () => {
-    const sealed = envelopeToText(sealEnvelope({ suite: 'aes-256-gcm', key: randomBytes(32), keyId: 1, keyVersion: 1, plaintext: utf8Encode('x') }));
+    const sealed = envelopeToText(
+      sealEnvelope({
+        suite: 'aes-256-gcm',
+        key: randomBytes(32),
+        keyId: 1,
+        keyVersion: 1,
+        plaintext: utf8Encode('x'),
+      }),
+    );
     expect(sealed.startsWith('ens1.')).toBe(true);
     expect(codeOf(() => envelopeFromText(sealed.replace('ens1.', 'ens2.')))).toBe('ERR_MALFORMED');
     expect(codeOf(() => envelopeFromText(sealed + '='))).toBe('ERR_MALFORMED');
@@ -243,7 +330,13 @@ describe('envelope', () => {
 
   it('random and mutated input never crashes or opens', () => {
     const key = randomBytes(32);
-    const good = sealEnvelope({ suite: 'aes-256-gcm', key, keyId: 1, keyVersion: 1, plaintext: utf8Encode('p') });
+    const good = sealEnvelope({
+      suite: 'aes-256-gcm',
+      key,
+      keyId: 1,
+      keyVersion: 1,
+      plaintext: utf8Encode('p'),
+    });
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (bytes) => {
         const code = codeOf(() => openEnvelope(bytes, key));
@@ -252,11 +345,20 @@ describe('envelope', () => {
       { numRuns: 2000 },
     );
     fc.assert(
-      fc.property(fc.nat(good.length - 1), fc.uint8Array({ maxLength: 8 }), fc.nat(good.length), (at, extra, cut) => {
-        const mutated = new Uint8Array([...good.subarray(0, at), ...extra, ...good.subarray(at + 1)]).subarray(0, cut);
-        const code = codeOf(() => openEnvelope(mutated, key));
-        expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_MALFORMED']).toContain(code);
-      }),
+      fc.property(
+        fc.nat(good.length - 1),
+        fc.uint8Array({ maxLength: 8 }),
+        fc.nat(good.length),
+        (at, extra, cut) => {
+          const mutated = new Uint8Array([
+            ...good.subarray(0, at),
+            ...extra,
+            ...good.subarray(at + 1),
+          ]).subarray(0, cut);
+          const code = codeOf(() => openEnvelope(mutated, key));
+          expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_MALFORMED']).toContain(code);
+        },
+      ),
       { numRuns: 2000 },
     );
     fc.assert(
@@ -276,13 +378,21 @@ describe('passphrase envelopes', () => {
   it('open with the passphrase and fail with any other', async () => {
     const sealed = await sealWithPassphrase('pw-1', 'data', { params: CHEAP, aad: 'ctx' });
     expect(utf8Decode(await openWithPassphrase('pw-1', sealed, { aad: 'ctx' }))).toBe('data');
-    await expect(openWithPassphrase('pw-2', sealed, { aad: 'ctx' })).rejects.toMatchObject({ code: 'ERR_DECRYPT_FAILED' });
-    await expect(openWithPassphrase('pw-1', sealed, { aad: 'other' })).rejects.toMatchObject({ code: 'ERR_DECRYPT_FAILED' });
+    await expect(openWithPassphrase('pw-2', sealed, { aad: 'ctx' })).rejects.toMatchObject({
+      code: 'ERR_DECRYPT_FAILED',
+    });
+    await expect(openWithPassphrase('pw-1', sealed, { aad: 'other' })).rejects.toMatchObject({
+      code: 'ERR_DECRYPT_FAILED',
+    });
   });
 
   it('defaults to OWASP Argon2id parameters', async () => {
     const sealed = await sealWithPassphrase('pw', 'x');
-    expect(parseEnvelope(envelopeFromText(sealed)).kdf).toMatchObject({ memoryKiB: 19456, iterations: 2, parallelism: 1 });
+    expect(parseEnvelope(envelopeFromText(sealed)).kdf).toMatchObject({
+      memoryKiB: 19456,
+      iterations: 2,
+      parallelism: 1,
+    });
   });
 
   it('refuses hostile KDF parameters before doing any work', async () => {
@@ -296,6 +406,8 @@ describe('passphrase envelopes', () => {
   });
 
   it('rejects an empty passphrase', async () => {
-    await expect(sealWithPassphrase('', 'x', { params: CHEAP })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' });
+    await expect(sealWithPassphrase('', 'x', { params: CHEAP })).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+    });
   });
 });

@@ -78,7 +78,12 @@ describe('encryption keysets', () => {
       ks.rotate(alg);
       values.push(ks.encrypt(alg));
     }
-    expect(values.map((v) => ks.decryptString(v))).toEqual(['a', 'xchacha20-poly1305', 'aes-256-gcm-hkdf-commit', 'aes-256-gcm']);
+    expect(values.map((v) => ks.decryptString(v))).toEqual([
+      'a',
+      'xchacha20-poly1305',
+      'aes-256-gcm-hkdf-commit',
+      'aes-256-gcm',
+    ]);
   });
 
   it('rotates automatically at the usage limit', () => {
@@ -98,7 +103,9 @@ describe('encryption keysets', () => {
 
   it('sets the default limit to half the random-nonce bound for 96-bit nonces', () => {
     expect(Keyset.generate({ purpose: 'encrypt' }).usageLimit()).toBe(2 ** 31);
-    expect(Keyset.generate({ purpose: 'encrypt', algorithm: 'xchacha20-poly1305' }).usageLimit()).toBe(Number.MAX_SAFE_INTEGER);
+    expect(Keyset.generate({ purpose: 'encrypt', algorithm: 'xchacha20-poly1305' }).usageLimit()).toBe(
+      Number.MAX_SAFE_INTEGER,
+    );
   });
 });
 
@@ -156,10 +163,14 @@ describe('keysets at rest', () => {
     const ks = Keyset.generate({ purpose: 'encrypt' });
     const c = ks.encrypt('x');
     const sealed = sealKeyset(ks, kek);
-    expect(JSON.stringify(sealed)).not.toContain(ks.exportPlaintext({ allowPlaintextKeyMaterial: true }).versions[0]!.key);
+    expect(JSON.stringify(sealed)).not.toContain(
+      ks.exportPlaintext({ allowPlaintextKeyMaterial: true }).versions[0]!.key,
+    );
     expect(openKeyset(JSON.parse(JSON.stringify(sealed)), kek).decryptString(c)).toBe('x');
     expect(codeOf(() => openKeyset(sealed, KeyEncryptionKey.generate()))).toBe('ERR_KEY_NOT_FOUND');
-    expect(codeOf(() => openKeyset({ ...sealed, id: (sealed.id ^ 1) >>> 0 }, kek))).toBe('ERR_DECRYPT_FAILED');
+    expect(codeOf(() => openKeyset({ ...sealed, id: (sealed.id ^ 1) >>> 0 }, kek))).toBe(
+      'ERR_DECRYPT_FAILED',
+    );
     expect(codeOf(() => openKeyset({ ...sealed, purpose: 'sign' }, kek))).toBe('ERR_DECRYPT_FAILED');
   });
 
@@ -177,13 +188,19 @@ describe('keysets at rest', () => {
     const ks = Keyset.generate({ purpose: 'mac' });
     const sealed = await sealKeysetWithPassphrase(ks, 'pass phrase', CHEAP);
     expect((await openKeysetWithPassphrase(sealed, 'pass phrase')).id).toBe(ks.id);
-    await expect(openKeysetWithPassphrase(sealed, 'wrong')).rejects.toMatchObject({ code: 'ERR_DECRYPT_FAILED' });
+    await expect(openKeysetWithPassphrase(sealed, 'wrong')).rejects.toMatchObject({
+      code: 'ERR_DECRYPT_FAILED',
+    });
   });
 
   it('plaintext export and import need the explicit flag', () => {
     const ks = Keyset.generate({ purpose: 'encrypt' });
-    expect(codeOf(() => ks.exportPlaintext({ allowPlaintextKeyMaterial: false }))).toBe('ERR_EXPORT_FORBIDDEN');
-    expect(codeOf(() => Keyset.fromPlaintext({}, { allowPlaintextKeyMaterial: false }))).toBe('ERR_EXPORT_FORBIDDEN');
+    expect(codeOf(() => ks.exportPlaintext({ allowPlaintextKeyMaterial: false }))).toBe(
+      'ERR_EXPORT_FORBIDDEN',
+    );
+    expect(codeOf(() => Keyset.fromPlaintext({}, { allowPlaintextKeyMaterial: false }))).toBe(
+      'ERR_EXPORT_FORBIDDEN',
+    );
     const json = ks.exportPlaintext({ allowPlaintextKeyMaterial: true });
     const back = Keyset.fromPlaintext(json, { allowPlaintextKeyMaterial: true });
     expect(back.decryptString(ks.encrypt('y'))).toBe('y');
@@ -211,29 +228,53 @@ describe('keysets at rest', () => {
   it('mutated keyset JSON and sealed keysets yield typed errors', () => {
     const kek = KeyEncryptionKey.generate();
     const ks = Keyset.generate({ purpose: 'encrypt' });
-    const json = ks.exportPlaintext({ allowPlaintextKeyMaterial: true }) as unknown as Record<string, unknown>;
+    const json = ks.exportPlaintext({ allowPlaintextKeyMaterial: true }) as unknown as Record<
+      string,
+      unknown
+    >;
     const sealed = sealKeyset(ks, kek) as unknown as Record<string, unknown>;
-    const anyValue = fc.oneof(fc.string(), fc.integer(), fc.constant(null), fc.boolean(), fc.array(fc.nat()), fc.double());
+    const anyValue = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.constant(null),
+      fc.boolean(),
+      fc.array(fc.nat()),
+      fc.double(),
+    );
     fc.assert(
       fc.property(fc.constantFrom(...Object.keys(json)), anyValue, (field, value) => {
-        const code = codeOf(() => Keyset.fromPlaintext({ ...json, [field]: value }, { allowPlaintextKeyMaterial: true }));
+        const code = codeOf(() =>
+          Keyset.fromPlaintext({ ...json, [field]: value }, { allowPlaintextKeyMaterial: true }),
+        );
         expect(['ERR_MALFORMED', 'no error']).toContain(code);
       }),
     );
     fc.assert(
       fc.property(fc.constantFrom(...Object.keys(sealed)), anyValue, (field, value) => {
         const code = codeOf(() => openKeyset({ ...sealed, [field]: value }, kek));
-        expect(['ERR_MALFORMED', 'ERR_DECRYPT_FAILED', 'ERR_KEY_NOT_FOUND', 'ERR_KEK_MISSING', 'ERR_UNSUPPORTED']).toContain(code);
+        expect([
+          'ERR_MALFORMED',
+          'ERR_DECRYPT_FAILED',
+          'ERR_KEY_NOT_FOUND',
+          'ERR_KEK_MISSING',
+          'ERR_UNSUPPORTED',
+        ]).toContain(code);
       }),
     );
     fc.assert(
-      fc.property(fc.nat((sealed.data as string).length - 1), fc.string({ minLength: 1, maxLength: 1 }), (at, ch) => {
-        const data = sealed.data as string;
-        const mutated = data.slice(0, at) + ch + data.slice(at + 1);
-        if (mutated === data) return;
-        const code = codeOf(() => openKeyset({ ...sealed, data: mutated }, kek));
-        expect(['ERR_MALFORMED', 'ERR_DECRYPT_FAILED', 'ERR_KEY_NOT_FOUND', 'ERR_UNSUPPORTED']).toContain(code);
-      }),
+      fc.property(
+        fc.nat((sealed.data as string).length - 1),
+        fc.string({ minLength: 1, maxLength: 1 }),
+        (at, ch) => {
+          const data = sealed.data as string;
+          const mutated = data.slice(0, at) + ch + data.slice(at + 1);
+          if (mutated === data) return;
+          const code = codeOf(() => openKeyset({ ...sealed, data: mutated }, kek));
+          expect(['ERR_MALFORMED', 'ERR_DECRYPT_FAILED', 'ERR_KEY_NOT_FOUND', 'ERR_UNSUPPORTED']).toContain(
+            code,
+          );
+        },
+      ),
     );
   });
 
@@ -242,6 +283,8 @@ describe('keysets at rest', () => {
     const ks = Keyset.generate({ purpose: 'encrypt' });
     const stored = JSON.stringify(sealKeyset(ks, kek));
     const c = ks.encrypt(utf8Encode('bytes'));
-    expect(openKeyset(JSON.parse(stored), KeyEncryptionKey.fromText(kek.toText())).decryptString(c)).toBe('bytes');
+    expect(openKeyset(JSON.parse(stored), KeyEncryptionKey.fromText(kek.toText())).decryptString(c)).toBe(
+      'bytes',
+    );
   });
 });
