@@ -6,7 +6,13 @@ import { unsupported } from './errors.js';
 
 export type { HashName } from './runtime/types.js';
 
-const DIGEST_LENGTH: Readonly<Record<HashName, number>> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 };
+const DIGEST_LENGTH: Readonly<Record<HashName, number>> = {
+  sha1: 20,
+  sha224: 28,
+  sha256: 32,
+  sha384: 48,
+  sha512: 64,
+};
 
 /** Output length in bytes of `hash`; throws ERR_UNSUPPORTED for unknown names. */
 export function digestLength(hash: HashName): number {

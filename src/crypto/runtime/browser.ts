@@ -13,10 +13,10 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { pbkdf2 } from '@noble/hashes/pbkdf2.js';
 import { scrypt } from '@noble/hashes/scrypt.js';
 import { sha1 } from '@noble/hashes/legacy.js';
-import { sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
+import { sha224, sha256, sha384, sha512 } from '@noble/hashes/sha2.js';
 import type { CryptoRuntime, HashName, RuntimeAead } from './types.js';
 
-const HASHES = { sha1, sha256, sha384, sha512 } as const;
+const HASHES = { sha1, sha224, sha256, sha384, sha512 } as const;
 
 function hashFn(name: HashName) {
   return HASHES[name];
@@ -80,7 +80,7 @@ export const runtime: CryptoRuntime = {
     return ctr(key, counterBlock).encrypt(data);
   },
   aesCmac(key, data) {
-    return cmac(key, data);
+    return cmac(data, key);
   },
   digest(hash, data) {
     return hashFn(hash)(data);
@@ -112,7 +112,8 @@ export const runtime: CryptoRuntime = {
   },
   ed25519Verify(pub, message, signature) {
     try {
-      return ed25519.verify(signature, message, pub);
+      // zip215: false = strict RFC 8032 §5.1.7 decoding, matching OpenSSL (noble defaults to ZIP-215 rules).
+      return ed25519.verify(signature, message, pub, { zip215: false });
     } catch {
       return false;
     }
@@ -125,7 +126,8 @@ export const runtime: CryptoRuntime = {
   },
   p256Verify(pub, message, signature) {
     try {
-      return p256.verify(signature, message, pub);
+      // lowS: false accepts both s and n-s, as ECDSA (and OpenSSL, which does not normalise s) does.
+      return p256.verify(signature, message, pub, { lowS: false });
     } catch {
       return false;
     }

@@ -176,7 +176,7 @@ export const runtime: CryptoRuntime = {
   aesCbcDecrypt,
   aesCtr,
   aesCmac(key, data) {
-    return cmac(key, data);
+    return cmac(data, key);
   },
   digest(hash: HashName, data) {
     return view(createHash(hash).update(data).digest());

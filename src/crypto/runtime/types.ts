@@ -11,7 +11,7 @@
 /** AEADs the platform provides natively. XChaCha20-Poly1305 is layered on top in aead.ts. */
 export type RuntimeAead = 'aes-128-gcm' | 'aes-256-gcm' | 'chacha20-poly1305';
 
-export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+export type HashName = 'sha1' | 'sha224' | 'sha256' | 'sha384' | 'sha512';
 
 export interface ScryptCost {
   /** CPU/memory cost, a power of two. */
