@@ -34,3 +34,11 @@ export {
   type KeysetJson,
   type KeyVersionJson,
 } from './keyset-json.js';
+export {
+  Fernet,
+  generateFernetKey,
+  fernetKeyFromPassword,
+  FERNET_MAX_CLOCK_SKEW_SECONDS,
+  type FernetDecryptOptions,
+} from './fernet.js';
+export { parsePhc, formatPhc, type PhcAlgorithm, type PhcHash } from './phc.js';

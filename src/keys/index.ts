@@ -12,3 +12,12 @@ export {
   type SealedKeyset,
 } from './sealed-keyset.js';
 export { defaultUsageLimit } from './usage-limits.js';
+export {
+  hashPassword,
+  verifyPassword,
+  assertPassword,
+  needsRehash,
+  deriveKeyFromPassword,
+  DEFAULT_PASSWORD_POLICY,
+  type PasswordPolicy,
+} from './passwords.js';
