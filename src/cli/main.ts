@@ -4,19 +4,20 @@
  * the program; this file only wires them together and turns errors into `enseal: error:` lines and exit codes.
  */
 import { Command } from 'commander';
-import { runCli } from './run.js';
+import { configureProgram, runCli } from './run.js';
 import { registerFernet } from './commands/fernet.js';
+import { registerKeyset } from './commands/keyset.js';
+import { registerPassword } from './commands/password.js';
 
 export function buildProgram(): Command {
-  const program = new Command('enseal')
-    .description(
-      'Protect application data: authenticated envelopes, keysets with rotation, Fernet, HPKE/JWE,\n' +
-        'age-format file encryption, and key management.',
-    )
+  const program = configureProgram(new Command('enseal'))
+    .description('Protect application data: envelopes, keysets, Fernet, age-format files, passwords.')
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
+  registerKeyset(program);
   registerFernet(program);
+  registerPassword(program);
   return program;
 }
 

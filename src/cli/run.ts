@@ -67,11 +67,14 @@ export function printError(err: unknown, json: boolean): number {
   return ExitCode.FAILURE;
 }
 
-export async function runCli(program: Command, argv: readonly string[]): Promise<void> {
-  program.exitOverride();
-  program.configureOutput({
+/** Settings every command inherits; apply before adding subcommands, which copy them when created. */
+export function configureProgram(program: Command): Command {
+  return program.exitOverride().configureOutput({
     outputError: (str, write) => write(str.startsWith('error:') ? `enseal: ${str}` : str),
   });
+}
+
+export async function runCli(program: Command, argv: readonly string[]): Promise<void> {
   try {
     await program.parseAsync(argv as string[]);
   } catch (err) {
