@@ -42,3 +42,15 @@ export {
   type FernetDecryptOptions,
 } from './fernet.js';
 export { parsePhc, formatPhc, type PhcAlgorithm, type PhcHash } from './phc.js';
+export {
+  generateHpkeKeyPair,
+  hpkeSeal,
+  hpkeOpen,
+  hpkeToText,
+  hpkeFromText,
+  parseHpkeHeader,
+  type HpkeKeyPair,
+  type HpkeOpenOptions,
+  type HpkeSealOptions,
+  type HpkeSuiteName,
+} from './hpke.js';
