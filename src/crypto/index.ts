@@ -56,4 +56,5 @@ export {
 } from './signatures.js';
 export { rsaOaepGenerateKeyPair, rsaOaepEncrypt, rsaOaepDecrypt, type RsaKeyPairDer } from './rsa-oaep.js';
 export { aesCbcEncrypt, aesCbcDecrypt, aesCtr, aesCmac } from './aes-modes.js';
+export { eaxEncrypt, eaxDecrypt, eaxDecryptUnauthenticated } from './eax.js';
 export { runtimeName } from './runtime-name.js';

@@ -149,7 +149,8 @@ export async function hpkeSeal(
 
 /** Parses the header of a sealed payload (unauthenticated until opened). */
 export function parseHpkeHeader(sealed: Uint8Array): { mode: 'base' | 'auth'; aeadId: number } {
-  if (!(sealed instanceof Uint8Array) || sealed.length < HEADER + 16) throw malformed('HPKE payload', 'too short');
+  if (!(sealed instanceof Uint8Array) || sealed.length < HEADER + 16)
+    throw malformed('HPKE payload', 'too short');
   if (sealed[0] !== VERSION) throw unsupported(`unsupported HPKE payload version ${sealed[0]}`);
   const mode = sealed[1];
   if (mode !== MODE_BASE && mode !== MODE_AUTH) throw unsupported(`unsupported HPKE mode ${mode}`);
@@ -170,7 +171,10 @@ export async function hpkeOpen(
 ): Promise<Uint8Array> {
   const { mode, aeadId } = parseHpkeHeader(sealed);
   if (mode === 'auth' && options.senderPublicKey === undefined) {
-    throw new EnsealError(ErrorCode.KEK_MISSING, 'this message is sender-authenticated: pass senderPublicKey');
+    throw new EnsealError(
+      ErrorCode.KEK_MISSING,
+      'this message is sender-authenticated: pass senderPublicKey',
+    );
   }
   if (mode === 'base' && options.senderPublicKey !== undefined) {
     // The caller expects an authenticated sender; a Base-mode message cannot prove one.
@@ -184,7 +188,9 @@ export async function hpkeOpen(
       recipientKey: recipient,
       enc: sealed.slice(8, HEADER),
       info: bytesOf('info', options.info),
-      ...(options.senderPublicKey ? { senderPublicKey: await publicKeyOf(suite, options.senderPublicKey, 'senderPublicKey') } : {}),
+      ...(options.senderPublicKey
+        ? { senderPublicKey: await publicKeyOf(suite, options.senderPublicKey, 'senderPublicKey') }
+        : {}),
     });
     return new Uint8Array(await ctx.open(sealed.slice(HEADER), concatBytes(h, bytesOf('aad', options.aad))));
   } catch (err) {
@@ -198,6 +204,7 @@ export function hpkeToText(sealed: Uint8Array): string {
 }
 
 export function hpkeFromText(text: string): Uint8Array {
-  if (typeof text !== 'string' || !text.startsWith(TEXT_PREFIX)) throw malformed('HPKE payload', `must start with "${TEXT_PREFIX}"`);
+  if (typeof text !== 'string' || !text.startsWith(TEXT_PREFIX))
+    throw malformed('HPKE payload', `must start with "${TEXT_PREFIX}"`);
   return base64UrlDecode(text.slice(TEXT_PREFIX.length), 'HPKE payload');
 }

@@ -54,3 +54,5 @@ export {
   type HpkeSealOptions,
   type HpkeSuiteName,
 } from './hpke.js';
+export { generateJweKeyPair, encryptJwe, decryptJwe, type JweKeyAlgorithm, type JweKeyPair } from './jwe.js';
+export { decryptLegacyEax, decryptLegacyEaxUnauthenticated, decryptLegacyRsaCbc } from './legacy.js';

@@ -62,7 +62,11 @@ describe('RFC 9180 HPKE vectors', () => {
     let encryptions = 0;
     let exports = 0;
     for (const v of vectors) {
-      const suite = new CipherSuite({ kem: KEMS[v.kem_id]!(), kdf: KDFS[v.kdf_id]!(), aead: AEADS[v.aead_id]!() });
+      const suite = new CipherSuite({
+        kem: KEMS[v.kem_id]!(),
+        kdf: KDFS[v.kdf_id]!(),
+        aead: AEADS[v.aead_id]!(),
+      });
       const recipient = await suite.kem.deriveKeyPair(hexDecode(v.ikmR));
       const mode = MODES[Number(v.mode)]!;
       const psk = v.psk ? { psk: { key: hexDecode(v.psk), id: hexDecode(v.psk_id!) } } : {};
@@ -74,7 +78,9 @@ describe('RFC 9180 HPKE vectors', () => {
         ...psk,
         ...(sender ? { senderKey: sender } : {}),
       });
-      expect(hexEncode(new Uint8Array(senderCtx.enc)), `${v.kem_id}/${v.kdf_id}/${v.aead_id} ${mode}`).toBe(v.enc);
+      expect(hexEncode(new Uint8Array(senderCtx.enc)), `${v.kem_id}/${v.kdf_id}/${v.aead_id} ${mode}`).toBe(
+        v.enc,
+      );
       const recipientCtx = await suite.createRecipientContext({
         recipientKey: recipient,
         enc: hexDecode(v.enc),
@@ -92,14 +98,18 @@ describe('RFC 9180 HPKE vectors', () => {
           seq++;
           const ct = new Uint8Array(await senderCtx.seal(hexDecode(e.pt), hexDecode(e.aad)));
           expect(hexEncode(ct)).toBe(e.ct);
-          expect(hexEncode(new Uint8Array(await recipientCtx.open(hexDecode(e.ct), hexDecode(e.aad))))).toBe(e.pt);
+          expect(hexEncode(new Uint8Array(await recipientCtx.open(hexDecode(e.ct), hexDecode(e.aad))))).toBe(
+            e.pt,
+          );
           encryptions++;
         }
       }
       for (const x of v.exports) {
         const value = new Uint8Array(await recipientCtx.export(hexDecode(x.exporter_context), x.L));
         expect(hexEncode(value)).toBe(x.exported_value);
-        expect(hexEncode(new Uint8Array(await senderCtx.export(hexDecode(x.exporter_context), x.L)))).toBe(x.exported_value);
+        expect(hexEncode(new Uint8Array(await senderCtx.export(hexDecode(x.exporter_context), x.L)))).toBe(
+          x.exported_value,
+        );
         exports++;
       }
       perMode.set(mode, (perMode.get(mode) ?? 0) + 1);

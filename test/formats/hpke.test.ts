@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EnsealError, utf8Decode } from '../../src/crypto/index.js';
-import { generateHpkeKeyPair, hpkeFromText, hpkeOpen, hpkeSeal, hpkeToText, parseHpkeHeader } from '../../src/formats/index.js';
+import {
+  generateHpkeKeyPair,
+  hpkeFromText,
+  hpkeOpen,
+  hpkeSeal,
+  hpkeToText,
+  parseHpkeHeader,
+} from '../../src/formats/index.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -19,12 +26,18 @@ describe('HPKE payloads', () => {
     for (const suite of ['x25519-hkdf-sha256-aes-256-gcm', 'x25519-hkdf-sha256-chacha20-poly1305'] as const) {
       const sealed = await hpkeSeal(bob.publicKey, 'hi bob', { info: 'app', aad: 'msg-1', suite });
       expect(parseHpkeHeader(sealed).mode).toBe('base');
-      expect(utf8Decode(await hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-1' }))).toBe('hi bob');
-      expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { info: 'other', aad: 'msg-1' }))).toBe('ERR_DECRYPT_FAILED');
-      expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-2' }))).toBe('ERR_DECRYPT_FAILED');
-      expect(await codeOf(hpkeOpen(generateHpkeKeyPair().privateKey, sealed, { info: 'app', aad: 'msg-1' }))).toBe(
+      expect(utf8Decode(await hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-1' }))).toBe(
+        'hi bob',
+      );
+      expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { info: 'other', aad: 'msg-1' }))).toBe(
         'ERR_DECRYPT_FAILED',
       );
+      expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-2' }))).toBe(
+        'ERR_DECRYPT_FAILED',
+      );
+      expect(
+        await codeOf(hpkeOpen(generateHpkeKeyPair().privateKey, sealed, { info: 'app', aad: 'msg-1' })),
+      ).toBe('ERR_DECRYPT_FAILED');
     }
   });
 
@@ -34,12 +47,18 @@ describe('HPKE payloads', () => {
     const mallory = generateHpkeKeyPair();
     const sealed = await hpkeSeal(bob.publicKey, 'signed-ish', { sender: alice });
     expect(parseHpkeHeader(sealed).mode).toBe('auth');
-    expect(utf8Decode(await hpkeOpen(bob.privateKey, sealed, { senderPublicKey: alice.publicKey }))).toBe('signed-ish');
-    expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { senderPublicKey: mallory.publicKey }))).toBe('ERR_DECRYPT_FAILED');
+    expect(utf8Decode(await hpkeOpen(bob.privateKey, sealed, { senderPublicKey: alice.publicKey }))).toBe(
+      'signed-ish',
+    );
+    expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { senderPublicKey: mallory.publicKey }))).toBe(
+      'ERR_DECRYPT_FAILED',
+    );
     expect(await codeOf(hpkeOpen(bob.privateKey, sealed))).toBe('ERR_KEK_MISSING');
     // A Base-mode message never satisfies a caller who expects a particular sender.
     const base = await hpkeSeal(bob.publicKey, 'anon');
-    expect(await codeOf(hpkeOpen(bob.privateKey, base, { senderPublicKey: alice.publicKey }))).toBe('ERR_DECRYPT_FAILED');
+    expect(await codeOf(hpkeOpen(bob.privateKey, base, { senderPublicKey: alice.publicKey }))).toBe(
+      'ERR_DECRYPT_FAILED',
+    );
   });
 
   it('the text form round-trips', async () => {
@@ -55,7 +74,9 @@ describe('HPKE payloads', () => {
     for (let i = 0; i < sealed.length; i++) {
       const copy = sealed.slice();
       copy[i]! ^= 0x01;
-      expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_INVALID_ARGUMENT']).toContain(await codeOf(hpkeOpen(bob.privateKey, copy)));
+      expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_INVALID_ARGUMENT']).toContain(
+        await codeOf(hpkeOpen(bob.privateKey, copy)),
+      );
     }
   });
 

@@ -38,7 +38,9 @@ export function runWycheproof<G>(
       try {
         outcome = check(group, tc);
       } catch (err) {
-        throw new Error(`${file} tcId ${tc.tcId} (${tc.result}: ${tc.comment}): ${(err as Error).message}`, { cause: err });
+        throw new Error(`${file} tcId ${tc.tcId} (${tc.result}: ${tc.comment}): ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       if (outcome.kind === 'pass') {
         if (tc.result === 'invalid') counts.invalid++;
