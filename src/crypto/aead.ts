@@ -12,6 +12,7 @@ import { runtime } from '#runtime';
 import type { RuntimeAead } from './runtime/types.js';
 import { assertBytes, concatBytes } from './bytes.js';
 import { decryptFailed, unsupported } from './errors.js';
+import { randomPublicBytes } from './random.js';
 
 export type AeadAlgorithm = 'aes-256-gcm' | 'chacha20-poly1305' | 'xchacha20-poly1305';
 
@@ -81,17 +82,33 @@ export function aeadSeal(
   plaintext: Uint8Array,
   aad: Uint8Array = EMPTY,
 ): Uint8Array {
+  return aeadSealWithRoom(alg, key, nonce, plaintext, aad, 0);
+}
+
+/**
+ * {@link aeadSeal} whose result starts with `room` bytes for the caller's header, which the caller MUST
+ * overwrite (they may be uninitialised). Formats that put a header before the ciphertext then need no second
+ * copy of it, which matters for large values.
+ */
+export function aeadSealWithRoom(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+  room: number,
+): Uint8Array {
   check(alg, key, nonce, aad);
   assertBytes('plaintext', plaintext);
   if (alg === 'xchacha20-poly1305') {
     const [subkey, inner] = xchachaInputs(key, nonce);
     try {
-      return runtime.aeadSeal('chacha20-poly1305', subkey, inner, plaintext, aad);
+      return runtime.aeadSeal('chacha20-poly1305', subkey, inner, plaintext, aad, room);
     } finally {
       subkey.fill(0);
     }
   }
-  return runtime.aeadSeal(alg as RuntimeAead, key, nonce, plaintext, aad);
+  return runtime.aeadSeal(alg as RuntimeAead, key, nonce, plaintext, aad, room);
 }
 
 /**
@@ -127,8 +144,7 @@ export function aeadSealWithRandomNonce(
   plaintext: Uint8Array,
   aad: Uint8Array = EMPTY,
 ): Uint8Array {
-  const nonce = new Uint8Array(aeadParams(alg).nonceLength);
-  runtime.randomFill(nonce);
+  const nonce = randomPublicBytes(aeadParams(alg).nonceLength);
   return concatBytes(nonce, aeadSeal(alg, key, nonce, plaintext, aad));
 }
 

@@ -3,6 +3,7 @@
  * alphabet, bad padding, non-zero trailing bits), because lenient base64 makes one ciphertext have many
  * spellings, which breaks equality checks, caches and audit trails. Portable: no Buffer, no atob.
  */
+import { runtime } from '#runtime';
 import { malformed } from './errors.js';
 
 const STD = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -66,19 +67,23 @@ function decode(text: string, table: Int16Array, padding: Padding, what: string)
   return out;
 }
 
+const native = runtime.base64;
+
 /** Standard base64 with padding (RFC 4648 §4). */
 export function base64Encode(bytes: Uint8Array): string {
-  return encode(bytes, STD, true);
+  return native ? native.encode(bytes, false) : encode(bytes, STD, true);
 }
 
 /** Strict standard base64; padding required. */
 export function base64Decode(text: string, what = 'base64'): Uint8Array {
-  return decode(text, STD_REV, 'required', what);
+  return decodeStrict(text, false, 'required', what);
 }
 
 /** URL-safe base64 (RFC 4648 §5), without padding unless asked. */
 export function base64UrlEncode(bytes: Uint8Array, pad = false): string {
-  return encode(bytes, URL, pad);
+  if (native === undefined) return encode(bytes, URL, pad);
+  const s = native.encode(bytes, true);
+  return pad ? s + '='.repeat((4 - (s.length % 4)) % 4) : s;
 }
 
 /** Strict URL-safe base64; `padding` says whether `=` must, must not, or may appear. */
@@ -87,7 +92,26 @@ export function base64UrlDecode(
   what = 'base64url',
   padding: Padding = 'forbidden',
 ): Uint8Array {
-  return decode(text, URL_REV, padding, what);
+  return decodeStrict(text, true, padding, what);
+}
+
+/**
+ * Native decoders are lenient (they skip junk and accept any padding), so their result is accepted only when
+ * re-encoding gives back exactly the input; otherwise the portable strict decoder runs to name the problem.
+ */
+function decodeStrict(text: string, url: boolean, padding: Padding, what: string): Uint8Array {
+  if (native !== undefined && typeof text === 'string') {
+    const out = native.decode(text, url);
+    const again = url ? native.encode(out, true) : native.encode(out, false);
+    const pad = url ? '='.repeat((4 - (again.length % 4)) % 4) : '';
+    if (
+      text === again + (padding === 'required' ? pad : '') ||
+      (padding === 'optional' && url && text === again + pad)
+    ) {
+      return out;
+    }
+  }
+  return decode(text, url ? URL_REV : STD_REV, padding, what);
 }
 
 const HEX = '0123456789abcdef';

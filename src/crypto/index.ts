@@ -30,12 +30,13 @@ export {
   hexEncode,
   hexDecode,
 } from './encoding.js';
-export { randomBytes, randomUint32 } from './random.js';
+export { randomBytes, randomPublicBytes, randomUint32 } from './random.js';
 export { constantTimeEqual } from './compare.js';
 export {
   AEAD_PARAMS,
   aeadParams,
   aeadSeal,
+  aeadSealWithRoom,
   aeadOpen,
   aeadSealWithRandomNonce,
   aeadOpenWithNonce,

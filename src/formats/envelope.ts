@@ -23,7 +23,7 @@ import {
   EnsealError,
   ErrorCode,
   aeadOpen,
-  aeadSeal,
+  aeadSealWithRoom,
   aeadParams,
   assertBytes,
   base64UrlDecode,
@@ -33,7 +33,7 @@ import {
   decryptFailed,
   hkdf,
   malformed,
-  randomBytes,
+  randomPublicBytes,
   readUint32BE,
   unsupported,
   utf8Encode,
@@ -130,9 +130,9 @@ export interface ParsedEnvelope {
   readonly suite: EnvelopeSuite;
   readonly keyId: number;
   readonly keyVersion: number;
-  readonly kdf?: PassphraseKdfParams;
+  readonly kdf: PassphraseKdfParams | undefined;
   readonly nonce: Uint8Array;
-  readonly commitment?: Uint8Array;
+  readonly commitment: Uint8Array | undefined;
   readonly header: Uint8Array;
   readonly body: Uint8Array;
 }
@@ -200,27 +200,32 @@ export function sealEnvelope(input: SealInput): Uint8Array {
   assertBytes('plaintext', input.plaintext);
   const aad = input.aad ?? EMPTY;
   assertBytes('aad', aad);
-  const nonce = input.nonce ?? randomBytes(spec.nonceLength);
+  const nonce = input.nonce ?? randomPublicBytes(spec.nonceLength);
   assertBytes('nonce', nonce, spec.nonceLength);
 
   const hlen = headerLength(spec);
-  const out = new Uint8Array(hlen + input.plaintext.length + TAG_LENGTH);
-  out[0] = ENVELOPE_VERSION;
-  out[1] = spec.id;
-  let offset = writeSuiteHeader(out, spec, input);
-  out.set(nonce, offset);
+  const header = new Uint8Array(hlen);
+  header[0] = ENVELOPE_VERSION;
+  header[1] = spec.id;
+  let offset = writeSuiteHeader(header, spec, input);
+  header.set(nonce, offset);
   offset += spec.nonceLength;
 
   let key = input.key;
   let aeadNonce = nonce;
   if (spec.committing) {
-    const [messageKey, commitment] = commitKeys(input.key, nonce, out.subarray(0, offset - spec.nonceLength));
-    out.set(commitment, offset);
+    const [messageKey, commitment] = commitKeys(
+      input.key,
+      nonce,
+      header.subarray(0, offset - spec.nonceLength),
+    );
+    header.set(commitment, offset);
     key = messageKey;
     aeadNonce = ZERO_NONCE;
   }
-  const header = out.subarray(0, hlen);
-  out.set(aeadSeal(spec.aead, key, aeadNonce, input.plaintext, associatedData(header, aad)), hlen);
+  // The AEAD leaves room for the header in front of the ciphertext, so the body is never copied twice.
+  const out = aeadSealWithRoom(spec.aead, key, aeadNonce, input.plaintext, associatedData(header, aad), hlen);
+  out.set(header, 0);
   if (spec.committing) key.fill(0);
   return out;
 }
@@ -262,33 +267,24 @@ export function parseEnvelope(data: Uint8Array): ParsedEnvelope {
   const hlen = headerLength(spec);
   if (data.length < hlen + TAG_LENGTH) throw malformed('envelope', 'truncated');
 
-  let offset = 2;
-  let keyId = 0;
-  let keyVersion = 0;
-  let kdf: PassphraseKdfParams | undefined;
-  if (spec.passphrase) {
-    kdf = {
-      memoryKiB: readUint32BE(data, 2),
-      iterations: readUint32BE(data, 6),
-      parallelism: data[10]!,
-      salt: data.subarray(11, 27),
-    };
-    offset += PASSPHRASE_HEADER;
-  } else {
-    keyId = readUint32BE(data, 2);
-    keyVersion = readUint32BE(data, 6);
-    offset += KEYED_HEADER;
-  }
+  let offset = 2 + (spec.passphrase ? PASSPHRASE_HEADER : KEYED_HEADER);
   const nonce = data.subarray(offset, offset + spec.nonceLength);
   offset += spec.nonceLength;
-  const commitment = spec.committing ? data.subarray(offset, offset + COMMITMENT_LENGTH) : undefined;
+  // A plain object with a fixed shape: this runs on every decrypt.
   return {
     suite: spec.name,
-    keyId,
-    keyVersion,
-    ...(kdf ? { kdf } : {}),
+    keyId: spec.passphrase ? 0 : readUint32BE(data, 2),
+    keyVersion: spec.passphrase ? 0 : readUint32BE(data, 6),
+    kdf: spec.passphrase
+      ? {
+          memoryKiB: readUint32BE(data, 2),
+          iterations: readUint32BE(data, 6),
+          parallelism: data[10]!,
+          salt: data.subarray(11, 27),
+        }
+      : undefined,
     nonce,
-    ...(commitment ? { commitment } : {}),
+    commitment: spec.committing ? data.subarray(offset, offset + COMMITMENT_LENGTH) : undefined,
     header: data.subarray(0, hlen),
     body: data.subarray(hlen),
   };

@@ -48,8 +48,12 @@ export const runtime: CryptoRuntime = {
     // getRandomValues is limited to 65,536 bytes per call.
     for (let i = 0; i < out.length; i += 65536) globalThis.crypto.getRandomValues(out.subarray(i, i + 65536));
   },
-  aeadSeal(alg, key, nonce, plaintext, aad) {
-    return aead(alg, key, nonce, aad).encrypt(plaintext);
+  aeadSeal(alg, key, nonce, plaintext, aad, room = 0) {
+    const sealed = aead(alg, key, nonce, aad).encrypt(plaintext);
+    if (room === 0) return sealed;
+    const out = new Uint8Array(room + sealed.length);
+    out.set(sealed, room);
+    return out;
   },
   aeadOpen(alg, key, nonce, sealed, aad) {
     try {

@@ -20,17 +20,30 @@ export interface ScryptCost {
   p: number;
 }
 
+/** Optional native base64 (Node's Buffer), lenient: the strict checks stay in encoding.ts. */
+export interface NativeBase64 {
+  /** Unpadded when `url`, padded otherwise. */
+  encode(bytes: Uint8Array, url: boolean): string;
+  decode(text: string, url: boolean): Uint8Array;
+}
+
 export interface CryptoRuntime {
   readonly name: 'node' | 'browser';
+  /** A native base64 codec when the platform has one; encoding.ts falls back to portable code. */
+  readonly base64?: NativeBase64;
   /** Fills `out` from the platform CSPRNG. */
   randomFill(out: Uint8Array): void;
-  /** Returns ciphertext || 16-byte tag. */
+  /**
+   * Returns ciphertext || 16-byte tag, preceded by `room` bytes that the caller MUST overwrite (they may be
+   * uninitialised), so a format can put its header in front without copying the ciphertext again.
+   */
   aeadSeal(
     alg: RuntimeAead,
     key: Uint8Array,
     nonce: Uint8Array,
     plaintext: Uint8Array,
     aad: Uint8Array,
+    room?: number,
   ): Uint8Array;
   /** Returns the plaintext, or null when the tag does not verify. Never throws for bad ciphertext. */
   aeadOpen(
