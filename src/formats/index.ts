@@ -56,3 +56,4 @@ export {
 } from './hpke.js';
 export { generateJweKeyPair, encryptJwe, decryptJwe, type JweKeyAlgorithm, type JweKeyPair } from './jwe.js';
 export { decryptLegacyEax, decryptLegacyEaxUnauthenticated, decryptLegacyRsaCbc } from './legacy.js';
+export * from './age/index.js';
