@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { configureProgram, runCli } from './run.js';
+import { registerAge } from './commands/age.js';
 import { registerFernet } from './commands/fernet.js';
 import { registerKeyset } from './commands/keyset.js';
 import { registerPassword } from './commands/password.js';
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
+  registerAge(program);
   registerKeyset(program);
   registerFernet(program);
   registerPassword(program);

@@ -56,3 +56,30 @@ export function dearmor(data: Uint8Array): Uint8Array {
     return fail('invalid or non-canonical base64');
   }
 }
+
+/** Incremental armor encoder for streams: emits complete 64-column lines as data arrives. */
+export class ArmorEncoder {
+  #carry = new Uint8Array(0);
+  #started = false;
+
+  push(data: Uint8Array): string {
+    let out = this.#started ? '' : BEGIN + '\n';
+    this.#started = true;
+    const all = new Uint8Array(this.#carry.length + data.length);
+    all.set(this.#carry);
+    all.set(data, this.#carry.length);
+    const whole = all.length - (all.length % 48);
+    const b64 = base64Encode(all.subarray(0, whole));
+    for (let i = 0; i < b64.length; i += 64) out += b64.slice(i, i + 64) + '\n';
+    this.#carry = all.slice(whole);
+    return out;
+  }
+
+  finish(): string {
+    let out = this.#started ? '' : BEGIN + '\n';
+    this.#started = true;
+    if (this.#carry.length > 0) out += base64Encode(this.#carry) + '\n';
+    this.#carry = new Uint8Array(0);
+    return out + END + '\n';
+  }
+}

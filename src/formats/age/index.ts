@@ -8,7 +8,12 @@ export {
   ageDecryptStream,
   type AgeEncryptOptions,
 } from './age.js';
-export { armor as ageArmor, dearmor as ageDearmor, isArmored as isAgeArmored } from './armor.js';
+export {
+  armor as ageArmor,
+  dearmor as ageDearmor,
+  isArmored as isAgeArmored,
+  ArmorEncoder as AgeArmorEncoder,
+} from './armor.js';
 export {
   X25519Recipient as AgeX25519Recipient,
   X25519Identity as AgeX25519Identity,
