@@ -80,7 +80,10 @@ export async function runPipeline(input: Input, target: OutputTarget, transform:
   const tmp = toFile
     ? join(dirname(target.path!), `.${basename(target.path!)}.enseal-${process.pid}.tmp`)
     : undefined;
-  const out: Writable = tmp !== undefined ? createWriteStream(tmp, { mode: 0o600 }) : process.stdout;
+  const out: Writable =
+    tmp !== undefined // A 1 MiB buffer lets the stream batch 64 KiB chunks into few writev calls.
+      ? createWriteStream(tmp, { mode: 0o600, highWaterMark: 1 << 20 })
+      : process.stdout;
   try {
     await pipeline(input.stream, counted, transform, out, { end: tmp !== undefined });
     if (tmp !== undefined) renameSync(tmp, target.path!);

@@ -112,6 +112,22 @@ export function aeadSealWithRoom(
 }
 
 /**
+ * {@link aeadSeal} with the tag returned separately (as WebCrypto-style "detached" APIs do), which saves
+ * joining the two into a new buffer: bulk formats such as age's STREAM write both parts as they are.
+ */
+export function aeadSealDetached(
+  alg: RuntimeAead & AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array = EMPTY,
+): { ciphertext: Uint8Array; tag: Uint8Array } {
+  check(alg, key, nonce, aad);
+  assertBytes('plaintext', plaintext);
+  return runtime.aeadSealDetached(alg, key, nonce, plaintext, aad);
+}
+
+/**
  * Verifies and decrypts ciphertext || tag. Throws ERR_DECRYPT_FAILED, with no detail, when the tag does not
  * verify; no plaintext is ever released from an unauthenticated ciphertext.
  */

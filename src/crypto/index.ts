@@ -37,6 +37,7 @@ export {
   aeadParams,
   aeadSeal,
   aeadSealWithRoom,
+  aeadSealDetached,
   aeadOpen,
   aeadSealWithRandomNonce,
   aeadOpenWithNonce,

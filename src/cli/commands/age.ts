@@ -100,10 +100,10 @@ async function* decryptGen(source: AsyncIterable<Uint8Array>, identities: AgeIde
       armored.push(chunk);
       continue;
     }
-    for (const out of dec.push(chunk)) yield out;
+    yield* dec.push(chunk);
   }
-  if (armored) for (const out of dec.push(ageDearmor(Buffer.concat(armored)))) yield out;
-  for (const out of dec.finish()) yield out;
+  if (armored) yield* dec.push(ageDearmor(Buffer.concat(armored)));
+  yield* dec.finish();
 }
 
 export function registerAge(program: Command): void {

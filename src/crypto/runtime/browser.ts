@@ -55,6 +55,10 @@ export const runtime: CryptoRuntime = {
     out.set(sealed, room);
     return out;
   },
+  aeadSealDetached(alg, key, nonce, plaintext, aad) {
+    const sealed = aead(alg, key, nonce, aad).encrypt(plaintext);
+    return { ciphertext: sealed.subarray(0, sealed.length - 16), tag: sealed.subarray(sealed.length - 16) };
+  },
   aeadOpen(alg, key, nonce, sealed, aad) {
     try {
       return aead(alg, key, nonce, aad).decrypt(sealed);

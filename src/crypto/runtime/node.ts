@@ -167,8 +167,24 @@ function b64u(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
 }
 
+function aeadSealDetached(
+  alg: RuntimeAead,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  plaintext: Uint8Array,
+  aad: Uint8Array,
+) {
+  const cipher = createCipheriv(alg as 'aes-256-gcm', key, nonce);
+  if (aad.length > 0) cipher.setAAD(aad);
+  const body = cipher.update(plaintext);
+  const fin = cipher.final();
+  const ciphertext = fin.length === 0 ? view(body) : view(Buffer.concat([body, fin]));
+  return { ciphertext, tag: view(cipher.getAuthTag()) };
+}
+
 export const runtime: CryptoRuntime = {
   name: 'node',
+  aeadSealDetached,
   base64: {
     encode(bytes, url) {
       return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(

@@ -45,6 +45,14 @@ export interface CryptoRuntime {
     aad: Uint8Array,
     room?: number,
   ): Uint8Array;
+  /** Ciphertext and tag as separate buffers, so bulk callers can write both without joining them. */
+  aeadSealDetached(
+    alg: RuntimeAead,
+    key: Uint8Array,
+    nonce: Uint8Array,
+    plaintext: Uint8Array,
+    aad: Uint8Array,
+  ): { ciphertext: Uint8Array; tag: Uint8Array };
   /** Returns the plaintext, or null when the tag does not verify. Never throws for bad ciphertext. */
   aeadOpen(
     alg: RuntimeAead,

@@ -7,7 +7,7 @@
  * file size. Decryption releases a chunk only after its tag verified; since whether a chunk is the last
  * depends on what follows it, the decryptor holds one sealed chunk back until more data or the end arrives.
  */
-import { aeadOpen, aeadSeal, decryptFailed, EnsealError, ErrorCode } from '../../crypto/index.js';
+import { aeadOpen, aeadSealDetached, decryptFailed, EnsealError, ErrorCode } from '../../crypto/index.js';
 
 export const CHUNK_SIZE = 64 * 1024;
 const TAG = 16;
@@ -69,15 +69,26 @@ export class StreamEncryptor {
     this.#key = payloadKey;
   }
 
-  /** Encrypts what it can; a full chunk is held back until we know whether it is the last. */
+  /**
+   * Encrypts what it can; a full chunk is held back until we know whether it is the last. Whole chunks are
+   * taken from `data` without copying, so callers must not reuse `data`'s memory afterwards (Node and web
+   * streams hand out fresh buffers).
+   */
   push(data: Uint8Array): Uint8Array[] {
     const out: Uint8Array[] = [];
     let offset = 0;
     while (offset < data.length) {
-      offset += this.#block.fill(data.subarray(offset));
-      if (this.#block.full) {
-        if (this.#pending !== undefined) out.push(this.#seal(this.#pending, false));
-        this.#pending = this.#block.take();
+      let chunk: Uint8Array | undefined;
+      if (this.#block.length === 0 && data.length - offset >= CHUNK_SIZE) {
+        chunk = data.subarray(offset, offset + CHUNK_SIZE);
+        offset += CHUNK_SIZE;
+      } else {
+        offset += this.#block.fill(data.subarray(offset));
+        if (this.#block.full) chunk = this.#block.take();
+      }
+      if (chunk !== undefined) {
+        if (this.#pending !== undefined) out.push(...this.#seal(this.#pending, false));
+        this.#pending = chunk;
       }
     }
     return out;
@@ -86,18 +97,25 @@ export class StreamEncryptor {
   finish(): Uint8Array[] {
     const out: Uint8Array[] = [];
     if (this.#block.length > 0) {
-      if (this.#pending !== undefined) out.push(this.#seal(this.#pending, false));
-      out.push(this.#seal(this.#block.take(), true));
+      if (this.#pending !== undefined) out.push(...this.#seal(this.#pending, false));
+      out.push(...this.#seal(this.#block.take(), true));
     } else {
       // A full final chunk carries the flag itself; an empty one only for an empty payload.
-      out.push(this.#seal(this.#pending ?? EMPTY, true));
+      out.push(...this.#seal(this.#pending ?? EMPTY, true));
     }
     this.#pending = undefined;
     return out;
   }
 
-  #seal(chunk: Uint8Array, last: boolean): Uint8Array {
-    return aeadSeal('chacha20-poly1305', this.#key, nonceFor(this.#counter++, last), chunk);
+  /** Ciphertext and tag as two buffers: written back to back they are the sealed chunk, with no join. */
+  #seal(chunk: Uint8Array, last: boolean): [Uint8Array, Uint8Array] {
+    const { ciphertext, tag } = aeadSealDetached(
+      'chacha20-poly1305',
+      this.#key,
+      nonceFor(this.#counter++, last),
+      chunk,
+    );
+    return [ciphertext, tag];
   }
 }
 
@@ -123,6 +141,11 @@ export class StreamDecryptor {
     let offset = 0;
     while (offset < data.length) {
       if (this.#done) throw decryptFailed(); // data after the final chunk
+      if (this.#block.length === 0 && data.length - offset >= SEALED_CHUNK) {
+        emit(this.#openFull(data.subarray(offset, offset + SEALED_CHUNK))); // whole chunk: no copy
+        offset += SEALED_CHUNK;
+        continue;
+      }
       offset += this.#block.fill(data.subarray(offset));
       if (this.#block.full) emit(this.#openFull(this.#block.take()));
     }

@@ -1,0 +1,108 @@
+// age file encryption on one large file, in one run: the enseal CLI against the Go `age` CLI and against the
+// `age-encryption` npm package, plus enseal's peak memory. Goals (docs/benchmarks.md): no slower than `age`,
+// at least 10x faster than `age-encryption`, peak memory under 100 MB whatever the file size.
+// ENSEAL_BENCH_AGE_MB sets the file size (default 1024). The package is timed on a 64 MiB slice and scaled,
+// because at its speed a full GiB would take half a minute per direction.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { Decrypter, Encrypter, generateIdentity, identityToRecipient } from 'age-encryption';
+
+const MB = Number(process.env.ENSEAL_BENCH_AGE_MB ?? 1024);
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'enseal-bench-age-'));
+
+function have(cmd) {
+  return spawnSync(cmd, ['--version']).status === 0;
+}
+
+/** Runs a command under /usr/bin/time; returns wall seconds and peak RSS in MiB. */
+function timed(cmd, args) {
+  const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 20,
+  });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr}`);
+  const [secs, kib] = r.stderr.trim().split('\n').pop().split(' ').map(Number);
+  return { secs, rss: kib / 1024 };
+}
+
+function median(runs) {
+  const s = [...runs].sort((a, b) => a.secs - b.secs);
+  return s[Math.floor(s.length / 2)];
+}
+
+try {
+  if (!have('age') || !have('age-keygen') || spawnSync('/usr/bin/time', ['true']).status !== 0) {
+    console.log('age bench needs the `age` CLI and /usr/bin/time (apt-get install age time)');
+    process.exit(0);
+  }
+  const input = join(dir, 'input.bin');
+  const block = randomBytes(1 << 20);
+  const fd = openSync(input, 'w');
+  for (let i = 0; i < MB; i++) writeSync(fd, block);
+  closeSync(fd);
+  const key = join(dir, 'key.txt');
+  spawnSync('age-keygen', ['-o', key]);
+  const recipient = spawnSync('age-keygen', ['-y', key], { encoding: 'utf8' }).stdout.trim();
+
+  const rounds = 3;
+  const results = { age: { enc: [], dec: [] }, enseal: { enc: [], dec: [] } };
+  for (let i = 0; i < rounds; i++) {
+    results.age.enc.push(timed('age', ['-r', recipient, '-o', join(dir, 'a.age'), input]));
+    rmSync(join(dir, 'a.age'));
+    rmSync(join(dir, 'e.age'), { force: true });
+    results.enseal.enc.push(
+      timed(process.execPath, [CLI, 'encrypt', '-r', recipient, '-o', join(dir, 'e.age'), input]),
+    );
+  }
+  spawnSync('age', ['-r', recipient, '-o', join(dir, 'a.age'), input]);
+  for (let i = 0; i < rounds; i++) {
+    results.age.dec.push(timed('age', ['-d', '-i', key, '-o', join(dir, 'a.out'), join(dir, 'a.age')]));
+    rmSync(join(dir, 'a.out'));
+    rmSync(join(dir, 'e.out'), { force: true });
+    results.enseal.dec.push(
+      timed(process.execPath, [CLI, 'decrypt', '-i', key, '-o', join(dir, 'e.out'), join(dir, 'e.age')]),
+    );
+  }
+  const check = spawnSync('cmp', [input, join(dir, 'e.out')]);
+  if (check.status !== 0) throw new Error('round trip mismatch');
+
+  // age-encryption: 64 MiB in-process, scaled to the file size.
+  const slice = readFileSync(input).subarray(0, 64 << 20);
+  const identity = await generateIdentity();
+  const e = new Encrypter();
+  e.addRecipient(await identityToRecipient(identity));
+  let t = performance.now();
+  const sealed = await e.encrypt(slice);
+  const pkgEnc = ((performance.now() - t) / 1000) * (MB / 64);
+  const d = new Decrypter();
+  d.addIdentity(identity);
+  t = performance.now();
+  await d.decrypt(sealed);
+  const pkgDec = ((performance.now() - t) / 1000) * (MB / 64);
+
+  const ae = median(results.age.enc);
+  const ee = median(results.enseal.enc);
+  const ad = median(results.age.dec);
+  const ed = median(results.enseal.dec);
+  const rate = (secs) => `${Math.round(MB / secs)} MiB/s`;
+  console.log(`age format, ${MB} MiB file, median of ${rounds} runs (whole-process wall time)`);
+  console.log(
+    `  encrypt  age CLI ${ae.secs.toFixed(2)} s (${rate(ae.secs)})   enseal ${ee.secs.toFixed(2)} s (${rate(ee.secs)})   enseal/age time ${(ee.secs / ae.secs).toFixed(2)}`,
+  );
+  console.log(
+    `  decrypt  age CLI ${ad.secs.toFixed(2)} s (${rate(ad.secs)})   enseal ${ed.secs.toFixed(2)} s (${rate(ed.secs)})   enseal/age time ${(ed.secs / ad.secs).toFixed(2)}`,
+  );
+  console.log(
+    `  age-encryption package (64 MiB scaled): encrypt ${pkgEnc.toFixed(1)} s, decrypt ${pkgDec.toFixed(1)} s -> enseal is ${(pkgEnc / ee.secs).toFixed(1)}x / ${(pkgDec / ed.secs).toFixed(1)}x faster`,
+  );
+  console.log(
+    `  peak RSS  enseal encrypt ${ee.rss.toFixed(0)} MiB, decrypt ${ed.rss.toFixed(0)} MiB; age CLI ${ae.rss.toFixed(0)} / ${ad.rss.toFixed(0)} MiB`,
+  );
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
