@@ -4,7 +4,7 @@
 // ENSEAL_BENCH_AGE_MB sets the file size (default 1024). The package is timed on a 64 MiB slice and scaled,
 // because at its speed a full GiB would take half a minute per direction.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, openSync, writeSync, closeSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
