@@ -11,16 +11,7 @@ import {
   ageEncrypt,
   ageEncryptStream,
 } from '../../src/formats/index.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
+import { codeOf } from '../helpers/errors.js';
 
 const id = AgeX25519Identity.generate();
 const CODES = ['ERR_MALFORMED', 'ERR_DECRYPT_FAILED', 'ERR_NO_IDENTITY_MATCH', 'ERR_UNSUPPORTED'];

@@ -22,6 +22,7 @@ import {
   sealWithPassphrase,
   type EnvelopeSuite,
 } from '../../src/formats/index.js';
+import { codeOf } from '../helpers/errors.js';
 
 const VECTORS_FILE = fileURLToPath(new URL('../../docs/vectors/envelope.json', import.meta.url));
 const KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
@@ -209,16 +210,6 @@ async function buildVectors(): Promise<{ valid: Vector[]; invalid: InvalidVector
     },
   ];
   return { valid, invalid };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
 }
 
 describe('envelope vectors (docs/vectors/envelope.json)', () => {

@@ -1,15 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  EnsealError,
-  base64UrlDecode,
-  base64UrlEncode,
-  utf8Decode,
-  utf8Encode,
-} from '../../src/crypto/index.js';
+import type { EnsealError } from '../../src/crypto/index.js';
+import { base64UrlDecode, base64UrlEncode, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import { Fernet, fernetKeyFromPassword, generateFernetKey } from '../../src/formats/index.js';
 import { encryptFernetAt } from '../../src/formats/fernet.js';
 import { loadJson } from '../helpers/vectors.js';
+import { codeOf } from '../helpers/errors.js';
 
 interface SpecCase {
   token: string;
@@ -19,16 +15,6 @@ interface SpecCase {
   secret: string;
   ttl_sec?: number;
   desc?: string;
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
 }
 
 describe('Fernet spec vectors', () => {

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EnsealError, utf8Decode } from '../../src/crypto/index.js';
+import { utf8Decode } from '../../src/crypto/index.js';
 import {
   generateHpkeKeyPair,
   hpkeFromText,
@@ -9,16 +9,7 @@ import {
   hpkeToText,
   parseHpkeHeader,
 } from '../../src/formats/index.js';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
+import { asyncCodeOf } from '../helpers/errors.js';
 
 describe('HPKE payloads', () => {
   it('Base mode round-trips for both suites, binding info and aad', async () => {
@@ -29,14 +20,14 @@ describe('HPKE payloads', () => {
       expect(utf8Decode(await hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-1' }))).toBe(
         'hi bob',
       );
-      expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { info: 'other', aad: 'msg-1' }))).toBe(
+      expect(await asyncCodeOf(hpkeOpen(bob.privateKey, sealed, { info: 'other', aad: 'msg-1' }))).toBe(
         'ERR_DECRYPT_FAILED',
       );
-      expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-2' }))).toBe(
+      expect(await asyncCodeOf(hpkeOpen(bob.privateKey, sealed, { info: 'app', aad: 'msg-2' }))).toBe(
         'ERR_DECRYPT_FAILED',
       );
       expect(
-        await codeOf(hpkeOpen(generateHpkeKeyPair().privateKey, sealed, { info: 'app', aad: 'msg-1' })),
+        await asyncCodeOf(hpkeOpen(generateHpkeKeyPair().privateKey, sealed, { info: 'app', aad: 'msg-1' })),
       ).toBe('ERR_DECRYPT_FAILED');
     }
   });
@@ -50,13 +41,13 @@ describe('HPKE payloads', () => {
     expect(utf8Decode(await hpkeOpen(bob.privateKey, sealed, { senderPublicKey: alice.publicKey }))).toBe(
       'signed-ish',
     );
-    expect(await codeOf(hpkeOpen(bob.privateKey, sealed, { senderPublicKey: mallory.publicKey }))).toBe(
+    expect(await asyncCodeOf(hpkeOpen(bob.privateKey, sealed, { senderPublicKey: mallory.publicKey }))).toBe(
       'ERR_DECRYPT_FAILED',
     );
-    expect(await codeOf(hpkeOpen(bob.privateKey, sealed))).toBe('ERR_KEK_MISSING');
+    expect(await asyncCodeOf(hpkeOpen(bob.privateKey, sealed))).toBe('ERR_KEK_MISSING');
     // A Base-mode message never satisfies a caller who expects a particular sender.
     const base = await hpkeSeal(bob.publicKey, 'anon');
-    expect(await codeOf(hpkeOpen(bob.privateKey, base, { senderPublicKey: alice.publicKey }))).toBe(
+    expect(await asyncCodeOf(hpkeOpen(bob.privateKey, base, { senderPublicKey: alice.publicKey }))).toBe(
       'ERR_DECRYPT_FAILED',
     );
   });
@@ -75,7 +66,7 @@ describe('HPKE payloads', () => {
       const copy = sealed.slice();
       copy[i]! ^= 0x01;
       expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_INVALID_ARGUMENT']).toContain(
-        await codeOf(hpkeOpen(bob.privateKey, copy)),
+        await asyncCodeOf(hpkeOpen(bob.privateKey, copy)),
       );
     }
   });
@@ -85,7 +76,7 @@ describe('HPKE payloads', () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ maxLength: 120 }), async (bytes) => {
         expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_MALFORMED', 'ERR_INVALID_ARGUMENT']).toContain(
-          await codeOf(hpkeOpen(bob.privateKey, bytes)),
+          await asyncCodeOf(hpkeOpen(bob.privateKey, bytes)),
         );
       }),
       { numRuns: 300 },

@@ -1,17 +1,8 @@
 import { CompactEncrypt, compactDecrypt, importJWK } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { EnsealError, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
+import { utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import { decryptJwe, encryptJwe, generateJweKeyPair } from '../../src/formats/index.js';
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
+import { asyncCodeOf } from '../helpers/errors.js';
 
 const CASES = [
   ['RSA-OAEP-256', 'X25519'],
@@ -43,9 +34,9 @@ describe('JWE', () => {
     for (const i of [1, 2, 3, 4]) {
       const p = [...parts];
       p[i] = p[i]!.slice(0, -2) + (p[i]!.endsWith('AA') ? 'AB' : 'AA');
-      expect(await codeOf(decryptJwe(p.join('.'), privateJwk))).toBe('ERR_DECRYPT_FAILED');
+      expect(await asyncCodeOf(decryptJwe(p.join('.'), privateJwk))).toBe('ERR_DECRYPT_FAILED');
     }
-    expect(await codeOf(decryptJwe('not.a.jwe', privateJwk))).toBe('ERR_MALFORMED');
+    expect(await asyncCodeOf(decryptJwe('not.a.jwe', privateJwk))).toBe('ERR_MALFORMED');
   });
 
   it('refuses algorithms outside the allow-list', async () => {
@@ -53,11 +44,11 @@ describe('JWE', () => {
     const dirToken = await new CompactEncrypt(utf8Encode('x'))
       .setProtectedHeader({ alg: 'ECDH-ES', enc: 'A256GCM' })
       .encrypt(await importJWK(publicJwk, 'ECDH-ES'));
-    expect(await codeOf(decryptJwe(dirToken, privateJwk))).toBe('ERR_DECRYPT_FAILED');
+    expect(await asyncCodeOf(decryptJwe(dirToken, privateJwk))).toBe('ERR_DECRYPT_FAILED');
     const weakEnc = await new CompactEncrypt(utf8Encode('x'))
       .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A128CBC-HS256' })
       .encrypt(await importJWK(publicJwk, 'ECDH-ES+A256KW'));
-    expect(await codeOf(decryptJwe(weakEnc, privateJwk))).toBe('ERR_DECRYPT_FAILED');
-    expect(await codeOf(encryptJwe('x', publicJwk, { alg: 'RSA1_5' as never }))).toBe('ERR_UNSUPPORTED');
+    expect(await asyncCodeOf(decryptJwe(weakEnc, privateJwk))).toBe('ERR_DECRYPT_FAILED');
+    expect(await asyncCodeOf(encryptJwe('x', publicJwk, { alg: 'RSA1_5' as never }))).toBe('ERR_UNSUPPORTED');
   });
 });

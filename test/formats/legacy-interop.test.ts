@@ -2,7 +2,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  EnsealError,
   base64Decode,
   base64Encode,
   eaxDecrypt,
@@ -18,20 +17,11 @@ import {
   decryptLegacyEaxUnauthenticated,
   decryptLegacyRsaCbc,
 } from '../../src/formats/index.js';
+import { asyncCodeOf } from '../helpers/errors.js';
 import { python, runPython } from '../helpers/peers.js';
 
 const pycryptodome = python(['Cryptodome'], 'apt-get install python3-pycryptodome');
 const cryptography = python(['cryptography'], 'apt-get install python3-cryptography');
-
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 describe.skipIf(!pycryptodome.available)('EAX against PyCryptodome', () => {
   it('both directions, random keys, nonces, headers and messages', () => {
@@ -116,7 +106,7 @@ describe('legacy EAX decoders', () => {
     for (let i = 0; i < value.length; i++) {
       const copy = value.slice();
       copy[i]! ^= 1;
-      expect(await codeOf(() => decryptLegacyEax(copy, key))).toBe('ERR_DECRYPT_FAILED');
+      expect(await asyncCodeOf(() => decryptLegacyEax(copy, key))).toBe('ERR_DECRYPT_FAILED');
     }
     // Without its tag, a flipped bit goes unnoticed: exactly why this decoder is labelled unauthenticated.
     const noTag = new Uint8Array([...nonce, ...ciphertext]);
@@ -128,7 +118,7 @@ describe('legacy EAX decoders', () => {
     const key = randomBytes(16);
     await fc.assert(
       fc.asyncProperty(fc.string({ maxLength: 60 }), async (text) => {
-        const code = await codeOf(() => decryptLegacyEax(text, key));
+        const code = await asyncCodeOf(() => decryptLegacyEax(text, key));
         expect(['ERR_MALFORMED', 'ERR_DECRYPT_FAILED']).toContain(code);
       }),
     );
@@ -163,7 +153,7 @@ print(json.dumps(out))
       expect(hexEncode(await decryptLegacyRsaCbc(value, privateKey))).toBe(msg);
       const tampered = base64Decode(value);
       tampered[10]! ^= 1;
-      expect(await codeOf(decryptLegacyRsaCbc(tampered, privateKey))).toBe('ERR_DECRYPT_FAILED');
+      expect(await asyncCodeOf(decryptLegacyRsaCbc(tampered, privateKey))).toBe('ERR_DECRYPT_FAILED');
     }
   });
 });

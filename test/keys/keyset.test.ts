@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { EnsealError, utf8Encode } from '../../src/crypto/index.js';
+import type { EnsealError } from '../../src/crypto/index.js';
+import { utf8Encode } from '../../src/crypto/index.js';
 import { envelopeFromText, parseEnvelope } from '../../src/formats/index.js';
 import {
   KeyEncryptionKey,
@@ -10,18 +11,9 @@ import {
   sealKeyset,
   sealKeysetWithPassphrase,
 } from '../../src/keys/index.js';
+import { codeOf } from '../helpers/errors.js';
 
 const CHEAP = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof EnsealError) return err.code;
-    throw err;
-  }
-  return 'no error';
-}
 
 describe('encryption keysets', () => {
   it('decrypt values from every enabled version after rotation', () => {
