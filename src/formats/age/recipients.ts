@@ -219,26 +219,22 @@ export class ScryptIdentity implements AgeIdentity {
   }
 }
 
+/** The meaningful lines of an identity or recipients file: `#` comments and blank lines dropped. */
+function keyLines(text: string, what: string): string[] {
+  const lines = text
+    .split('\n')
+    .map((raw) => raw.replace(/\r$/, '').trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  if (lines.length === 0) throw malformed(what, 'contains no keys');
+  return lines;
+}
+
 /** Parses an identity file: one `AGE-SECRET-KEY-1…` per line; `#` comments and blank lines allowed. */
 export function parseIdentityFile(text: string): X25519Identity[] {
-  const out: X25519Identity[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/\r$/, '').trim();
-    if (line === '' || line.startsWith('#')) continue;
-    out.push(new X25519Identity(line));
-  }
-  if (out.length === 0) throw malformed('age identity file', 'contains no identities');
-  return out;
+  return keyLines(text, 'age identity file').map((line) => new X25519Identity(line));
 }
 
 /** Parses a recipients file: one `age1…` per line; `#` comments and blank lines allowed. */
 export function parseRecipientsFile(text: string): X25519Recipient[] {
-  const out: X25519Recipient[] = [];
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/\r$/, '').trim();
-    if (line === '' || line.startsWith('#')) continue;
-    out.push(new X25519Recipient(line));
-  }
-  if (out.length === 0) throw malformed('age recipients file', 'contains no recipients');
-  return out;
+  return keyLines(text, 'age recipients file').map((line) => new X25519Recipient(line));
 }
