@@ -36,18 +36,6 @@ export const ErrorCode = {
   NO_IDENTITY_MATCH: 'ERR_NO_IDENTITY_MATCH',
   /** Output already exists and overwriting was not requested. */
   OUTPUT_EXISTS: 'ERR_OUTPUT_EXISTS',
-  /** A concurrent writer changed the value first (compare-and-set lost); retry. */
-  CONFLICT: 'ERR_CONFLICT',
-  /** The key manager is sealed: nothing is served until it is unsealed. */
-  SEALED: 'ERR_SEALED',
-  /** The store could not be reached or failed a write. */
-  STORE: 'ERR_STORE',
-  /** The audit log could not record the operation, so it was not performed (fail closed). */
-  AUDIT_FAILED: 'ERR_AUDIT_FAILED',
-  /** A key with that name already exists. */
-  KEY_EXISTS: 'ERR_KEY_EXISTS',
-  /** The caller is not allowed to perform the operation. */
-  PERMISSION_DENIED: 'ERR_PERMISSION_DENIED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

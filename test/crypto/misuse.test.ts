@@ -13,15 +13,7 @@ import {
   scrypt,
   utf8Encode,
 } from '../../src/crypto/index.js';
-
-function code(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    return (err as EnsealError).code;
-  }
-  return 'none';
-}
+import { codeOf as code } from '../helpers/errors.js';
 
 describe('the crypto layer refuses misuse', () => {
   it('checks key and nonce lengths and names the parameter', () => {
