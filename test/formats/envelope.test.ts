@@ -346,6 +346,7 @@ describe('envelope', () => {
             ...extra,
             ...good.subarray(at + 1),
           ]).subarray(0, cut);
+          if (Buffer.from(mutated).equals(Buffer.from(good))) return; // the draw reproduced the original
           const code = codeOf(() => openEnvelope(mutated, key));
           expect(['ERR_DECRYPT_FAILED', 'ERR_UNSUPPORTED', 'ERR_MALFORMED']).toContain(code);
         },
