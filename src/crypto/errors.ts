@@ -36,6 +36,22 @@ export const ErrorCode = {
   NO_IDENTITY_MATCH: 'ERR_NO_IDENTITY_MATCH',
   /** Output already exists and overwriting was not requested. */
   OUTPUT_EXISTS: 'ERR_OUTPUT_EXISTS',
+  /** The key store could not be reached or refused a write; nothing was changed. */
+  STORE: 'ERR_STORE',
+  /** The key manager is sealed: it serves nothing until enough unseal shares (or the passphrase) arrive. */
+  SEALED: 'ERR_SEALED',
+  /** The key manager has not been initialised (`init`), or already has been. */
+  INVALID_STATE: 'ERR_INVALID_STATE',
+  /** The unseal shares or passphrase did not open the root key; unseal progress was reset. */
+  UNSEAL_FAILED: 'ERR_UNSEAL_FAILED',
+  /** A key with that name already exists. */
+  KEY_EXISTS: 'ERR_KEY_EXISTS',
+  /** The key is scheduled for deletion and serves nothing until the deletion is cancelled. */
+  KEY_PENDING_DELETION: 'ERR_KEY_PENDING_DELETION',
+  /** The key's configuration forbids this (deletion_allowed, exportable, allow_plaintext_backup, min versions). */
+  NOT_ALLOWED: 'ERR_NOT_ALLOWED',
+  /** The audit record could not be written, so the operation's result was withheld (fail closed). */
+  AUDIT_FAILED: 'ERR_AUDIT_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -57,6 +57,14 @@ export {
   type SigningKeyPair,
 } from './signatures.js';
 export { rsaOaepGenerateKeyPair, rsaOaepEncrypt, rsaOaepDecrypt, type RsaKeyPairDer } from './rsa-oaep.js';
+export {
+  rsaSigningGenerateKeyPair,
+  rsaSign,
+  rsaVerify,
+  rsaPublicKeyFromPrivate,
+  type RsaSignatureScheme,
+  type RsaModulusLength,
+} from './rsa-signatures.js';
 export { aesCbcEncrypt, aesCbcDecrypt, aesCtr, aesCmac } from './aes-modes.js';
 export { eaxEncrypt, eaxDecrypt, eaxDecryptUnauthenticated } from './eax.js';
 export { runtimeName } from './runtime-name.js';

@@ -21,3 +21,12 @@ export {
   DEFAULT_PASSWORD_POLICY,
   type PasswordPolicy,
 } from './passwords.js';
+export {
+  splitSecret,
+  parseShare,
+  shareIndex,
+  combineShares,
+  checkShamirParams,
+  DEFAULT_SHAMIR,
+  type ShamirParams,
+} from './shamir.js';

@@ -1,0 +1,1333 @@
+/**
+ * The key manager: named keys with versions, purposes and rotation policies, kept in a store under a
+ * keyring that only an unsealed node can open. Every call is checked against the seal state and the key's
+ * policy, recorded in the audit log before its result is returned, and counted by the usage monitor.
+ *
+ * One KeyManager per process; several processes (nodes) may share a PostgreSQL store. Nodes cache keys for
+ * `cacheTtlMs` (default one second), so a configuration change made on one node reaches the others within
+ * that time; writes (rotation, reservations, deletion) always go through store transactions with row locks.
+ */
+import {
+  base64Decode,
+  base64Encode,
+  EnsealError,
+  ErrorCode,
+  hexEncode,
+  hmac,
+  invalidArgument,
+  randomBytes,
+  utf8Encode,
+  wipe,
+  type RsaSignatureScheme,
+} from '../crypto/index.js';
+import type { KeyRow, Store, StoreTransaction } from '../store/index.js';
+import {
+  AuditLog,
+  type AuditEvent,
+  type AuditOutcome,
+  type AuditVerifyResult,
+  type AuditEntry,
+} from './audit-log.js';
+import { formatVersioned, parseVersioned } from './ciphertext.js';
+import {
+  decryptWith,
+  deriveContextKey,
+  encryptWith,
+  generateMaterial,
+  macEquals,
+  macWith,
+  publicKeyOf,
+  signWith,
+  verifyWith,
+} from './key-material.js';
+import {
+  encryptionVersion,
+  newPolicy,
+  nextRotationAt,
+  parsePolicy,
+  updatePolicy,
+  type CreateKeyOptions,
+  type KeyConfigUpdate,
+  type KeyPolicy,
+} from './key-policy.js';
+import type { KeyPurpose, KeyType } from './key-types.js';
+import { Keyring } from './keyring.js';
+import { checkKeyName, checkVersion, decodeContext } from './names.js';
+import {
+  readSealedKeyring,
+  SealState,
+  writeSealedKeyring,
+  type InitOptions,
+  type InitResult,
+  type RootKeyProof,
+  type SealStatus,
+} from './seal.js';
+import { UsageMonitor, type UsageMonitorOptions, type UsageCounter } from './usage-monitor.js';
+
+const DAY = 24 * 60 * 60 * 1000;
+/** Default waiting period before a scheduled deletion takes effect (AWS KMS's minimum). */
+export const DEFAULT_DELETION_WAIT_MS = 7 * DAY;
+/** Default largest plaintext accepted (Vault's request limit). */
+export const DEFAULT_MAX_PLAINTEXT_BYTES = 32 * 1024 * 1024;
+const INDEX_CONTEXT_ID = '#index';
+const MAX_CACHED_CONTEXTS = 10_000;
+
+export interface KeyManagerOptions {
+  store: Store;
+  /** Milliseconds since the epoch; injectable for tests of rotation and deletion schedules. */
+  clock?: () => number;
+  /** How long a node trusts its cached copy of a key (default 1000 ms). */
+  cacheTtlMs?: number;
+  /** Encryptions reserved per store round trip (default 4096). */
+  reservationBlock?: number;
+  maxPlaintextBytes?: number;
+  /** Shortest deletion waiting period callers may ask for (default 7 days). */
+  minDeletionWaitMs?: number;
+  monitor?: UsageMonitorOptions;
+}
+
+/** Who is calling; recorded in the audit log and the usage counters. */
+export interface CallContext {
+  caller?: string;
+}
+
+export interface EncryptOptions {
+  /** Derivation context (derived keys only): base64 text or bytes. */
+  context?: string | Uint8Array;
+  /** Authenticated but not encrypted data that decryption must present again. */
+  associatedData?: Uint8Array;
+  /** Encrypt with this version instead of the latest (never below minEncryptionVersion). */
+  keyVersion?: number;
+}
+
+export interface DecryptOptions {
+  context?: string | Uint8Array;
+  associatedData?: Uint8Array;
+}
+
+export interface DataKeyOptions {
+  /** 128, 256 (default) or 512. */
+  bits?: 128 | 256 | 512;
+  context?: string | Uint8Array;
+}
+
+export interface SignOptions {
+  keyVersion?: number;
+  /** RSA only: `pss` (default) or `pkcs1v15`. */
+  scheme?: RsaSignatureScheme;
+}
+
+/** What `readKey` shows: the policy, versions and public keys; never private or secret material. */
+export interface KeyInfo extends KeyPolicy {
+  readonly versions: {
+    version: number;
+    createdAt: string;
+    encryptionsReserved: number;
+    publicKey?: string;
+  }[];
+  /** ISO time of the next automatic rotation, or null when rotation is off. */
+  readonly nextRotation: string | null;
+  readonly deletionScheduledAt: string | null;
+}
+
+export interface ScheduledRun {
+  readonly rotated: string[];
+  readonly purged: string[];
+}
+
+interface Usage {
+  next: number;
+  end: number;
+  exhausted: boolean;
+  refill?: Promise<void>;
+}
+
+interface ContextEntry {
+  readonly secret: Uint8Array;
+  readonly derived: Map<number, Uint8Array>;
+}
+
+interface CachedKey {
+  readonly policy: KeyPolicy;
+  readonly material: Map<number, Uint8Array>;
+  readonly publicKeys: Map<number, Uint8Array>;
+  readonly created: Map<number, number>;
+  readonly reserved: Map<number, number>;
+  readonly usage: Map<number, Usage>;
+  readonly contexts: Map<string, ContextEntry>;
+  readonly indexKey?: Uint8Array;
+  readonly loadedAt: number;
+}
+
+function sealedError(): EnsealError {
+  return new EnsealError(ErrorCode.SEALED, 'the key manager is sealed; unseal it before use');
+}
+
+function notFound(name: string): EnsealError {
+  return new EnsealError(ErrorCode.KEY_NOT_FOUND, `no key named "${name}"`);
+}
+
+function wrongPurpose(policy: KeyPolicy, wanted: KeyPurpose): EnsealError {
+  return new EnsealError(
+    ErrorCode.KEY_USAGE,
+    `key "${policy.name}" is a ${policy.type} ${policy.purpose} key; it cannot be used to ${wanted}`,
+  );
+}
+
+/** The associated data that binds a wrapped version to its identity, so blobs cannot be swapped. */
+function versionLabel(name: string, version: number, type: KeyType): Uint8Array {
+  return utf8Encode(`enseal/key-version/v1\u0000${name}\u0000${version}\u0000${type}`);
+}
+
+function contextLabel(name: string, contextId: string): Uint8Array {
+  return utf8Encode(`enseal/key-context/v1\u0000${name}\u0000${contextId}`);
+}
+
+/** Which audit outcome an error is: refusals by policy are "denied", everything else "error". */
+function outcomeOf(err: unknown): AuditOutcome {
+  if (!(err instanceof EnsealError)) return 'error';
+  switch (err.code) {
+    case ErrorCode.KEY_USAGE:
+    case ErrorCode.KEY_NOT_FOUND:
+    case ErrorCode.NOT_ALLOWED:
+    case ErrorCode.KEY_PENDING_DELETION:
+    case ErrorCode.EXPORT_FORBIDDEN:
+    case ErrorCode.INVALID_ARGUMENT:
+    case ErrorCode.KEY_EXISTS:
+      return 'denied';
+    default:
+      return 'error';
+  }
+}
+
+export class KeyManager {
+  readonly #store: Store;
+  readonly #clock: () => number;
+  readonly #ttl: number;
+  readonly #block: number;
+  readonly #maxPlaintext: number;
+  readonly #minDeletionWait: number;
+  readonly #seal: SealState;
+  readonly #monitor: UsageMonitor;
+  #audit: AuditLog | undefined;
+  readonly #cache = new Map<string, CachedKey>();
+  readonly #loading = new Map<string, Promise<CachedKey>>();
+
+  private constructor(options: KeyManagerOptions) {
+    this.#store = options.store;
+    this.#clock = options.clock ?? Date.now;
+    this.#ttl = options.cacheTtlMs ?? 1000;
+    this.#block = options.reservationBlock ?? 4096;
+    this.#maxPlaintext = options.maxPlaintextBytes ?? DEFAULT_MAX_PLAINTEXT_BYTES;
+    this.#minDeletionWait = options.minDeletionWaitMs ?? DEFAULT_DELETION_WAIT_MS;
+    this.#seal = new SealState(this.#store, this.#clock);
+    this.#monitor = new UsageMonitor(options.monitor);
+  }
+
+  /**
+   * Opens a key manager on a store, applying pending schema migrations. It starts sealed.
+   *
+   * @example
+   * ```ts no-run
+   * const km = await KeyManager.open({ store: SqliteStore.open({ path: 'enseal.db' }) });
+   * const { shares } = await km.init({ shares: 5, threshold: 3 });
+   * for (const share of shares!.slice(0, 3)) await km.unseal(share);
+   * await km.createKey('orders');
+   * const ct = await km.encrypt('orders', utf8Encode('4111 1111 1111 1111'));
+   * utf8Decode(await km.decrypt('orders', ct)); // '4111 1111 1111 1111'
+   * ```
+   */
+  static async open(options: KeyManagerOptions): Promise<KeyManager> {
+    await options.store.migrate();
+    return new KeyManager(options);
+  }
+
+  // ---------------------------------------------------------------- seal
+
+  status(): Promise<SealStatus> {
+    return this.#seal.status();
+  }
+
+  /** Creates the root key and keyring. Shamir shares (if any) are returned once and never stored. */
+  init(options: InitOptions = {}): Promise<InitResult> {
+    return this.#seal.init(options);
+  }
+
+  /** Adds one unseal share; returns progress. Unseals when the threshold is reached. */
+  async unseal(share: string, ctx: CallContext = {}): Promise<SealStatus> {
+    return this.#afterUnseal(await this.#seal.submitShare(share), ctx);
+  }
+
+  async unsealWithPassphrase(passphrase: string, ctx: CallContext = {}): Promise<SealStatus> {
+    return this.#afterUnseal(await this.#seal.unsealWithPassphrase(passphrase), ctx);
+  }
+
+  /** Development only: unseals from the dev key file named at init. */
+  async unsealDev(ctx: CallContext = {}): Promise<SealStatus> {
+    return this.#afterUnseal(await this.#seal.unsealDev(), ctx);
+  }
+
+  async #afterUnseal(status: SealStatus, ctx: CallContext): Promise<SealStatus> {
+    if (status.sealed || this.#audit !== undefined) return status;
+    this.#audit = this.#auditFor(this.#seal.keyring!);
+    const failed = this.#seal.failedAttempts;
+    this.#seal.failedAttempts = 0;
+    await this.#audit.record({
+      op: 'unseal',
+      caller: ctx.caller ?? 'local',
+      outcome: 'ok',
+      detail: { failedAttemptsWhileSealed: failed },
+    });
+    return status;
+  }
+
+  #auditFor(keyring: Keyring): AuditLog {
+    return new AuditLog(
+      this.#store,
+      { macKey: keyring.auditKey, hashKey: keyring.subkey('enseal/audit-hash/v1') },
+      this.#clock,
+    );
+  }
+
+  /** Wipes every unwrapped key from memory; the node serves nothing until unsealed again. */
+  async seal(ctx: CallContext = {}): Promise<void> {
+    const audit = this.#audit;
+    if (audit !== undefined) {
+      await audit.record({ op: 'seal', caller: ctx.caller ?? 'local', outcome: 'ok' }).catch(() => undefined);
+      await audit.drain();
+    }
+    this.#audit = undefined;
+    for (const key of this.#cache.values()) this.#wipeCached(key);
+    this.#cache.clear();
+    this.#seal.seal();
+  }
+
+  #wipeCached(key: CachedKey): void {
+    for (const m of key.material.values()) wipe(m);
+    for (const c of key.contexts.values()) {
+      wipe(c.secret);
+      for (const d of c.derived.values()) wipe(d);
+    }
+    if (key.indexKey) wipe(key.indexKey);
+  }
+
+  /** New unseal shares (or passphrase) for the same root key; needs the current ones. */
+  async rekey(proof: RootKeyProof, next: InitOptions, ctx: CallContext = {}): Promise<InitResult> {
+    this.#requireUnsealed();
+    const result = await this.#seal.rekey(proof, next);
+    await this.#record({
+      op: 'rekey',
+      caller: ctx.caller ?? 'local',
+      outcome: 'ok',
+      detail: { type: result.type },
+    });
+    return result;
+  }
+
+  /** A new root key; the keyring is re-sealed under it online. Needs the unseal shares (or passphrase). */
+  async rotateRootKey(proof: RootKeyProof, ctx: CallContext = {}): Promise<void> {
+    this.#requireUnsealed();
+    await this.#seal.rotateRootKey(proof);
+    await this.#record({ op: 'root.rotate', caller: ctx.caller ?? 'local', outcome: 'ok' });
+  }
+
+  /**
+   * Adds a keyring term and re-wraps every stored key version and context secret under it, in batches,
+   * online. Each batch commits on its own; a crash leaves some blobs under the old term, which the keyring
+   * keeps until none remain, so everything stays readable and a second call finishes the job.
+   */
+  async rotateKeyring(ctx: CallContext = {}, batchSize = 100): Promise<{ term: number; rewrapped: number }> {
+    const keyring = this.#requireUnsealed();
+    const root = this.#seal.rootKey!;
+    let current = keyring;
+    if (keyring.terms.length === 1) {
+      current = await this.#store.transaction(async (tx) => {
+        const stored = Keyring.open(root, await readSealedKeyring(tx));
+        const next = stored.terms.length === 1 ? stored.withNewTerm(this.#clock()) : stored;
+        await writeSealedKeyring(tx, next.seal(root));
+        return next;
+      });
+      this.#seal.adoptKeyring(current);
+    }
+    let rewrapped = 0;
+    for (;;) {
+      const n = await this.#store.transaction(async (tx) => {
+        const refs = await tx.listWrappedNotInTerm(current.current, batchSize);
+        for (const ref of refs) await this.#rewrapRef(tx, current, ref);
+        return refs.length;
+      });
+      rewrapped += n;
+      if (n < batchSize) break;
+    }
+    const finished = await this.#store.transaction(async (tx) => {
+      if ((await tx.listWrappedNotInTerm(current.current, 1)).length > 0) return undefined;
+      const stored = Keyring.open(root, await readSealedKeyring(tx));
+      const trimmed = stored.withoutOldTerms();
+      await writeSealedKeyring(tx, trimmed.seal(root));
+      return trimmed;
+    });
+    if (finished) this.#seal.adoptKeyring(finished);
+    await this.#record({
+      op: 'keyring.rotate',
+      caller: ctx.caller ?? 'local',
+      outcome: 'ok',
+      detail: { term: current.current, rewrapped },
+    });
+    return { term: current.current, rewrapped };
+  }
+
+  async #rewrapRef(
+    tx: StoreTransaction,
+    keyring: Keyring,
+    ref: Awaited<ReturnType<StoreTransaction['listWrappedNotInTerm']>>[number],
+  ): Promise<void> {
+    if (ref.kind === 'version') {
+      const row = await tx.getVersion(ref.name, ref.version);
+      const keyRow = await tx.getKey(ref.name);
+      if (row === undefined || keyRow === undefined) return;
+      const label = versionLabel(ref.name, ref.version, parsePolicy(keyRow.doc).type);
+      const secret = keyring.unwrap(row.term, label, row.wrapped);
+      const { term, wrapped } = keyring.wrap(label, secret);
+      wipe(secret);
+      await tx.rewrapVersion(ref.name, ref.version, term, wrapped);
+    } else {
+      const row = await tx.getContext(ref.name, ref.contextId);
+      if (row === undefined) return;
+      const label = contextLabel(ref.name, ref.contextId);
+      const secret = keyring.unwrap(row.term, label, row.wrapped);
+      const { term, wrapped } = keyring.wrap(label, secret);
+      wipe(secret);
+      await tx.rewrapContext(ref.name, ref.contextId, term, wrapped);
+    }
+  }
+
+  #requireUnsealed(): Keyring {
+    const keyring = this.#seal.keyring;
+    if (keyring === undefined || this.#audit === undefined) throw sealedError();
+    return keyring;
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  async #record(event: AuditEvent): Promise<void> {
+    const audit = this.#audit;
+    if (audit === undefined) throw sealedError();
+    await audit.record(event);
+  }
+
+  /**
+   * Runs a data operation: seal check, the operation, the audit record (awaited before the result is
+   * released), and the usage counters. Errors are audited too, then rethrown.
+   */
+  async #run<T>(
+    op: string,
+    name: string,
+    ctx: CallContext,
+    fn: () => Promise<{
+      result: T;
+      version?: number;
+      sensitive?: Record<string, Uint8Array>;
+      detail?: AuditEvent['detail'];
+      /** The entry was already written inside the operation's own transaction. */
+      audited?: boolean;
+    }>,
+  ): Promise<T> {
+    const caller = ctx.caller ?? 'local';
+    if (this.#seal.keyring === undefined || this.#audit === undefined) {
+      this.#monitor.observe(this.#clock(), name, op, caller, 'denied');
+      throw sealedError();
+    }
+    let out: Awaited<ReturnType<typeof fn>>;
+    try {
+      out = await fn();
+    } catch (err) {
+      const outcome = outcomeOf(err);
+      this.#monitor.observe(this.#clock(), name, op, caller, outcome);
+      const code = err instanceof EnsealError ? err.code : 'ERR_INTERNAL';
+      await this.#record({ op, caller, outcome, ...(name ? { key: name } : {}), code });
+      throw err;
+    }
+    if (out.audited !== true) {
+      await this.#record({
+        op,
+        caller,
+        outcome: 'ok',
+        ...(name ? { key: name } : {}),
+        ...(out.version === undefined ? {} : { version: out.version }),
+        ...(out.sensitive === undefined ? {} : { sensitive: out.sensitive }),
+        ...(out.detail === undefined ? {} : { detail: out.detail }),
+      });
+    }
+    this.#monitor.observe(this.#clock(), name, op, caller, 'ok');
+    return out.result;
+  }
+
+  /**
+   * Runs a state change and writes its audit entry in the same store transaction, so the change and its
+   * record commit together or not at all.
+   */
+  async #mutate<T>(
+    op: string,
+    name: string,
+    ctx: CallContext,
+    fn: (tx: StoreTransaction) => Promise<{ result: T; detail?: AuditEvent['detail']; version?: number }>,
+  ): Promise<T> {
+    return this.#run(op, name, ctx, async () => {
+      const audit = this.#audit!;
+      let detail: AuditEvent['detail'];
+      let version: number | undefined;
+      const result = await this.#store.transaction(async (tx) => {
+        const out = await fn(tx);
+        detail = out.detail;
+        version = out.version;
+        await audit.appendInTransaction(tx, [
+          {
+            op,
+            caller: ctx.caller ?? 'local',
+            outcome: 'ok',
+            key: name,
+            ...(version ? { version } : {}),
+            ...(detail ? { detail } : {}),
+          },
+        ]);
+        return out.result;
+      });
+      this.#cache.delete(name);
+      return { result, audited: true };
+    });
+  }
+
+  async #load(name: string): Promise<CachedKey> {
+    const cached = this.#cache.get(name);
+    if (cached !== undefined && this.#clock() - cached.loadedAt < this.#ttl) return cached;
+    let pending = this.#loading.get(name);
+    if (pending === undefined) {
+      pending = this.#fetch(name).finally(() => this.#loading.delete(name));
+      this.#loading.set(name, pending);
+    }
+    return pending;
+  }
+
+  async #fetch(name: string): Promise<CachedKey> {
+    checkKeyName(name);
+    const { row, versions, index } = await this.#store.transaction(async (tx) => ({
+      row: await tx.getKey(name),
+      versions: await tx.getVersions(name),
+      index: await tx.getContext(name, INDEX_CONTEXT_ID),
+    }));
+    if (row === undefined) {
+      this.#cache.delete(name);
+      throw notFound(name);
+    }
+    const policy = parsePolicy(row.doc);
+    let keyring = this.#requireUnsealed();
+    if ([...versions, ...(index ? [index] : [])].some((v) => !keyring.hasTerm(v.term))) {
+      keyring = await this.#reloadKeyring();
+    }
+    const material = new Map<number, Uint8Array>();
+    const publicKeys = new Map<number, Uint8Array>();
+    const created = new Map<number, number>();
+    const reserved = new Map<number, number>();
+    for (const v of versions) {
+      const secret = keyring.unwrap(v.term, versionLabel(name, v.version, policy.type), v.wrapped);
+      material.set(v.version, secret);
+      created.set(v.version, v.createdAt);
+      reserved.set(v.version, v.reserved);
+      if (policy.purpose === 'sign') publicKeys.set(v.version, await publicKeyOf(policy.type, secret));
+    }
+    const old = this.#cache.get(name);
+    const key: CachedKey = {
+      policy,
+      material,
+      publicKeys,
+      created,
+      reserved,
+      // Reservations survive a reload: they were paid for in the store.
+      usage: old?.usage ?? new Map(),
+      contexts: new Map(),
+      ...(index
+        ? { indexKey: keyring.unwrap(index.term, contextLabel(name, INDEX_CONTEXT_ID), index.wrapped) }
+        : {}),
+      loadedAt: this.#clock(),
+    };
+    if (old !== undefined) this.#wipeCached({ ...old, usage: new Map() });
+    this.#cache.set(name, key);
+    return key;
+  }
+
+  /** Another node rotated the keyring, or the root key: follow it, or seal this node if the root changed. */
+  async #reloadKeyring(): Promise<Keyring> {
+    try {
+      return await this.#seal.reloadKeyring();
+    } catch (err) {
+      if (err instanceof EnsealError && err.code === ErrorCode.DECRYPT_FAILED) {
+        await this.seal({ caller: 'system:root-key-changed' });
+        throw sealedError();
+      }
+      throw err;
+    }
+  }
+
+  #usable(key: CachedKey, purpose: KeyPurpose): KeyPolicy {
+    const policy = key.policy;
+    if (policy.deletionScheduledFor !== undefined) {
+      throw new EnsealError(
+        ErrorCode.KEY_PENDING_DELETION,
+        `key "${policy.name}" is scheduled for deletion and serves nothing; cancel the deletion to use it`,
+      );
+    }
+    if (policy.purpose !== purpose) throw wrongPurpose(policy, purpose);
+    return policy;
+  }
+
+  #versionKey(key: CachedKey, version: number): Uint8Array {
+    const { policy } = key;
+    const material = key.material.get(version);
+    if (material === undefined || version < policy.minDecryptionVersion || version > policy.latestVersion) {
+      // Deliberately the same as a failed tag check when decrypting: the caller learns nothing more.
+      throw new EnsealError(
+        ErrorCode.DECRYPT_FAILED,
+        'decryption failed: the ciphertext is not authentic under any available key, or was modified',
+      );
+    }
+    return material;
+  }
+
+  /** Takes one encryption slot of `version`; false when the version reached its usage bound. */
+  async #slot(key: CachedKey, version: number): Promise<boolean> {
+    const limit = key.policy.maxEncryptionsPerVersion;
+    for (;;) {
+      let u = key.usage.get(version);
+      if (u === undefined) {
+        u = { next: 0, end: 0, exhausted: false };
+        key.usage.set(version, u);
+      }
+      if (u.next < u.end) {
+        u.next += 1;
+        return true;
+      }
+      if (u.exhausted) return false;
+      u.refill ??= this.#refill(key.policy.name, version, u, limit).finally(() => {
+        u.refill = undefined;
+      });
+      await u.refill;
+    }
+  }
+
+  async #refill(name: string, version: number, u: Usage, limit: number): Promise<void> {
+    const total = await this.#store.transaction((tx) => tx.reserveEncryptions(name, version, this.#block));
+    u.next = total - this.#block;
+    u.end = limit > 0 ? Math.min(total, limit) : total;
+    if (u.next >= u.end) u.exhausted = true;
+  }
+
+  /** The version to encrypt with, rotating first when the latest reached its usage bound. */
+  async #encryptionSlot(
+    name: string,
+    requested: number | undefined,
+  ): Promise<{ key: CachedKey; version: number }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'encrypt');
+      const version = encryptionVersion(policy, requested);
+      if (await this.#slot(key, version)) return { key, version };
+      if (requested !== undefined && requested !== policy.latestVersion) break;
+      await this.#rotate(name, { caller: 'system:usage-limit' }, version);
+    }
+    throw new EnsealError(ErrorCode.KEY_USAGE_LIMIT, `key "${name}" reached its usage bound; rotate it`);
+  }
+
+  #checkPlaintext(plaintext: Uint8Array): void {
+    if (!(plaintext instanceof Uint8Array)) throw invalidArgument('plaintext', 'must be a Uint8Array');
+    if (plaintext.length > this.#maxPlaintext) {
+      throw invalidArgument('plaintext', `must be at most ${this.#maxPlaintext} bytes`);
+    }
+  }
+
+  #aad(value: Uint8Array | undefined): Uint8Array {
+    if (value === undefined) return new Uint8Array(0);
+    if (!(value instanceof Uint8Array)) throw invalidArgument('associatedData', 'must be a Uint8Array');
+    if (value.length > 64 * 1024) throw invalidArgument('associatedData', 'must be at most 64 KiB');
+    return value;
+  }
+
+  /** The data key for a version: the version key, or for derived keys the context's own key. */
+  async #dataKey(
+    key: CachedKey,
+    version: number,
+    context: string | Uint8Array | undefined,
+    create: boolean,
+  ): Promise<Uint8Array> {
+    const versionKey = this.#versionKey(key, version);
+    if (!key.policy.derived) {
+      if (context !== undefined)
+        throw invalidArgument('context', `is only for derived keys; "${key.policy.name}" is not derived`);
+      return versionKey;
+    }
+    if (context === undefined)
+      throw invalidArgument('context', `is required: "${key.policy.name}" is a derived key`);
+    const bytes = decodeContext(context);
+    const contextId = hexEncode(hmac('sha256', key.indexKey!, bytes));
+    let entry = key.contexts.get(contextId);
+    if (entry === undefined) {
+      entry = await this.#contextEntry(key, contextId, create);
+      if (key.contexts.size >= MAX_CACHED_CONTEXTS) key.contexts.clear();
+      key.contexts.set(contextId, entry);
+    }
+    let derived = entry.derived.get(version);
+    if (derived === undefined) {
+      derived = deriveContextKey(versionKey, entry.secret, bytes);
+      entry.derived.set(version, derived);
+    }
+    return derived;
+  }
+
+  async #contextEntry(key: CachedKey, contextId: string, create: boolean): Promise<ContextEntry> {
+    const name = key.policy.name;
+    const label = contextLabel(name, contextId);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const row = await this.#store.transaction((tx) => tx.getContext(name, contextId));
+      if (row !== undefined) {
+        const keyring = this.#requireUnsealed().hasTerm(row.term)
+          ? this.#seal.keyring!
+          : await this.#reloadKeyring();
+        return { secret: keyring.unwrap(row.term, label, row.wrapped), derived: new Map() };
+      }
+      // A shredded (or never used) context cannot decrypt: same answer as a bad tag.
+      if (!create)
+        throw new EnsealError(
+          ErrorCode.DECRYPT_FAILED,
+          'decryption failed: the ciphertext is not authentic under any available key, or was modified',
+        );
+      const secret = randomBytes(32);
+      const { term, wrapped } = this.#requireUnsealed().wrap(label, secret);
+      const inserted = await this.#store.transaction((tx) =>
+        tx.insertContext({ name, contextId, term, wrapped, createdAt: this.#clock() }),
+      );
+      if (inserted) return { secret, derived: new Map() };
+      wipe(secret); // another node created it first; use theirs
+    }
+    throw new EnsealError(ErrorCode.STORE, 'store: context secret could not be created');
+  }
+
+  // ---------------------------------------------------------------- keys
+
+  /** Creates a named key with version 1. */
+  async createKey(name: string, options: CreateKeyOptions = {}, ctx: CallContext = {}): Promise<KeyInfo> {
+    await this.#mutate('key.create', name, ctx, async (tx) => {
+      checkKeyName(name);
+      const keyring = this.#requireUnsealed();
+      const now = this.#clock();
+      const policy = newPolicy(name, options, now);
+      const inserted = await tx.insertKey({ name, doc: JSON.stringify(policy), updatedAt: now });
+      if (!inserted) throw new EnsealError(ErrorCode.KEY_EXISTS, `a key named "${name}" already exists`);
+      await this.#insertVersion(tx, keyring, policy, 1, now);
+      if (policy.derived) {
+        const label = contextLabel(name, INDEX_CONTEXT_ID);
+        const secret = randomBytes(32);
+        const { term, wrapped } = keyring.wrap(label, secret);
+        wipe(secret);
+        await tx.insertContext({ name, contextId: INDEX_CONTEXT_ID, term, wrapped, createdAt: now });
+      }
+      return { result: undefined, version: 1, detail: { type: policy.type, derived: policy.derived } };
+    });
+    return this.readKey(name, ctx);
+  }
+
+  async #insertVersion(
+    tx: StoreTransaction,
+    keyring: Keyring,
+    policy: KeyPolicy,
+    version: number,
+    now: number,
+    material?: Uint8Array,
+  ): Promise<void> {
+    const secret = material ?? (await generateMaterial(policy.type, policy.hmacKeyBytes));
+    const { term, wrapped } = keyring.wrap(versionLabel(policy.name, version, policy.type), secret);
+    if (material === undefined) wipe(secret);
+    const ok = await tx.insertVersion({
+      name: policy.name,
+      version,
+      term,
+      wrapped,
+      createdAt: now,
+      reserved: 0,
+    });
+    if (!ok)
+      throw new EnsealError(ErrorCode.STORE, `store: version ${version} of "${policy.name}" already exists`);
+  }
+
+  async #lockKey(tx: StoreTransaction, name: string): Promise<KeyPolicy> {
+    checkKeyName(name);
+    const row = await tx.getKey(name, { forUpdate: true });
+    if (row === undefined) throw notFound(name);
+    return parsePolicy(row.doc);
+  }
+
+  async #writePolicy(tx: StoreTransaction, policy: KeyPolicy): Promise<void> {
+    const row: KeyRow = { name: policy.name, doc: JSON.stringify(policy), updatedAt: this.#clock() };
+    if (!(await tx.updateKey(row))) throw notFound(policy.name);
+  }
+
+  /** Policy, versions and public keys of a key. */
+  async readKey(name: string, ctx: CallContext = {}): Promise<KeyInfo> {
+    return this.#run('key.read', name, ctx, async () => {
+      checkKeyName(name);
+      this.#cache.delete(name);
+      const key = await this.#load(name);
+      return { result: this.#info(key) };
+    });
+  }
+
+  #info(key: CachedKey): KeyInfo {
+    const { policy } = key;
+    const next = nextRotationAt(policy);
+    return {
+      ...policy,
+      versions: [...key.material.keys()].map((version) => ({
+        version,
+        createdAt: new Date(key.created.get(version)!).toISOString(),
+        encryptionsReserved: key.reserved.get(version) ?? 0,
+        ...(key.publicKeys.has(version) ? { publicKey: base64Encode(key.publicKeys.get(version)!) } : {}),
+      })),
+      nextRotation: next === undefined ? null : new Date(next).toISOString(),
+      deletionScheduledAt:
+        policy.deletionScheduledFor === undefined
+          ? null
+          : new Date(policy.deletionScheduledFor).toISOString(),
+    };
+  }
+
+  /** Key names in order, paginated. */
+  async listKeys(options: { after?: string; limit?: number } = {}, ctx: CallContext = {}): Promise<string[]> {
+    return this.#run('key.list', '', ctx, async () => {
+      const limit = options.limit ?? 1000;
+      if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
+        throw invalidArgument('limit', 'must be 1-10000');
+      return { result: await this.#store.transaction((tx) => tx.listKeys({ ...options, limit })) };
+    });
+  }
+
+  /** Changes min versions, deletion permission, one-way export switches or the rotation period. */
+  async updateKeyConfig(name: string, update: KeyConfigUpdate, ctx: CallContext = {}): Promise<KeyInfo> {
+    await this.#mutate('key.config', name, ctx, async (tx) => {
+      const policy = updatePolicy(await this.#lockKey(tx, name), update);
+      await this.#writePolicy(tx, policy);
+      return {
+        result: undefined,
+        detail: Object.fromEntries(Object.entries(update).map(([k, v]) => [k, v as number | boolean])),
+      };
+    });
+    return this.readKey(name, ctx);
+  }
+
+  /** Adds a new version, which becomes the one used for new encryptions and signatures. */
+  async rotateKey(name: string, ctx: CallContext = {}): Promise<KeyInfo> {
+    await this.#rotate(name, ctx);
+    return this.readKey(name, ctx);
+  }
+
+  /**
+   * Rotation under the key's row lock. With `ifLatest`, rotates only if that version is still the latest, so
+   * several callers hitting the usage bound at once produce one new version, not several.
+   */
+  async #rotate(name: string, ctx: CallContext, ifLatest?: number): Promise<void> {
+    await this.#mutate('key.rotate', name, ctx, async (tx) => {
+      const policy = await this.#lockKey(tx, name);
+      if (policy.deletionScheduledFor !== undefined) {
+        throw new EnsealError(ErrorCode.KEY_PENDING_DELETION, `key "${name}" is scheduled for deletion`);
+      }
+      if (ifLatest !== undefined && policy.latestVersion !== ifLatest) {
+        return { result: undefined, version: policy.latestVersion, detail: { skipped: true } };
+      }
+      const now = this.#clock();
+      const version = policy.latestVersion + 1;
+      await this.#insertVersion(tx, this.#requireUnsealed(), policy, version, now);
+      await this.#writePolicy(tx, { ...policy, latestVersion: version, lastRotatedAt: now });
+      return { result: undefined, version };
+    });
+  }
+
+  /** Deletes versions below `minAvailableVersion` for good (at most min(minDecryption, minEncryption)). */
+  async trimKey(name: string, minAvailableVersion: number, ctx: CallContext = {}): Promise<KeyInfo> {
+    await this.#mutate('key.trim', name, ctx, async (tx) => {
+      checkVersion('minAvailableVersion', minAvailableVersion);
+      const policy = await this.#lockKey(tx, name);
+      const ceiling =
+        policy.minEncryptionVersion === 0
+          ? policy.minDecryptionVersion
+          : Math.min(policy.minDecryptionVersion, policy.minEncryptionVersion);
+      if (minAvailableVersion > ceiling) {
+        throw new EnsealError(
+          ErrorCode.NOT_ALLOWED,
+          `cannot trim above minDecryptionVersion/minEncryptionVersion (${ceiling}); raise them first`,
+        );
+      }
+      if (minAvailableVersion <= policy.minAvailableVersion)
+        return { result: undefined, detail: { trimmed: 0, minAvailableVersion } };
+      const trimmed = await tx.deleteVersionsBelow(name, minAvailableVersion);
+      await this.#writePolicy(tx, { ...policy, minAvailableVersion });
+      return { result: undefined, detail: { trimmed, minAvailableVersion } };
+    });
+    return this.readKey(name, ctx);
+  }
+
+  /**
+   * Schedules deletion after a waiting period (default 7 days). Needs `deletionAllowed`. During the wait
+   * the key serves nothing; {@link cancelKeyDeletion} restores it. The scheduler purges it afterwards.
+   */
+  async scheduleKeyDeletion(
+    name: string,
+    options: { waitMs?: number } = {},
+    ctx: CallContext = {},
+  ): Promise<string> {
+    return this.#mutate('key.delete', name, ctx, async (tx) => {
+      const wait = options.waitMs ?? Math.max(DEFAULT_DELETION_WAIT_MS, this.#minDeletionWait);
+      if (!Number.isSafeInteger(wait) || wait < this.#minDeletionWait) {
+        throw invalidArgument('waitMs', `must be at least ${this.#minDeletionWait} ms`);
+      }
+      const policy = await this.#lockKey(tx, name);
+      if (!policy.deletionAllowed) {
+        throw new EnsealError(
+          ErrorCode.NOT_ALLOWED,
+          `key "${name}" does not allow deletion; set deletionAllowed first`,
+        );
+      }
+      const at = policy.deletionScheduledFor ?? this.#clock() + wait;
+      await this.#writePolicy(tx, { ...policy, deletionScheduledFor: at });
+      return {
+        result: new Date(at).toISOString(),
+        detail: { deletionScheduledFor: new Date(at).toISOString() },
+      };
+    });
+  }
+
+  async cancelKeyDeletion(name: string, ctx: CallContext = {}): Promise<KeyInfo> {
+    await this.#mutate('key.delete.cancel', name, ctx, async (tx) => {
+      const { deletionScheduledFor, ...rest } = await this.#lockKey(tx, name);
+      void deletionScheduledFor;
+      await this.#writePolicy(tx, rest);
+      return { result: undefined };
+    });
+    return this.readKey(name, ctx);
+  }
+
+  /**
+   * Crypto-shredding: forgets the secret of one derivation context. Data encrypted under that context can
+   * no longer be decrypted by anyone, while the key keeps serving every other context.
+   */
+  async deleteContext(name: string, context: string | Uint8Array, ctx: CallContext = {}): Promise<boolean> {
+    const bytes = decodeContext(context);
+    const key = await this.#load(name);
+    if (!key.policy.derived) throw invalidArgument('context', `"${name}" is not a derived key`);
+    const contextId = hexEncode(hmac('sha256', key.indexKey!, bytes));
+    const deleted = await this.#mutate('key.context.delete', name, ctx, async (tx) => ({
+      result: await tx.deleteContext(name, contextId),
+    }));
+    return deleted;
+  }
+
+  // ---------------------------------------------------------------- data operations
+
+  /**
+   * Encrypts with the key's latest version; returns `vault:v<version>:<base64>`.
+   *
+   * @example
+   * ```ts no-run
+   * const ct = await km.encrypt('orders', utf8Encode('secret'), { associatedData: utf8Encode('order 7') });
+   * ```
+   */
+  async encrypt(
+    name: string,
+    plaintext: Uint8Array,
+    options: EncryptOptions = {},
+    ctx: CallContext = {},
+  ): Promise<string> {
+    return this.#run('encrypt', name, ctx, async () => {
+      this.#checkPlaintext(plaintext);
+      const aad = this.#aad(options.associatedData);
+      const { key, version } = await this.#encryptionSlot(name, options.keyVersion);
+      const dataKey = await this.#dataKey(key, version, options.context, true);
+      const result = formatVersioned(version, encryptWith(key.policy.type, dataKey, plaintext, aad));
+      return { result, version, ...this.#sensitive(options.context, options.associatedData) };
+    });
+  }
+
+  #sensitive(
+    context: string | Uint8Array | undefined,
+    aad: Uint8Array | undefined,
+  ): { sensitive?: Record<string, Uint8Array> } {
+    if (context === undefined && aad === undefined) return {};
+    const sensitive: Record<string, Uint8Array> = {};
+    if (context !== undefined)
+      sensitive.context = typeof context === 'string' ? utf8Encode(context) : context;
+    if (aad !== undefined) sensitive.associatedData = aad;
+    return { sensitive };
+  }
+
+  /** Decrypts a `vault:v<version>:` ciphertext. Any authentication failure is ERR_DECRYPT_FAILED. */
+  async decrypt(
+    name: string,
+    ciphertext: string,
+    options: DecryptOptions = {},
+    ctx: CallContext = {},
+  ): Promise<Uint8Array> {
+    return this.#run('decrypt', name, ctx, async () => {
+      const { version, bytes } = parseVersioned('ciphertext', ciphertext);
+      const aad = this.#aad(options.associatedData);
+      const key = await this.#load(name);
+      this.#usable(key, 'encrypt');
+      const dataKey = await this.#dataKey(key, version, options.context, false);
+      return {
+        result: decryptWith(key.policy.type, dataKey, bytes, aad),
+        version,
+        ...this.#sensitive(options.context, options.associatedData),
+      };
+    });
+  }
+
+  /** Re-encrypts under the latest version without ever returning the plaintext. */
+  async rewrap(
+    name: string,
+    ciphertext: string,
+    options: DecryptOptions = {},
+    ctx: CallContext = {},
+  ): Promise<string> {
+    return this.#run('rewrap', name, ctx, async () => {
+      const { version, bytes } = parseVersioned('ciphertext', ciphertext);
+      const aad = this.#aad(options.associatedData);
+      const key = await this.#load(name);
+      this.#usable(key, 'encrypt');
+      const plain = decryptWith(
+        key.policy.type,
+        await this.#dataKey(key, version, options.context, false),
+        bytes,
+        aad,
+      );
+      try {
+        const slot = await this.#encryptionSlot(name, undefined);
+        const dataKey = await this.#dataKey(slot.key, slot.version, options.context, true);
+        return {
+          result: formatVersioned(slot.version, encryptWith(slot.key.policy.type, dataKey, plain, aad)),
+          version: slot.version,
+          detail: { fromVersion: version },
+        };
+      } finally {
+        wipe(plain);
+      }
+    });
+  }
+
+  /**
+   * A fresh data key for envelope encryption of large data: its plaintext (unless `plaintext` is false) and
+   * its ciphertext under the named key. Store the ciphertext; decrypt it when the data is needed.
+   */
+  async generateDataKey(
+    name: string,
+    options: DataKeyOptions & { plaintext?: boolean } = {},
+    ctx: CallContext = {},
+  ): Promise<{ ciphertext: string; plaintext?: Uint8Array; keyVersion: number }> {
+    return this.#run(
+      options.plaintext === false ? 'datakey.wrapped' : 'datakey.plaintext',
+      name,
+      ctx,
+      async () => {
+        const bits = options.bits ?? 256;
+        if (bits !== 128 && bits !== 256 && bits !== 512)
+          throw invalidArgument('bits', 'must be 128, 256 or 512');
+        const { key, version } = await this.#encryptionSlot(name, undefined);
+        const dataKey = await this.#dataKey(key, version, options.context, true);
+        const secret = randomBytes(bits / 8);
+        const ciphertext = formatVersioned(
+          version,
+          encryptWith(key.policy.type, dataKey, secret, new Uint8Array(0)),
+        );
+        if (options.plaintext === false) wipe(secret);
+        return {
+          result: {
+            ciphertext,
+            keyVersion: version,
+            ...(options.plaintext === false ? {} : { plaintext: secret }),
+          },
+          version,
+        };
+      },
+    );
+  }
+
+  /** Signs with the latest (or a chosen) version; returns `vault:v<version>:<base64 signature>`. */
+  async sign(
+    name: string,
+    message: Uint8Array,
+    options: SignOptions = {},
+    ctx: CallContext = {},
+  ): Promise<string> {
+    return this.#run('sign', name, ctx, async () => {
+      if (!(message instanceof Uint8Array)) throw invalidArgument('message', 'must be a Uint8Array');
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'sign');
+      const version = encryptionVersion(policy, options.keyVersion);
+      const sig = await signWith(
+        policy.type,
+        this.#versionKey(key, version),
+        message,
+        options.scheme ?? 'pss',
+      );
+      return { result: formatVersioned(version, sig), version, sensitive: { message } };
+    });
+  }
+
+  /** Verifies a `vault:v<version>:` signature; false when it does not verify. */
+  async verify(
+    name: string,
+    message: Uint8Array,
+    signature: string,
+    options: SignOptions = {},
+    ctx: CallContext = {},
+  ): Promise<boolean> {
+    return this.#run('verify', name, ctx, async () => {
+      if (!(message instanceof Uint8Array)) throw invalidArgument('message', 'must be a Uint8Array');
+      const { version, bytes } = parseVersioned('signature', signature);
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'sign');
+      const publicKey = key.publicKeys.get(version);
+      const ok =
+        publicKey !== undefined &&
+        version >= policy.minDecryptionVersion &&
+        (await verifyWith(policy.type, publicKey, message, bytes, options.scheme ?? 'pss'));
+      return { result: ok, version, detail: { valid: ok } };
+    });
+  }
+
+  /** HMAC-SHA256 with an `hmac` key; returns `vault:v<version>:<base64>`. */
+  async hmac(
+    name: string,
+    message: Uint8Array,
+    options: { keyVersion?: number } = {},
+    ctx: CallContext = {},
+  ): Promise<string> {
+    return this.#run('hmac', name, ctx, async () => {
+      if (!(message instanceof Uint8Array)) throw invalidArgument('message', 'must be a Uint8Array');
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'mac');
+      const version = encryptionVersion(policy, options.keyVersion);
+      return { result: formatVersioned(version, macWith(this.#versionKey(key, version), message)), version };
+    });
+  }
+
+  async verifyHmac(name: string, message: Uint8Array, mac: string, ctx: CallContext = {}): Promise<boolean> {
+    return this.#run('hmac.verify', name, ctx, async () => {
+      const { version, bytes } = parseVersioned('hmac', mac);
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'mac');
+      const material = key.material.get(version);
+      const ok =
+        material !== undefined &&
+        version >= policy.minDecryptionVersion &&
+        macEquals(macWith(material, message), bytes);
+      return { result: ok, version, detail: { valid: ok } };
+    });
+  }
+
+  /** Raw key material of every usable version (or one), only for keys created with `exportable`. */
+  async exportKey(
+    name: string,
+    version?: number,
+    ctx: CallContext = {},
+  ): Promise<{ version: number; key: string }[]> {
+    return this.#run('key.export', name, ctx, async () => {
+      const key = await this.#load(name);
+      if (!key.policy.exportable) {
+        throw new EnsealError(ErrorCode.EXPORT_FORBIDDEN, `key "${name}" is not exportable`);
+      }
+      const versions = version === undefined ? [...key.material.keys()] : [version];
+      return {
+        result: versions.map((v) => ({ version: v, key: base64Encode(this.#versionKey(key, v)) })),
+        detail: { versions: versions.length },
+      };
+    });
+  }
+
+  // ---------------------------------------------------------------- internals shared with backup
+
+  /** @internal Everything needed to rebuild `name` in another store: policy, versions, contexts (plaintext). */
+  async snapshotKey(name: string): Promise<KeySnapshot> {
+    const keyring = this.#requireUnsealed();
+    const { row, versions, contexts } = await this.#store.transaction(async (tx) => {
+      const r = await tx.getKey(name);
+      if (r === undefined) throw notFound(name);
+      return { row: r, versions: await tx.getVersions(name), contexts: await tx.listContexts(name) };
+    });
+    const policy = parsePolicy(row.doc);
+    let ring = keyring;
+    if ([...versions, ...contexts].some((v) => !ring.hasTerm(v.term))) ring = await this.#reloadKeyring();
+    return {
+      policy,
+      versions: versions.map((v) => ({
+        version: v.version,
+        createdAt: v.createdAt,
+        reserved: v.reserved,
+        material: base64Encode(ring.unwrap(v.term, versionLabel(name, v.version, policy.type), v.wrapped)),
+      })),
+      contexts: contexts.map((c) => ({
+        contextId: c.contextId,
+        createdAt: c.createdAt,
+        secret: base64Encode(ring.unwrap(c.term, contextLabel(name, c.contextId), c.wrapped)),
+      })),
+    };
+  }
+
+  /** @internal Writes a snapshot into this store; refuses an existing key unless `force`. */
+  async restoreSnapshot(
+    snapshot: KeySnapshot,
+    options: { force?: boolean },
+    ctx: CallContext,
+  ): Promise<void> {
+    const name = snapshot.policy.name;
+    await this.#mutate('key.restore', name, ctx, async (tx) => {
+      checkKeyName(name);
+      const keyring = this.#requireUnsealed();
+      const exists = await tx.getKey(name, { forUpdate: true });
+      if (exists !== undefined) {
+        if (!options.force)
+          throw new EnsealError(
+            ErrorCode.KEY_EXISTS,
+            `a key named "${name}" already exists; pass force to replace it`,
+          );
+        await tx.deleteKey(name);
+      }
+      await tx.insertKey({ name, doc: JSON.stringify(snapshot.policy), updatedAt: this.#clock() });
+      for (const v of snapshot.versions) {
+        const secret = base64Decode(v.material);
+        const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, snapshot.policy.type), secret);
+        wipe(secret);
+        await tx.insertVersion({
+          name,
+          version: v.version,
+          term,
+          wrapped,
+          createdAt: v.createdAt,
+          reserved: v.reserved,
+        });
+      }
+      for (const c of snapshot.contexts) {
+        const secret = base64Decode(c.secret);
+        const { term, wrapped } = keyring.wrap(contextLabel(name, c.contextId), secret);
+        wipe(secret);
+        await tx.insertContext({ name, contextId: c.contextId, term, wrapped, createdAt: c.createdAt });
+      }
+      return {
+        result: undefined,
+        detail: { versions: snapshot.versions.length, contexts: snapshot.contexts.length },
+      };
+    });
+  }
+
+  /** @internal Records a backup-level event (the backup module calls it). */
+  recordEvent(event: Omit<AuditEvent, 'caller'>, ctx: CallContext): Promise<void> {
+    this.#requireUnsealed();
+    return this.#record({ ...event, caller: ctx.caller ?? 'local' });
+  }
+
+  /** @internal All key names (for full backup). */
+  async allKeyNames(): Promise<string[]> {
+    const names: string[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.#store.transaction((tx) =>
+        tx.listKeys({ ...(after ? { after } : {}), limit: 1000 }),
+      );
+      names.push(...page);
+      if (page.length < 1000) return names;
+      after = page[page.length - 1];
+    }
+  }
+
+  // ---------------------------------------------------------------- scheduler
+
+  /**
+   * Applies rotation policies and purges keys whose deletion waiting period is over. Safe to run on every
+   * node: rotation takes the key's row lock and skips keys another node already rotated.
+   */
+  async runScheduledTasks(): Promise<ScheduledRun> {
+    this.#requireUnsealed();
+    const now = this.#clock();
+    const rotated: string[] = [];
+    const purged: string[] = [];
+    for (const name of await this.allKeyNames()) {
+      const row = await this.#store.transaction((tx) => tx.getKey(name));
+      if (row === undefined) continue;
+      const policy = parsePolicy(row.doc);
+      if (policy.deletionScheduledFor !== undefined) {
+        if (policy.deletionScheduledFor <= now && (await this.#purge(name, now))) purged.push(name);
+        continue;
+      }
+      const due = nextRotationAt(policy);
+      if (due !== undefined && due <= now) {
+        await this.#rotate(name, { caller: 'system:scheduler' }, policy.latestVersion);
+        rotated.push(name);
+      }
+    }
+    return { rotated, purged };
+  }
+
+  async #purge(name: string, now: number): Promise<boolean> {
+    return this.#mutate('key.purge', name, { caller: 'system:scheduler' }, async (tx) => {
+      const policy = await this.#lockKey(tx, name);
+      if (policy.deletionScheduledFor === undefined || policy.deletionScheduledFor > now)
+        return { result: false };
+      return { result: await tx.deleteKey(name) };
+    });
+  }
+
+  /** Runs {@link runScheduledTasks} every `intervalMs` while unsealed; returns a function that stops it. */
+  startScheduler(intervalMs = 60_000, onError?: (err: unknown) => void): () => void {
+    const timer = setInterval(() => {
+      if (this.#seal.keyring === undefined) return;
+      this.runScheduledTasks().catch((err: unknown) => onError?.(err));
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  // ---------------------------------------------------------------- audit and monitoring
+
+  /** Checks the audit chain; names every modified, inserted, deleted or reordered entry. */
+  verifyAudit(): Promise<AuditVerifyResult> {
+    this.#requireUnsealed();
+    return this.#audit!.verify();
+  }
+
+  /** Audit entries as JSON lines, oldest first. */
+  async *exportAudit(): AsyncGenerator<string> {
+    this.#requireUnsealed();
+    for await (const entry of this.#audit!.entries()) yield JSON.stringify(entry satisfies AuditEntry) + '\n';
+  }
+
+  /** The keyed hash under which a sensitive value appears in the audit log. */
+  auditHash(value: Uint8Array): string {
+    this.#requireUnsealed();
+    return this.#audit!.hashValue(value);
+  }
+
+  usage(): UsageCounter[] {
+    return this.#monitor.counters();
+  }
+
+  /** Prometheus text: request counters and anomaly warnings. */
+  metrics(): string {
+    return this.#monitor.prometheus();
+  }
+
+  /** Waits for pending audit writes, wipes keys, closes the store. */
+  async close(): Promise<void> {
+    await this.seal().catch(() => undefined);
+    await this.#store.close();
+  }
+}
+
+export interface KeySnapshot {
+  policy: KeyPolicy;
+  versions: { version: number; createdAt: number; reserved: number; material: string }[];
+  contexts: { contextId: string; createdAt: number; secret: string }[];
+}
