@@ -731,7 +731,7 @@ export class KeyManager {
       }
       return { result: undefined, version: 1, detail: { type: policy.type, derived: policy.derived } };
     });
-    return this.readKey(name, ctx);
+    return this.#fresh(name);
   }
 
   async #insertVersion(
@@ -779,6 +779,12 @@ export class KeyManager {
     });
   }
 
+  /** The state a mutation just committed (its own audit entry covers it; no separate read is recorded). */
+  async #fresh(name: string): Promise<KeyInfo> {
+    this.#cache.delete(name);
+    return this.#info(await this.#load(name));
+  }
+
   #info(key: CachedKey): KeyInfo {
     const { policy } = key;
     const next = nextRotationAt(policy);
@@ -818,13 +824,13 @@ export class KeyManager {
         detail: Object.fromEntries(Object.entries(update).map(([k, v]) => [k, v as number | boolean])),
       };
     });
-    return this.readKey(name, ctx);
+    return this.#fresh(name);
   }
 
   /** Adds a new version, which becomes the one used for new encryptions and signatures. */
   async rotateKey(name: string, ctx: CallContext = {}): Promise<KeyInfo> {
     await this.#rotate(name, ctx);
-    return this.readKey(name, ctx);
+    return this.#fresh(name);
   }
 
   /**
@@ -869,7 +875,7 @@ export class KeyManager {
       await this.#writePolicy(tx, { ...policy, minAvailableVersion });
       return { result: undefined, detail: { trimmed, minAvailableVersion } };
     });
-    return this.readKey(name, ctx);
+    return this.#fresh(name);
   }
 
   /**
@@ -909,7 +915,7 @@ export class KeyManager {
       await this.#writePolicy(tx, rest);
       return { result: undefined };
     });
-    return this.readKey(name, ctx);
+    return this.#fresh(name);
   }
 
   /**

@@ -319,8 +319,8 @@ export class SealState {
     this.#shares.set(index, share);
     if (this.#shares.size >= config.threshold!) {
       const parts = [...this.#shares.values()];
-      this.#resetShares();
       const unsealKey = await combineShares(parts).catch(() => undefined);
+      this.#resetShares();
       if (unsealKey === undefined) this.#fail();
       let root: Uint8Array;
       try {
