@@ -198,32 +198,36 @@ export class SqliteStore implements Store {
   }
 
   #transactionApi(): StoreTransaction {
-    const s = this;
+    // The methods below are plain closures over the private helpers, bound once per store.
+    const get = (sql: string, ...p: unknown[]) => this.#get(sql, ...p);
+    const all = (sql: string, ...p: unknown[]) => this.#all(sql, ...p);
+    const run = (sql: string, ...p: unknown[]) => this.#run(sql, ...p);
+    const stmt = (sql: string) => this.#stmt(sql);
     return {
       async getMeta(key) {
-        const r = s.#get('SELECT value FROM meta WHERE key = ?', key);
+        const r = get('SELECT value FROM meta WHERE key = ?', key);
         return r === undefined ? undefined : bytes(r.value);
       },
       async putMeta(key, value) {
-        s.#run(
+        run(
           'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
           key,
           blob(value),
         );
       },
       async deleteMeta(key) {
-        s.#run('DELETE FROM meta WHERE key = ?', key);
+        run('DELETE FROM meta WHERE key = ?', key);
       },
       // SQLite has one writer at a time and BEGIN IMMEDIATE took the lock: every read is "for update".
       async getKey(name) {
-        const r = s.#get('SELECT name, doc, updated_at FROM keys WHERE name = ?', name);
+        const r = get('SELECT name, doc, updated_at FROM keys WHERE name = ?', name);
         return r === undefined
           ? undefined
           : ({ name: r.name, doc: r.doc, updatedAt: r.updated_at } as KeyRow);
       },
       async insertKey(row) {
         return (
-          s.#run(
+          run(
             'INSERT INTO keys (name, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING',
             row.name,
             row.doc,
@@ -233,20 +237,16 @@ export class SqliteStore implements Store {
       },
       async updateKey(row) {
         return (
-          s.#run(
-            'UPDATE keys SET doc = ?, updated_at = ? WHERE name = ?',
-            row.doc,
-            row.updatedAt,
-            row.name,
-          ) === 1
+          run('UPDATE keys SET doc = ?, updated_at = ? WHERE name = ?', row.doc, row.updatedAt, row.name) ===
+          1
         );
       },
       async deleteKey(name) {
-        return s.#run('DELETE FROM keys WHERE name = ?', name) === 1;
+        return run('DELETE FROM keys WHERE name = ?', name) === 1;
       },
       async listKeys(options = {}) {
         const limit = options.limit ?? 1000;
-        const rows = s.#all(
+        const rows = all(
           'SELECT name FROM keys WHERE name > ? ORDER BY name LIMIT ?',
           options.after ?? '',
           limit,
@@ -254,15 +254,15 @@ export class SqliteStore implements Store {
         return rows.map((r) => r.name as string);
       },
       async getVersions(name) {
-        return s.#all('SELECT * FROM key_versions WHERE name = ? ORDER BY version', name).map(versionRow);
+        return all('SELECT * FROM key_versions WHERE name = ? ORDER BY version', name).map(versionRow);
       },
       async getVersion(name, version) {
-        const r = s.#get('SELECT * FROM key_versions WHERE name = ? AND version = ?', name, version);
+        const r = get('SELECT * FROM key_versions WHERE name = ? AND version = ?', name, version);
         return r === undefined ? undefined : versionRow(r);
       },
       async insertVersion(row) {
         return (
-          s.#run(
+          run(
             'INSERT INTO key_versions (name, version, term, wrapped, created_at, reserved) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
             row.name,
             row.version,
@@ -275,7 +275,7 @@ export class SqliteStore implements Store {
       },
       async rewrapVersion(name, version, term, wrapped) {
         return (
-          s.#run(
+          run(
             'UPDATE key_versions SET term = ?, wrapped = ? WHERE name = ? AND version = ?',
             term,
             blob(wrapped),
@@ -285,10 +285,10 @@ export class SqliteStore implements Store {
         );
       },
       async deleteVersionsBelow(name, minVersion) {
-        return s.#run('DELETE FROM key_versions WHERE name = ? AND version < ?', name, minVersion);
+        return run('DELETE FROM key_versions WHERE name = ? AND version < ?', name, minVersion);
       },
       async reserveEncryptions(name, version, count) {
-        const r = s.#get(
+        const r = get(
           'UPDATE key_versions SET reserved = reserved + ? WHERE name = ? AND version = ? RETURNING reserved',
           count,
           name,
@@ -299,12 +299,12 @@ export class SqliteStore implements Store {
         return r.reserved as number;
       },
       async getContext(name, contextId) {
-        const r = s.#get('SELECT * FROM key_contexts WHERE name = ? AND context_id = ?', name, contextId);
+        const r = get('SELECT * FROM key_contexts WHERE name = ? AND context_id = ?', name, contextId);
         return r === undefined ? undefined : contextRow(r);
       },
       async insertContext(row) {
         return (
-          s.#run(
+          run(
             'INSERT INTO key_contexts (name, context_id, term, wrapped, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
             row.name,
             row.contextId,
@@ -316,7 +316,7 @@ export class SqliteStore implements Store {
       },
       async rewrapContext(name, contextId, term, wrapped) {
         return (
-          s.#run(
+          run(
             'UPDATE key_contexts SET term = ?, wrapped = ? WHERE name = ? AND context_id = ?',
             term,
             blob(wrapped),
@@ -326,13 +326,13 @@ export class SqliteStore implements Store {
         );
       },
       async deleteContext(name, contextId) {
-        return s.#run('DELETE FROM key_contexts WHERE name = ? AND context_id = ?', name, contextId) === 1;
+        return run('DELETE FROM key_contexts WHERE name = ? AND context_id = ?', name, contextId) === 1;
       },
       async listContexts(name) {
-        return s.#all('SELECT * FROM key_contexts WHERE name = ? ORDER BY context_id', name).map(contextRow);
+        return all('SELECT * FROM key_contexts WHERE name = ? ORDER BY context_id', name).map(contextRow);
       },
       async listWrappedNotInTerm(term, limit) {
-        const rows = s.#all(
+        const rows = all(
           `SELECT 'version' AS kind, name, version, NULL AS context_id, term FROM key_versions WHERE term <> ?
            UNION ALL SELECT 'context', name, NULL, context_id, term FROM key_contexts WHERE term <> ?
            ORDER BY term, name LIMIT ?`,
@@ -357,15 +357,15 @@ export class SqliteStore implements Store {
         );
       },
       async lastAudit() {
-        const r = s.#get('SELECT seq, entry, hash, mac FROM audit_log ORDER BY seq DESC LIMIT 1');
+        const r = get('SELECT seq, entry, hash, mac FROM audit_log ORDER BY seq DESC LIMIT 1');
         return r as AuditRow | undefined;
       },
       async appendAudit(rows) {
-        const insert = s.#stmt('INSERT INTO audit_log (seq, entry, hash, mac) VALUES (?, ?, ?, ?)');
+        const insert = stmt('INSERT INTO audit_log (seq, entry, hash, mac) VALUES (?, ?, ?, ?)');
         for (const r of rows) insert.run(r.seq, r.entry, r.hash, r.mac);
       },
       async readAudit(afterSeq, limit) {
-        return s.#all(
+        return all(
           'SELECT seq, entry, hash, mac FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
           afterSeq,
           limit,

@@ -49,7 +49,7 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
     rmSync(parent, { recursive: true, force: true });
     const line = `embedded PostgreSQL could not start (${(err as Error).message})`;
     if (process.env.CI === 'true' || process.env.CI === '1')
-      throw new Error(`${line}; CI=true, so this is a failure`);
+      throw new Error(`${line}; CI=true, so this is a failure`, { cause: err });
     console.warn(`SKIPPED PostgreSQL tests: ${line}`);
     return undefined;
   }

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { utf8Encode } from '../../src/crypto/index.js';
-import { KeyManager } from '../../src/kms/index.js';
-import { SqliteStore, type Store } from '../../src/store/index.js';
+import type { KeyManager } from '../../src/kms/index.js';
+import { SqliteStore } from '../../src/store/index.js';
 import { asyncCodeOf } from '../helpers/errors.js';
 import { devManager, tempDir } from './helpers.js';
 
@@ -139,5 +139,3 @@ describe('audit log', () => {
     await km.close();
   });
 });
-
-void ({} as Store);
