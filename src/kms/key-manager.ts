@@ -228,13 +228,14 @@ export class KeyManager {
    * Opens a key manager on a store, applying pending schema migrations. It starts sealed.
    *
    * @example
-   * ```ts no-run
-   * const km = await KeyManager.open({ store: SqliteStore.open({ path: 'enseal.db' }) });
+   * ```ts
+   * const km = await KeyManager.open({ store: SqliteStore.open({ path: ':memory:' }) });
    * const { shares } = await km.init({ shares: 5, threshold: 3 });
    * for (const share of shares!.slice(0, 3)) await km.unseal(share);
    * await km.createKey('orders');
    * const ct = await km.encrypt('orders', utf8Encode('4111 1111 1111 1111'));
    * utf8Decode(await km.decrypt('orders', ct)); // '4111 1111 1111 1111'
+   * await km.close();
    * ```
    */
   static async open(options: KeyManagerOptions): Promise<KeyManager> {

@@ -8,7 +8,12 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { transformSync } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import * as enseal from '../../src/index.js';
+import * as root from '../../src/index.js';
+import * as kms from '../../src/kms/index.js';
+import * as store from '../../src/store/index.js';
+
+// Examples see every public export: the root entry point and the server-side subpaths.
+const enseal = { ...root, ...kms, ...store };
 
 const srcDir = fileURLToPath(new URL('../../src', import.meta.url));
 
