@@ -338,43 +338,65 @@ export class KeyManager {
    * keeps until none remain, so everything stays readable and a second call finishes the job.
    */
   async rotateKeyring(ctx: CallContext = {}, batchSize = 100): Promise<{ term: number; rewrapped: number }> {
-    const keyring = this.#requireUnsealed();
+    this.#requireUnsealed();
     const root = this.#seal.rootKey!;
-    let current = keyring;
-    if (keyring.terms.length === 1) {
-      current = await this.#store.transaction(async (tx) => {
-        const stored = Keyring.open(root, await readSealedKeyring(tx));
-        const next = stored.terms.length === 1 ? stored.withNewTerm(this.#clock()) : stored;
-        await writeSealedKeyring(tx, next.seal(root));
-        return next;
-      });
-      this.#seal.adoptKeyring(current);
-    }
+    const started = await this.#store.transaction(async (tx) => {
+      const stored = await this.#keyringIn(tx, 'update');
+      if (stored.terms.length > 1) return stored; // an earlier rotation did not finish: finish it
+      const next = stored.withNewTerm(this.#clock());
+      const sealed = next.seal(root);
+      await writeSealedKeyring(tx, sealed);
+      return sealed;
+    });
+    const current = started instanceof Uint8Array ? this.#seal.keyringFor(started) : started;
     let rewrapped = 0;
     for (;;) {
       const n = await this.#store.transaction(async (tx) => {
-        const refs = await tx.listWrappedNotInTerm(current.current, batchSize);
-        for (const ref of refs) await this.#rewrapRef(tx, current, ref);
+        const keyring = await this.#keyringIn(tx);
+        const refs = await tx.listWrappedNotInTerm(keyring.current, batchSize);
+        for (const ref of refs) await this.#rewrapRef(tx, keyring, ref);
         return refs.length;
       });
       rewrapped += n;
       if (n < batchSize) break;
     }
+    // Drop old terms only when nothing uses them. The exclusive lock on the keyring row waits for every
+    // transaction that is wrapping under the keyring it read (they hold a share lock), so no node can still
+    // be writing a blob under a term that is about to disappear.
     const finished = await this.#store.transaction(async (tx) => {
-      if ((await tx.listWrappedNotInTerm(current.current, 1)).length > 0) return undefined;
-      const stored = Keyring.open(root, await readSealedKeyring(tx));
-      const trimmed = stored.withoutOldTerms();
-      await writeSealedKeyring(tx, trimmed.seal(root));
-      return trimmed;
+      const stored = await this.#keyringIn(tx, 'update');
+      if ((await tx.listWrappedNotInTerm(stored.current, 1)).length > 0) return undefined;
+      const sealed = stored.withoutOldTerms().seal(root);
+      await writeSealedKeyring(tx, sealed);
+      return sealed;
     });
-    if (finished) this.#seal.adoptKeyring(finished);
+    if (finished) this.#seal.keyringFor(finished);
     await this.#record({
       op: 'keyring.rotate',
       caller: ctx.caller ?? 'local',
       outcome: 'ok',
-      detail: { term: current.current, rewrapped },
+      detail: { term: current.current, rewrapped, finished: finished !== undefined },
     });
     return { term: current.current, rewrapped };
+  }
+
+  /**
+   * The keyring as stored, read under a lock inside `tx`: every transaction that wraps key material goes
+   * through here, so it wraps under the current term even if another node rotated the keyring a moment ago.
+   */
+  async #keyringIn(tx: StoreTransaction, lock: 'share' | 'update' = 'share'): Promise<Keyring> {
+    this.#requireUnsealed();
+    const sealed = await readSealedKeyring(tx, lock);
+    try {
+      return this.#seal.keyringFor(sealed);
+    } catch (err) {
+      if (err instanceof EnsealError && err.code === ErrorCode.DECRYPT_FAILED) {
+        // Another node rotated the root key: this node's root key is stale. Seal once the transaction ends.
+        setImmediate(() => void this.seal({ caller: 'system:root-key-changed' }));
+        throw sealedError();
+      }
+      throw err;
+    }
   }
 
   async #rewrapRef(
@@ -701,10 +723,10 @@ export class KeyManager {
           'decryption failed: the ciphertext is not authentic under any available key, or was modified',
         );
       const secret = randomBytes(32);
-      const { term, wrapped } = this.#requireUnsealed().wrap(label, secret);
-      const inserted = await this.#store.transaction((tx) =>
-        tx.insertContext({ name, contextId, term, wrapped, createdAt: this.#clock() }),
-      );
+      const inserted = await this.#store.transaction(async (tx) => {
+        const { term, wrapped } = (await this.#keyringIn(tx)).wrap(label, secret);
+        return tx.insertContext({ name, contextId, term, wrapped, createdAt: this.#clock() });
+      });
       if (inserted) return { secret, derived: new Map() };
       wipe(secret); // another node created it first; use theirs
     }
@@ -717,7 +739,7 @@ export class KeyManager {
   async createKey(name: string, options: CreateKeyOptions = {}, ctx: CallContext = {}): Promise<KeyInfo> {
     await this.#mutate('key.create', name, ctx, async (tx) => {
       checkKeyName(name);
-      const keyring = this.#requireUnsealed();
+      const keyring = await this.#keyringIn(tx);
       const now = this.#clock();
       const policy = newPolicy(name, options, now);
       const inserted = await tx.insertKey({ name, doc: JSON.stringify(policy), updatedAt: now });
@@ -849,7 +871,7 @@ export class KeyManager {
       }
       const now = this.#clock();
       const version = policy.latestVersion + 1;
-      await this.#insertVersion(tx, this.#requireUnsealed(), policy, version, now);
+      await this.#insertVersion(tx, await this.#keyringIn(tx), policy, version, now);
       await this.#writePolicy(tx, { ...policy, latestVersion: version, lastRotatedAt: now });
       return { result: undefined, version };
     });
@@ -1193,7 +1215,7 @@ export class KeyManager {
     const name = snapshot.policy.name;
     await this.#mutate('key.restore', name, ctx, async (tx) => {
       checkKeyName(name);
-      const keyring = this.#requireUnsealed();
+      const keyring = await this.#keyringIn(tx);
       const exists = await tx.getKey(name, { forUpdate: true });
       if (exists !== undefined) {
         if (!options.force)

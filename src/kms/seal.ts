@@ -113,8 +113,11 @@ export async function readSealConfig(tx: StoreTransaction): Promise<SealConfig |
   return raw === undefined ? undefined : (JSON.parse(utf8Decode(raw)) as SealConfig);
 }
 
-export async function readSealedKeyring(tx: StoreTransaction): Promise<Uint8Array> {
-  const raw = await tx.getMeta(KEYRING_META);
+export async function readSealedKeyring(
+  tx: StoreTransaction,
+  lock?: 'share' | 'update',
+): Promise<Uint8Array> {
+  const raw = await tx.getMeta(KEYRING_META, lock === undefined ? {} : { lock });
   if (raw === undefined) throw invalidState('the store has no keyring; it was not initialised');
   return raw;
 }
@@ -255,6 +258,8 @@ export class SealState {
   readonly #clock: () => number;
   #root: Uint8Array | undefined;
   #keyring: Keyring | undefined;
+  /** The stored form of #keyring, to notice cheaply when another node changed it. */
+  #sealedKeyring: Uint8Array | undefined;
   #shares = new Map<number, Uint8Array>();
   /** Failed unseal attempts while sealed; recorded in the audit log once the audit key is back. */
   failedAttempts = 0;
@@ -365,6 +370,7 @@ export class SealState {
     const sealed = await this.#store.transaction((tx) => readSealedKeyring(tx));
     try {
       this.#keyring = Keyring.open(root, sealed);
+      this.#sealedKeyring = sealed;
       this.#root = root;
     } catch {
       wipe(root);
@@ -375,25 +381,37 @@ export class SealState {
 
   /** Re-reads the keyring from the store (another node may have rotated it). */
   async reloadKeyring(): Promise<Keyring> {
-    if (this.#root === undefined) throw new EnsealError(ErrorCode.SEALED, 'the key manager is sealed');
     const sealed = await this.#store.transaction((tx) => readSealedKeyring(tx));
-    const next = Keyring.open(this.#root, sealed);
-    const old = this.#keyring;
-    this.#keyring = next;
-    // Old term keys are not wiped here: in-flight operations may still hold the old object.
-    void old;
-    return next;
+    return this.keyringFor(sealed);
   }
 
-  /** Replaces the in-memory keyring after this node changed it in the store. */
-  adoptKeyring(keyring: Keyring): void {
-    this.#keyring = keyring;
+  /**
+   * The keyring stored as `sealed`: the cached one when nothing changed, else freshly opened. Throws
+   * DECRYPT_FAILED when our root key no longer opens it (another node rotated the root key).
+   */
+  keyringFor(sealed: Uint8Array): Keyring {
+    if (this.#root === undefined) throw new EnsealError(ErrorCode.SEALED, 'the key manager is sealed');
+    const cached = this.#sealedKeyring;
+    if (
+      this.#keyring !== undefined &&
+      cached !== undefined &&
+      cached.length === sealed.length &&
+      constantTimeEqual(cached, sealed)
+    ) {
+      return this.#keyring;
+    }
+    // Old term keys are not wiped here: in-flight operations may still hold the old object.
+    const next = Keyring.open(this.#root, sealed);
+    this.#keyring = next;
+    this.#sealedKeyring = new Uint8Array(sealed);
+    return next;
   }
 
   /** Wipes the root key, the keyring and any shares from memory. */
   seal(): void {
     this.#keyring?.wipe();
     this.#keyring = undefined;
+    this.#sealedKeyring = undefined;
     if (this.#root !== undefined) wipe(this.#root);
     this.#root = undefined;
     this.#resetShares();
@@ -445,14 +463,21 @@ export class SealState {
     const config = await this.checkProof(proof);
     const root = randomBytes(ROOT_KEY_BYTES);
     const nextConfig = await resealRoot(config, proof, root);
-    await this.#store.transaction(async (tx) => {
-      // Re-seal whatever keyring is current in the store (another node may have rotated its terms).
-      const current = Keyring.open(this.#root!, await readSealedKeyring(tx));
-      await tx.putMeta(SEAL_META, utf8Encode(JSON.stringify(nextConfig)));
-      await writeSealedKeyring(tx, current.seal(root));
-      current.wipe();
-    });
-    wipe(this.#root!);
-    this.#root = root;
+    await this.#store
+      .transaction(async (tx) => {
+        // Re-seal whatever keyring is current in the store (another node may have rotated its terms).
+        const current = Keyring.open(this.#root!, await readSealedKeyring(tx, 'update'));
+        await tx.putMeta(SEAL_META, utf8Encode(JSON.stringify(nextConfig)));
+        const resealed = current.seal(root);
+        current.wipe();
+        await writeSealedKeyring(tx, resealed);
+        return resealed;
+      })
+      .then((resealed) => {
+        wipe(this.#root!);
+        this.#root = root;
+        this.#sealedKeyring = undefined;
+        this.keyringFor(resealed);
+      });
   }
 }

@@ -199,8 +199,9 @@ export class PostgresStore implements Store {
     const changed = async (sql: string, params: unknown[]): Promise<number> =>
       (await q(sql, params)).rowCount ?? 0;
     return {
-      async getMeta(key) {
-        const r = await one('SELECT value FROM meta WHERE key = $1', [key]);
+      async getMeta(key, options = {}) {
+        const lock = options.lock === 'update' ? ' FOR UPDATE' : options.lock === 'share' ? ' FOR SHARE' : '';
+        const r = await one(`SELECT value FROM meta WHERE key = $1${lock}`, [key]);
         return r === undefined ? undefined : bytes(r.value);
       },
       async putMeta(key, value) {

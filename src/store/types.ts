@@ -56,7 +56,12 @@ export type WrappedRef =
   | { readonly kind: 'context'; readonly name: string; readonly contextId: string; readonly term: number };
 
 export interface StoreTransaction {
-  getMeta(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * With `lock: 'share'`, other transactions may also share-lock the row but none may update it until this
+   * one ends; with `lock: 'update'`, the row is exclusively locked. (SQLite has one writer at a time, so
+   * every write transaction already holds both.)
+   */
+  getMeta(key: string, options?: { lock?: 'share' | 'update' }): Promise<Uint8Array | undefined>;
   putMeta(key: string, value: Uint8Array): Promise<void>;
   deleteMeta(key: string): Promise<void>;
 

@@ -318,3 +318,38 @@ describe('named keys', () => {
     await km.close();
   });
 });
+
+describe('two nodes on one store', () => {
+  it('a node with a stale keyring wraps under the current term after another node rotated the keyring', async () => {
+    const dir = tempDir();
+    const path = join(dir, 'shared.db');
+    const a = await KeyManager.open({ store: SqliteStore.open({ path }), cacheTtlMs: 0 });
+    await a.init({ type: 'dev', devKeyFile: join(dir, 'dev.key') });
+    await a.unsealDev();
+    const b = await KeyManager.open({ store: SqliteStore.open({ path }), cacheTtlMs: 0 });
+    await b.unsealDev();
+    await a.createKey('k');
+    const before = await b.encrypt('k', utf8Encode('before'));
+    const { rewrapped } = await a.rotateKeyring();
+    expect(rewrapped).toBe(1);
+    // b still holds the old keyring in memory; its next key version must be readable by everyone.
+    await b.rotateKey('k');
+    await b.createKey('k2', { derived: true });
+    const after = await b.encrypt('k2', utf8Encode('after'), { context: utf8Encode('c') });
+    await a.rotateKeyring();
+    const fresh = await KeyManager.open({ store: SqliteStore.open({ path }) });
+    await fresh.unsealDev();
+    expect(utf8Decode(await fresh.decrypt('k', before))).toBe('before');
+    expect(utf8Decode(await fresh.decrypt('k2', after, { context: utf8Encode('c') }))).toBe('after');
+    expect((await fresh.readKey('k')).latestVersion).toBe(2);
+
+    // Root-key rotation on one node seals the others (their root key no longer opens the keyring).
+    await a.rotateRootKey({});
+    expect(await asyncCodeOf(b.rotateKey('k'))).toBe('ERR_SEALED');
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await b.status()).sealed).toBe(true);
+    await b.unsealDev();
+    expect(utf8Decode(await b.decrypt('k', before))).toBe('before');
+    for (const km of [a, b, fresh]) await km.close();
+  });
+});
