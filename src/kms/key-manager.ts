@@ -51,7 +51,7 @@ import {
   type KeyPolicy,
 } from './key-policy.js';
 import type { KeyPurpose, KeyType } from './key-types.js';
-import { Keyring } from './keyring.js';
+import type { Keyring } from './keyring.js';
 import { checkKeyName, checkVersion, decodeContext } from './names.js';
 import {
   readSealedKeyring,
