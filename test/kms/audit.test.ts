@@ -46,6 +46,20 @@ describe('audit log', () => {
     // Operators can find entries about a value by hashing it the same way.
     expect(entries[2].hashed.context).toBe(km.auditHash(utf8Encode('tenant-a')));
     expect((await km.verifyAudit()).ok).toBe(true);
+    // Nor in metrics, usage counters or error messages.
+    const errors: string[] = [];
+    for (const attempt of [
+      km.decrypt('k', 'vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA', { context: utf8Encode('tenant-a') }),
+      km.encrypt('k', utf8Encode('card 4111-x'), { context: new Uint8Array(5000) }),
+      km.encrypt('nope', utf8Encode('card 4111-y')),
+    ]) {
+      await attempt.catch((err: Error) => errors.push(`${err.message} ${JSON.stringify(err)}`));
+    }
+    expect(errors).toHaveLength(3);
+    for (const text of [km.metrics(), JSON.stringify(km.usage()), ...errors]) {
+      expect(text).not.toContain('tenant-a');
+      expect(text).not.toContain('4111');
+    }
     await km.close();
   });
 
