@@ -49,8 +49,12 @@ async function measure(label, store, dir) {
   const refDec = opsPerSecond(bareOpen, { seconds: 0.5, rounds: 3 });
   const dec = await asyncRate(() => km.decrypt('bench', ct));
   const pct = (a, b) => `${((a / b) * 100).toFixed(0)}% of bare envelope`;
-  console.log(`${label.padEnd(10)} encrypt ${fmt(enc).padStart(9)} ops/s  (envelope ${fmt(refEnc)})  ${pct(enc, refEnc)}`);
-  console.log(`${label.padEnd(10)} decrypt ${fmt(dec).padStart(9)} ops/s  (envelope ${fmt(refDec)})  ${pct(dec, refDec)}`);
+  console.log(
+    `${label.padEnd(10)} encrypt ${fmt(enc).padStart(9)} ops/s  (envelope ${fmt(refEnc)})  ${pct(enc, refEnc)}`,
+  );
+  console.log(
+    `${label.padEnd(10)} decrypt ${fmt(dec).padStart(9)} ops/s  (envelope ${fmt(refDec)})  ${pct(dec, refDec)}`,
+  );
   await km.close();
 }
 
@@ -73,7 +77,11 @@ try {
   await pg.initialise();
   await pg.start();
   await pg.createDatabase('bench');
-  await measure('postgres', await PostgresStore.connect({ connectionString: 'postgres://postgres:password@127.0.0.1:54329/bench' }), dir);
+  await measure(
+    'postgres',
+    await PostgresStore.connect({ connectionString: 'postgres://postgres:password@127.0.0.1:54329/bench' }),
+    dir,
+  );
 } finally {
   await pg.stop().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
