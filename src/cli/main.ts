@@ -9,10 +9,13 @@ import { registerAge } from './commands/age.js';
 import { registerFernet } from './commands/fernet.js';
 import { registerKeyset } from './commands/keyset.js';
 import { registerPassword } from './commands/password.js';
+import { registerServe } from './commands/serve.js';
 
 export function buildProgram(): Command {
   const program = configureProgram(new Command('enseal'))
-    .description('Protect application data: envelopes, keysets, Fernet, age-format files, passwords.')
+    .description(
+      'Protect application data: an encryption service, envelopes, keysets, Fernet, age-format files, passwords.',
+    )
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
@@ -20,6 +23,7 @@ export function buildProgram(): Command {
   registerKeyset(program);
   registerFernet(program);
   registerPassword(program);
+  registerServe(program);
   return program;
 }
 

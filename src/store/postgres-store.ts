@@ -210,6 +210,13 @@ export class PostgresStore implements Store {
           [key, buf(value)],
         );
       },
+      async listMeta(prefix) {
+        const { rows } = await q(
+          'SELECT key FROM meta WHERE left(key, length($1)) = $1 ORDER BY key COLLATE "C"',
+          [prefix],
+        );
+        return rows.map((r) => r.key as string);
+      },
       async deleteMeta(key) {
         await q('DELETE FROM meta WHERE key = $1', [key]);
       },

@@ -215,6 +215,13 @@ export class SqliteStore implements Store {
           blob(value),
         );
       },
+      async listMeta(prefix) {
+        return all(
+          'SELECT key FROM meta WHERE substr(key, 1, length(?)) = ? ORDER BY key',
+          prefix,
+          prefix,
+        ).map((r) => r.key as string);
+      },
       async deleteMeta(key) {
         run('DELETE FROM meta WHERE key = ?', key);
       },

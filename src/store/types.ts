@@ -64,6 +64,8 @@ export interface StoreTransaction {
   getMeta(key: string, options?: { lock?: 'share' | 'update' }): Promise<Uint8Array | undefined>;
   putMeta(key: string, value: Uint8Array): Promise<void>;
   deleteMeta(key: string): Promise<void>;
+  /** Keys (not values) that start with `prefix`, ascending. */
+  listMeta(prefix: string): Promise<string[]>;
 
   /** With `forUpdate`, the row stays locked until the transaction ends. */
   getKey(name: string, options?: { forUpdate?: boolean }): Promise<KeyRow | undefined>;

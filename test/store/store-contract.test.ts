@@ -33,6 +33,13 @@ function contract(kind: string, factory: () => Promise<Store | undefined>) {
         await store.transaction((tx) => tx.putMeta('m', value));
         expect(new Uint8Array((await store.transaction((tx) => tx.getMeta('m')))!)).toEqual(value);
       }
+      await store.transaction(async (tx) => {
+        await tx.putMeta('p/b', b(1));
+        await tx.putMeta('p/a', b(1));
+        await tx.putMeta('p_', b(1));
+        await tx.putMeta('q/a', b(1));
+      });
+      expect(await store.transaction((tx) => tx.listMeta('p/'))).toEqual(['p/a', 'p/b']);
       await store.transaction((tx) => tx.deleteMeta('m'));
       expect(await store.transaction((tx) => tx.getMeta('m'))).toBeUndefined();
     });

@@ -1,0 +1,180 @@
+/**
+ * The HTTP application: Vault-shaped routes over the key manager, with token authentication, ACL policies,
+ * Vault-shaped errors (`{"errors": [...]}`) and security headers. It is built without a listener so tests
+ * and `serve.ts` share it; `serve.ts` adds TLS, reload and shutdown.
+ */
+import fastifyHelmet from '@fastify/helmet';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifySwagger from '@fastify/swagger';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { EnsealError } from '../crypto/index.js';
+import { DOCS_HTML } from './docs-page.js';
+import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
+import { capabilitiesFor, type Capability } from './policies.js';
+import { registerAuthRoutes } from './auth-routes.js';
+import { registerSysRoutes } from './sys-routes.js';
+import { registerTransitRoutes } from './transit-routes.js';
+import { registerSeedRoutes } from './seed-routes.js';
+
+/** Paths (after `/v1/`) that answer without a token, as in Vault. */
+const PUBLIC = new Set(['sys/health', 'sys/seal-status', 'sys/init', 'sys/unseal', 'sys/openapi.json']);
+
+/** What a method needs, Vault-style. */
+function capabilityOf(method: string, url: string): Capability {
+  // Vault clients turn LIST into GET ?list=true (Node's HTTP parser has no LIST method).
+  if (method === 'GET' && /[?&]list=true(&|$)/.test(url)) return 'list';
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+      return 'read';
+    case 'DELETE':
+      return 'delete';
+    default:
+      return 'update';
+  }
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  // With TLS the server is HTTP/2 with HTTP/1.1 fallback (ALPN). Handlers use only what both request types
+  // share, so the instance is typed as the default server to keep one set of route types.
+  const config: Record<string, unknown> = {
+    ...(options.https ? { http2: true as const, https: { allowHTTP1: true, ...options.https } } : {}),
+    bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
+    logger:
+      options.logger === undefined || options.logger === false
+        ? false
+        : {
+            ...(typeof options.logger === 'object' ? options.logger : { level: 'info' }),
+            // Never log headers or bodies: they carry tokens and plaintexts.
+            redact: {
+              paths: ['req.headers.authorization', 'req.headers["x-vault-token"]'],
+              censor: '[redacted]',
+            },
+            serializers: {
+              req: (req: FastifyRequest) => ({
+                method: req.method,
+                url: req.url.split('?')[0],
+                remoteAddress: req.ip,
+              }),
+            },
+          },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+    return503OnClosing: true,
+  };
+  const app = Fastify(config) as unknown as FastifyInstance;
+
+  await app.register(fastifyHelmet, {
+    hsts: { maxAge: 63_072_000, includeSubDomains: true },
+    frameguard: { action: 'deny' },
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        scriptSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        frameAncestors: ["'none'"],
+      },
+    },
+  });
+  await app.register(fastifyRateLimit, {
+    max: options.rateLimitPerMinute ?? 60_000,
+    timeWindow: 60_000,
+    keyGenerator: (request) => request.token?.accessor ?? request.ip,
+    hook: 'preHandler',
+    errorResponseBuilder: () => new HttpError(429, 'rate limit exceeded; slow down'),
+  });
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: {
+        title: 'enseal HTTP API',
+        version: '1',
+        description: 'Vault-Transit-compatible encryption service.',
+      },
+      components: { securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'X-Vault-Token' } } },
+      security: [{ token: [] }],
+    },
+  });
+
+  // Vault clients send JSON with any content type (and sometimes none): parse everything as JSON.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.length === 0) return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new HttpError(400, 'request body is not valid JSON'), undefined);
+    }
+  });
+
+  app.setErrorHandler((error: unknown, request, reply) => {
+    let status = 500;
+    let message = 'internal error';
+    if (error instanceof EnsealError) {
+      status = statusOf(error.code);
+      message = `${error.code}: ${error.message}`;
+    } else if (error instanceof HttpError) {
+      status = error.statusCode;
+      message = error.message;
+    } else if (typeof error === 'object' && error !== null && 'statusCode' in error) {
+      const e = error as { statusCode?: number; message?: string; validation?: unknown; code?: string };
+      status = typeof e.statusCode === 'number' && e.statusCode >= 400 ? e.statusCode : 400;
+      message =
+        e.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? 'request body is too large'
+          : String(e.message ?? 'bad request');
+    }
+    if (status >= 500) request.log.error({ code: (error as { code?: string }).code }, 'request failed');
+    void reply.code(status).send({ errors: [message] });
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    void reply.code(404).send({ errors: ['no handler for this path'] });
+  });
+
+  const seedsKey = options.seedsKey ?? 'seeds';
+  app.addHook('onRequest', async (request) => {
+    const path = request.url.split('?')[0]!;
+    // The seeds' routes are authorised as the transit calls they stand for.
+    const rel =
+      path === '/encrypt'
+        ? `transit/encrypt/${seedsKey}`
+        : path === '/decrypt'
+          ? `transit/decrypt/${seedsKey}`
+          : path.startsWith('/v1/')
+            ? path.slice(4)
+            : undefined;
+    if (rel === undefined) return;
+    const token = tokenOf(request);
+    if (token !== undefined) {
+      const info = await options.tokens.lookup(token);
+      if (info !== undefined) request.token = info;
+    }
+    if (PUBLIC.has(rel)) return;
+    if (request.token === undefined) throw new HttpError(403, 'permission denied: a valid token is required');
+    const policies = await options.policies.resolve(request.token.policies);
+    const caps = capabilitiesFor(policies, request.token.policies, rel);
+    const need = capabilityOf(request.method, request.url);
+    const ok = caps.has(need) || (need === 'update' && caps.has('create'));
+    if (!ok) throw new HttpError(403, 'permission denied');
+  });
+
+  app.addHook('onSend', async (request, reply) => {
+    if (request.url.startsWith('/v1/') || request.url === '/encrypt' || request.url === '/decrypt') {
+      void reply.header('cache-control', 'no-store');
+    }
+  });
+
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
+  app.get('/docs', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').send(DOCS_HTML),
+  );
+  app.get('/v1/sys/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerTransitRoutes(app, options.km);
+  registerSysRoutes(app, options);
+  registerAuthRoutes(app, options);
+  registerSeedRoutes(app, options.km, seedsKey);
+  await app.ready();
+  return app;
+}

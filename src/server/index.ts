@@ -1,0 +1,10 @@
+/**
+ * The server layer: `enseal serve`, a Vault-Transit-compatible HTTPS API over the key manager, with tokens,
+ * ACL policies and TLS set up the Mozilla way. This file is the layer's public surface.
+ */
+export { buildApp } from './app.js';
+export type { AppOptions } from './http.js';
+export { startServer, loadConfigFile, type ServeConfig, type RunningServer } from './serve.js';
+export { TokenStore, type TokenInfo } from './tokens.js';
+export { PolicyStore } from './policy-store.js';
+export { parsePolicy, capabilitiesFor, type Policy, type Capability } from './policies.js';

@@ -1,0 +1,191 @@
+/**
+ * Running the service: opens the store and key manager, sets up TLS (a development CA in --dev), listens,
+ * reloads certificates when their files change, runs the rotation scheduler, and shuts down gracefully.
+ */
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
+import { parse as parseToml } from 'smol-toml';
+import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
+import { KeyManager } from '../kms/index.js';
+import { openStore, SqliteStore } from '../store/index.js';
+import { ensureDevCertificates, tlsProfile, type TlsProfileName } from '../tls/index.js';
+import { buildApp } from './app.js';
+import type { FastifyInstance } from './http.js';
+import { PolicyStore } from './policy-store.js';
+import { TokenStore } from './tokens.js';
+
+export interface ServeConfig {
+  dev?: boolean;
+  /** Directory for the SQLite store and dev files (default ./.enseal-dev in --dev, ./enseal-data otherwise). */
+  dataDir?: string;
+  /** `sqlite:<path>` or `postgres://…` (default: SQLite in dataDir). */
+  storage?: string;
+  host?: string;
+  port?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsProfile?: TlsProfileName;
+  /** Plain HTTP. Refused unless explicitly asked for; warned about at every start. */
+  insecureHttp?: boolean;
+  logLevel?: string;
+  seedsKey?: string;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  readonly km: KeyManager;
+  /** Dev mode: the root token and CA file, printed at start. */
+  readonly rootToken?: string;
+  readonly caFile?: string;
+  readonly warnings: string[];
+  close(): Promise<void>;
+}
+
+/** Reads a TOML config file; keys use the flag names (`tls-cert`, `storage`, …) or camelCase. */
+export async function loadConfigFile(path: string): Promise<ServeConfig> {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parseToml(await readFile(path, 'utf8')) as Record<string, unknown>;
+  } catch (cause) {
+    throw new EnsealError(ErrorCode.MALFORMED, `config file ${path} is not valid TOML`, { cause });
+  }
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc))
+    out[k.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = v;
+  const known = [
+    'dev',
+    'dataDir',
+    'storage',
+    'host',
+    'port',
+    'tlsCert',
+    'tlsKey',
+    'tlsProfile',
+    'insecureHttp',
+    'logLevel',
+    'seedsKey',
+  ];
+  for (const k of Object.keys(out))
+    if (!known.includes(k))
+      throw invalidArgument(`config key "${k}"`, `is unknown (known: ${known.join(', ')})`);
+  return out as ServeConfig;
+}
+
+function readTls(cert: string, key: string): SecureContextOptions {
+  return { cert: readFileSync(cert), key: readFileSync(key) };
+}
+
+/** Starts the service and resolves once it listens. */
+export async function startServer(config: ServeConfig): Promise<RunningServer> {
+  const dev = config.dev === true;
+  const dataDir = resolve(config.dataDir ?? (dev ? '.enseal-dev' : 'enseal-data'));
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const warnings: string[] = [];
+  const store = config.storage
+    ? await openStore(config.storage)
+    : SqliteStore.open({ path: join(dataDir, 'enseal.db') });
+  const km = await KeyManager.open({ store });
+  const tokens = new TokenStore(store);
+  const policies = new PolicyStore(store);
+  let rootToken: string | undefined;
+
+  if (dev) {
+    warnings.push(
+      'DEV MODE: the unseal key and root token are stored unencrypted in ' +
+        dataDir +
+        '. Never use --dev for real data.',
+    );
+    const tokenFile = join(dataDir, 'dev-root-token');
+    if (!(await km.status()).initialized) {
+      await km.init({ type: 'dev', devKeyFile: join(dataDir, 'dev-unseal.key') });
+      rootToken = (await tokens.create({ policies: ['root'], ttlMs: 0, displayName: 'dev-root' })).token;
+      await writeFile(tokenFile, rootToken + '\n', { mode: 0o600 });
+    } else {
+      rootToken = existsSync(tokenFile) ? (await readFile(tokenFile, 'utf8')).trim() : undefined;
+    }
+    await km.unsealDev();
+    const seeds = config.seedsKey ?? 'seeds';
+    if (!(await km.listKeys()).includes(seeds)) await km.createKey(seeds);
+  }
+
+  let https: SecureContextOptions | undefined;
+  let certFiles: { cert: string; key: string; ca?: string } | undefined;
+  if (config.insecureHttp) {
+    warnings.push('PLAIN HTTP (--insecure-http): tokens and plaintexts cross the network unencrypted.');
+  } else if (config.tlsCert && config.tlsKey) {
+    certFiles = { cert: config.tlsCert, key: config.tlsKey };
+  } else if (dev) {
+    const files = await ensureDevCertificates(join(dataDir, 'tls'));
+    certFiles = { cert: files.cert, key: files.key, ca: files.caCert };
+  } else {
+    throw invalidArgument('TLS', 'needs --tls-cert and --tls-key (or --dev, or an explicit --insecure-http)');
+  }
+  const profile = tlsProfile(config.tlsProfile ?? 'modern');
+  if (certFiles) https = { ...readTls(certFiles.cert, certFiles.key), ...profile };
+
+  const app = await buildApp({
+    km,
+    tokens,
+    policies,
+    logger: { level: config.logLevel ?? 'info' },
+    ...(https ? { https } : {}),
+    ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
+  });
+  const host = config.host ?? '127.0.0.1';
+  await app.listen({ host, port: config.port ?? 8200 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (config.port ?? 8200);
+  const stopScheduler = km.startScheduler(60_000, (err) =>
+    app.log.warn({ code: (err as { code?: string }).code }, 'scheduled task failed'),
+  );
+
+  // Certificate hot reload: new handshakes use the new files; open connections and ticket keys are kept.
+  const watchers: FSWatcher[] = [];
+  if (certFiles) {
+    const reload = () => {
+      try {
+        const server = app.server as unknown as TlsServer;
+        const ticketKeys = server.getTicketKeys();
+        server.setSecureContext({ ...readTls(certFiles!.cert, certFiles!.key), ...profile });
+        server.setTicketKeys(ticketKeys);
+        app.log.info('TLS certificate reloaded');
+      } catch (err) {
+        app.log.warn(
+          { code: (err as { code?: string }).code },
+          'TLS certificate reload failed; keeping the old one',
+        );
+      }
+    };
+    let timer: NodeJS.Timeout | undefined;
+    for (const f of [certFiles.cert, certFiles.key]) {
+      watchers.push(
+        watch(f, () => {
+          clearTimeout(timer);
+          timer = setTimeout(reload, 200);
+        }),
+      );
+    }
+  }
+
+  const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closed = false;
+  return {
+    url,
+    app,
+    km,
+    warnings,
+    ...(rootToken ? { rootToken } : {}),
+    ...(certFiles?.ca ? { caFile: certFiles.ca } : {}),
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const w of watchers) w.close();
+      stopScheduler();
+      await app.close(); // stops accepting, lets in-flight requests finish
+      await km.close();
+    },
+  };
+}

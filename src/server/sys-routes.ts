@@ -1,0 +1,214 @@
+/**
+ * `/v1/sys/*`: health, init, unseal, seal, seal status, rekey, audit (query, verify, export), metrics and
+ * whole-keyring backup and restore. Init, unseal, seal-status and health answer without a token, as in Vault.
+ */
+import { base64Decode, base64Encode, invalidArgument } from '../crypto/index.js';
+import { parseAgeIdentityFile } from '../formats/index.js';
+import { backupAllKeys, restoreBackup, type AuditEntry, type SealStatus } from '../kms/index.js';
+import {
+  callerOf,
+  HttpError,
+  vaultResponse,
+  type AppOptions,
+  type FastifyInstance,
+  type FastifyRequest,
+} from './http.js';
+
+const VERSION = '0.1.0';
+
+function body(request: FastifyRequest): Record<string, unknown> {
+  const b = request.body;
+  return typeof b === 'object' && b !== null && !Array.isArray(b) ? (b as Record<string, unknown>) : {};
+}
+
+function sealStatus(s: SealStatus): Record<string, unknown> {
+  return {
+    type: s.type ?? 'shamir',
+    initialized: s.initialized,
+    sealed: s.sealed,
+    t: s.threshold ?? 0,
+    n: s.shares ?? 0,
+    progress: s.progress,
+    version: VERSION,
+    storage_type: 'enseal',
+  };
+}
+
+function strings(what: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
+    throw invalidArgument(what, 'must be a list of strings');
+  return value as string[];
+}
+
+export function registerSysRoutes(app: FastifyInstance, options: AppOptions): void {
+  const { km, tokens, policies } = options;
+  const tag = (summary: string) => ({ schema: { tags: ['sys'], summary } });
+  const ctx = (request: FastifyRequest) => ({ caller: callerOf(request) });
+
+  app.get(
+    '/v1/sys/health',
+    tag('Health for load balancers: 200 unsealed, 503 sealed, 501 not initialised'),
+    async (_request, reply) => {
+      const s = await km.status();
+      const code = !s.initialized ? 501 : s.sealed ? 503 : 200;
+      return reply.code(code).send({
+        initialized: s.initialized,
+        sealed: s.sealed,
+        standby: false,
+        version: VERSION,
+        server_time_utc: Math.floor(Date.now() / 1000),
+      });
+    },
+  );
+  app.get('/v1/sys/seal-status', tag('Seal status and unseal progress'), async () =>
+    sealStatus(await km.status()),
+  );
+
+  const init = async (request: FastifyRequest) => {
+    const b = body(request);
+    const shares = Number(b.secret_shares ?? 5);
+    const threshold = Number(b.secret_threshold ?? 3);
+    const result = await km.init({ shares, threshold });
+    // The root token is created now and shown once, like the shares.
+    const { token } = await tokens.create({ policies: ['root'], ttlMs: 0, displayName: 'root' });
+    return { keys: result.shares, keys_base64: result.shares, root_token: token };
+  };
+  app.put('/v1/sys/init', tag('Initialise: root key, unseal shares, root token (shown once)'), init);
+  app.post('/v1/sys/init', tag('Initialise (POST form)'), init);
+
+  const unseal = async (request: FastifyRequest) => {
+    const b = body(request);
+    if (typeof b.key !== 'string') throw invalidArgument('key', 'must be an unseal share');
+    return sealStatus(await km.unseal(b.key, ctx(request)));
+  };
+  app.put('/v1/sys/unseal', tag('Submit one unseal share'), unseal);
+  app.post('/v1/sys/unseal', tag('Submit one unseal share'), unseal);
+
+  const seal = async (request: FastifyRequest, reply: { code(n: number): { send(): unknown } }) => {
+    await km.seal(ctx(request));
+    return reply.code(204).send();
+  };
+  app.put('/v1/sys/seal', tag('Seal this node (wipes keys from memory)'), seal);
+  app.post('/v1/sys/seal', tag('Seal this node'), seal);
+
+  app.post(
+    '/v1/sys/rekey',
+    tag('New unseal shares for the same root key; needs current shares'),
+    async (request) => {
+      const b = body(request);
+      const result = await km.rekey(
+        { shares: strings('keys', b.keys) },
+        { shares: Number(b.secret_shares ?? 5), threshold: Number(b.secret_threshold ?? 3) },
+        ctx(request),
+      );
+      return vaultResponse({ keys: result.shares, keys_base64: result.shares, t: result.threshold });
+    },
+  );
+  app.post('/v1/sys/rotate', tag('Rotate the keyring (re-wraps every key online)'), async (request) =>
+    vaultResponse(await km.rotateKeyring(ctx(request))),
+  );
+
+  app.get('/v1/sys/audit/verify', tag('Verify the audit chain'), async () =>
+    vaultResponse(await km.verifyAudit()),
+  );
+  app.get('/v1/sys/audit/export', tag('Audit entries as JSON lines'), async (_request, reply) => {
+    const lines: string[] = [];
+    for await (const line of km.exportAudit()) lines.push(line);
+    return reply.type('application/x-ndjson').send(lines.join(''));
+  });
+  app.get(
+    '/v1/sys/audit/query',
+    tag('Audit entries filtered by key, op, caller or outcome'),
+    async (request) => {
+      const q = request.query as Record<string, string | undefined>;
+      const limit = Math.min(Number(q.limit ?? 100) || 100, 1000);
+      const out: AuditEntry[] = [];
+      for await (const line of km.exportAudit()) {
+        const e = JSON.parse(line) as AuditEntry;
+        if (q.key && e.key !== q.key) continue;
+        if (q.op && e.op !== q.op) continue;
+        if (q.caller && e.caller !== q.caller) continue;
+        if (q.outcome && e.outcome !== q.outcome) continue;
+        out.push(e);
+      }
+      return vaultResponse({ entries: out.slice(-limit) });
+    },
+  );
+  app.post(
+    '/v1/sys/audit-hash',
+    tag('The keyed hash under which a value appears in the audit log'),
+    async (request) => {
+      const b = body(request);
+      if (typeof b.input !== 'string') throw invalidArgument('input', 'must be a string');
+      return vaultResponse({ hash: km.auditHash(new TextEncoder().encode(b.input)) });
+    },
+  );
+  app.get('/v1/sys/metrics', tag('Prometheus metrics'), async (_request, reply) =>
+    reply.type('text/plain; version=0.0.4').send(km.metrics()),
+  );
+
+  app.post(
+    '/v1/sys/backup',
+    tag('Back up every key, as an age file to recipients or a passphrase'),
+    async (request) => {
+      const b = body(request);
+      const file = await backupAllKeys(
+        km,
+        {
+          ...(b.recipients !== undefined ? { recipients: strings('recipients', b.recipients) } : {}),
+          ...(typeof b.passphrase === 'string' ? { passphrase: b.passphrase } : {}),
+        },
+        ctx(request),
+      );
+      return vaultResponse({ backup: base64Encode(file) });
+    },
+  );
+  app.post('/v1/sys/restore', tag('Restore keys from a backup'), async (request) => {
+    const b = body(request);
+    if (typeof b.backup !== 'string') throw invalidArgument('backup', 'must be base64');
+    const identities = typeof b.identity === 'string' ? parseAgeIdentityFile(b.identity) : [];
+    const restored = await restoreBackup(
+      km,
+      base64Decode(b.backup),
+      {
+        identities,
+        ...(typeof b.passphrase === 'string' ? { passphrase: b.passphrase } : {}),
+        force: b.force === true,
+      },
+      ctx(request),
+    );
+    return vaultResponse({ restored });
+  });
+
+  app.put(
+    '/v1/sys/policies/acl/:name',
+    tag('Write an ACL policy (HCL path blocks or JSON)'),
+    async (request, reply) => {
+      const { name } = request.params as { name: string };
+      const b = body(request);
+      if (typeof b.policy !== 'string') throw invalidArgument('policy', 'must be the policy text');
+      await policies.put(name, b.policy);
+      return reply.code(204).send();
+    },
+  );
+  app.post('/v1/sys/policies/acl/:name', tag('Write an ACL policy'), async (request, reply) => {
+    const { name } = request.params as { name: string };
+    const b = body(request);
+    if (typeof b.policy !== 'string') throw invalidArgument('policy', 'must be the policy text');
+    await policies.put(name, b.policy);
+    return reply.code(204).send();
+  });
+  app.get('/v1/sys/policies/acl/:name', tag('Read an ACL policy'), async (request) => {
+    const { name } = request.params as { name: string };
+    const text = await policies.text(name);
+    if (text === undefined) throw new HttpError(404, `no policy named "${name}"`);
+    return vaultResponse({ name, policy: text });
+  });
+  app.delete('/v1/sys/policies/acl/:name', tag('Delete an ACL policy'), async (request, reply) => {
+    await policies.delete((request.params as { name: string }).name);
+    return reply.code(204).send();
+  });
+  app.get('/v1/sys/policies/acl', tag('List ACL policies (?list=true)'), async () =>
+    vaultResponse({ keys: await policies.list() }),
+  );
+}

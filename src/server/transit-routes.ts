@@ -1,0 +1,442 @@
+/**
+ * `/v1/transit/*`: Vault Transit's API over the key manager, with Vault's request and response shapes so
+ * Vault clients (hvac, node-vault, the `vault` CLI) work unchanged. Values travel base64-encoded, as in Vault.
+ */
+import {
+  base64Decode,
+  base64Encode,
+  digest,
+  EnsealError,
+  ErrorCode,
+  hexEncode,
+  invalidArgument,
+  randomBytes,
+  type HashName,
+} from '../crypto/index.js';
+import type {
+  CallContext,
+  CreateKeyOptions,
+  KeyConfigUpdate,
+  KeyInfo,
+  KeyManager,
+  KeyType,
+} from '../kms/index.js';
+import { callerOf, HttpError, vaultResponse, type FastifyInstance, type FastifyRequest } from './http.js';
+
+type Body = Record<string, unknown>;
+const MAX_BATCH = 10_000;
+
+function ctxOf(request: FastifyRequest): CallContext {
+  return { caller: callerOf(request) };
+}
+
+function bodyOf(request: FastifyRequest): Body {
+  const b = request.body;
+  if (b === undefined || b === null) return {};
+  if (typeof b !== 'object' || Array.isArray(b))
+    throw new HttpError(400, 'request body must be a JSON object');
+  return b as Body;
+}
+
+function b64(what: string, value: unknown, required = true): Uint8Array | undefined {
+  if (value === undefined || value === null || value === '') {
+    if (required) throw invalidArgument(what, 'is required (base64)');
+    return value === '' ? new Uint8Array(0) : undefined;
+  }
+  if (typeof value !== 'string') throw invalidArgument(what, 'must be a base64 string');
+  try {
+    return base64Decode(value);
+  } catch {
+    throw invalidArgument(what, 'must be valid base64');
+  }
+}
+
+function int(what: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+    throw invalidArgument(what, 'must be a non-negative integer');
+  return n;
+}
+
+function bool(what: string, value: unknown): boolean | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === 'false') return value === 'true';
+  throw invalidArgument(what, 'must be a boolean');
+}
+
+/** Vault durations: seconds as a number, or "90d", "24h", "30m", "45s". */
+export function durationMs(what: string, value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value * 1000;
+  if (typeof value === 'string') {
+    const m = /^(\d{1,9})(s|m|h|d)?$/.exec(value.trim());
+    if (m) return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 's']!;
+  }
+  throw invalidArgument(what, 'must be a duration such as 3600, "24h" or "90d"');
+}
+
+function name(request: FastifyRequest): string {
+  return (request.params as { name: string }).name;
+}
+
+/** A key's state in Vault's `read key` shape (plus enseal's rotation and deletion fields). */
+export function keyData(info: KeyInfo): Record<string, unknown> {
+  const signing = info.purpose === 'sign';
+  const keys: Record<string, unknown> = {};
+  for (const v of info.versions) {
+    const created = Math.floor(Date.parse(v.createdAt) / 1000);
+    keys[String(v.version)] = signing
+      ? { public_key: v.publicKey, creation_time: v.createdAt, name: info.type }
+      : created;
+  }
+  return {
+    name: info.name,
+    type: info.type,
+    derived: info.derived,
+    exportable: info.exportable,
+    allow_plaintext_backup: info.allowPlaintextBackup,
+    deletion_allowed: info.deletionAllowed,
+    latest_version: info.latestVersion,
+    min_available_version: info.minAvailableVersion,
+    min_decryption_version: info.minDecryptionVersion,
+    min_encryption_version: info.minEncryptionVersion,
+    supports_encryption: info.purpose === 'encrypt',
+    supports_decryption: info.purpose === 'encrypt',
+    supports_derivation: info.purpose === 'encrypt',
+    supports_signing: signing,
+    auto_rotate_period: Math.floor(info.autoRotatePeriodMs / 1000),
+    keys,
+    next_rotation: info.nextRotation,
+    deletion_scheduled_at: info.deletionScheduledAt,
+  };
+}
+
+interface BatchOutcome {
+  results: Record<string, unknown>[];
+  failed: number;
+}
+
+/**
+ * Runs every batch item, each on its own: one bad item yields an `error` in its slot and never aborts the
+ * others (the Vault behaviour users asked for).
+ */
+async function runBatch(
+  items: unknown,
+  fn: (item: Body) => Promise<Record<string, unknown>>,
+): Promise<BatchOutcome> {
+  if (!Array.isArray(items) || items.length === 0)
+    throw invalidArgument('batch_input', 'must be a non-empty list');
+  if (items.length > MAX_BATCH) throw invalidArgument('batch_input', `must have at most ${MAX_BATCH} items`);
+  let failed = 0;
+  const results = await Promise.all(
+    items.map(async (raw) => {
+      const item = (typeof raw === 'object' && raw !== null ? raw : {}) as Body;
+      const reference = typeof item.reference === 'string' ? { reference: item.reference } : {};
+      try {
+        return { ...(await fn(item)), ...reference };
+      } catch (err) {
+        failed++;
+        if (err instanceof EnsealError && err.code === ErrorCode.SEALED) throw err;
+        const message = err instanceof EnsealError ? `${err.code}: ${err.message}` : 'internal error';
+        return { error: message, ...reference };
+      }
+    }),
+  );
+  return { results, failed };
+}
+
+async function batchOr(
+  request: FastifyRequest,
+  reply: { code(n: number): unknown },
+  single: (item: Body) => Promise<Record<string, unknown>>,
+): Promise<Record<string, unknown>> {
+  const body = bodyOf(request);
+  if (body.batch_input === undefined) return vaultResponse(await single(body));
+  const { results, failed } = await runBatch(body.batch_input, (item) =>
+    single({ ...body, ...item, batch_input: undefined }),
+  );
+  if (failed > 0) {
+    const code = int('partial_failure_response_code', body.partial_failure_response_code) ?? 400;
+    reply.code(failed === results.length ? 400 : code);
+  }
+  return vaultResponse({ batch_results: results });
+}
+
+function createOptions(body: Body): CreateKeyOptions {
+  const type = body.type ?? 'aes256-gcm96';
+  if (typeof type !== 'string') throw invalidArgument('type', 'must be a string');
+  const period = durationMs('auto_rotate_period', body.auto_rotate_period);
+  const keySize = int('key_size', body.key_size);
+  return {
+    type: type as KeyType,
+    ...(bool('derived', body.derived) !== undefined ? { derived: bool('derived', body.derived)! } : {}),
+    ...(bool('exportable', body.exportable) !== undefined
+      ? { exportable: bool('exportable', body.exportable)! }
+      : {}),
+    ...(bool('allow_plaintext_backup', body.allow_plaintext_backup) !== undefined
+      ? { allowPlaintextBackup: bool('allow_plaintext_backup', body.allow_plaintext_backup)! }
+      : {}),
+    ...(period !== undefined ? { autoRotatePeriodMs: period } : {}),
+    ...(keySize !== undefined && type === 'hmac' ? { hmacKeyBytes: keySize } : {}),
+  };
+}
+
+function configUpdate(body: Body): KeyConfigUpdate {
+  const u: KeyConfigUpdate = {};
+  const minDec = int('min_decryption_version', body.min_decryption_version);
+  const minEnc = int('min_encryption_version', body.min_encryption_version);
+  if (minDec !== undefined) u.minDecryptionVersion = minDec;
+  if (minEnc !== undefined) u.minEncryptionVersion = minEnc;
+  for (const [field, key] of [
+    ['deletion_allowed', 'deletionAllowed'],
+    ['exportable', 'exportable'],
+    ['allow_plaintext_backup', 'allowPlaintextBackup'],
+  ] as const) {
+    const v = bool(field, body[field]);
+    if (v !== undefined) u[key] = v;
+  }
+  const period = durationMs('auto_rotate_period', body.auto_rotate_period);
+  if (period !== undefined) u.autoRotatePeriodMs = period;
+  return u;
+}
+
+const HASHES: Record<string, HashName> = {
+  'sha2-224': 'sha224',
+  'sha2-256': 'sha256',
+  'sha2-384': 'sha384',
+  'sha2-512': 'sha512',
+};
+
+export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): void {
+  const nameParam = {
+    type: 'object',
+    properties: { name: { type: 'string', maxLength: 128 } },
+    required: ['name'],
+  } as const;
+  const s = (summary: string) => ({ schema: { tags: ['transit'], summary, params: nameParam } });
+
+  app.post('/v1/transit/keys/:name', s('Create a named key'), async (request) => {
+    const info = await km.createKey(name(request), createOptions(bodyOf(request)), ctxOf(request));
+    return vaultResponse(keyData(info));
+  });
+  app.get('/v1/transit/keys/:name', s('Read a key (policy, versions, public keys)'), async (request) =>
+    vaultResponse(keyData(await km.readKey(name(request), ctxOf(request)))),
+  );
+  const list = async (request: FastifyRequest) => {
+    const q = request.query as { after?: string; limit?: string };
+    const keys = await km.listKeys(
+      { ...(q.after ? { after: q.after } : {}), ...(q.limit ? { limit: Number(q.limit) } : {}) },
+      ctxOf(request),
+    );
+    if (keys.length === 0) throw new HttpError(404, 'no keys');
+    return vaultResponse({ keys });
+  };
+  app.get(
+    '/v1/transit/keys',
+    { schema: { tags: ['transit'], summary: 'List keys (?list=true)' } },
+    async (request) => {
+      if ((request.query as { list?: string }).list !== 'true')
+        throw new HttpError(405, 'list keys with ?list=true');
+      return list(request);
+    },
+  );
+  app.post(
+    '/v1/transit/keys/:name/config',
+    s('Change min versions, deletion, export switches, rotation period'),
+    async (request) =>
+      vaultResponse(
+        keyData(await km.updateKeyConfig(name(request), configUpdate(bodyOf(request)), ctxOf(request))),
+      ),
+  );
+  app.delete(
+    '/v1/transit/keys/:name',
+    s('Schedule deletion (needs deletion_allowed; 7-day wait)'),
+    async (request, reply) => {
+      await km.scheduleKeyDeletion(name(request), {}, ctxOf(request));
+      return reply.code(204).send();
+    },
+  );
+  app.post('/v1/transit/keys/:name/cancel-deletion', s('Cancel a scheduled deletion'), async (request) =>
+    vaultResponse(keyData(await km.cancelKeyDeletion(name(request), ctxOf(request)))),
+  );
+  app.post('/v1/transit/keys/:name/rotate', s('Add a version'), async (request) =>
+    vaultResponse(keyData(await km.rotateKey(name(request), ctxOf(request)))),
+  );
+  app.post(
+    '/v1/transit/keys/:name/trim',
+    s('Delete versions below min_available_version'),
+    async (request) => {
+      const min = int('min_available_version', bodyOf(request).min_available_version);
+      if (min === undefined) throw invalidArgument('min_available_version', 'is required');
+      return vaultResponse(keyData(await km.trimKey(name(request), min, ctxOf(request))));
+    },
+  );
+  app.get(
+    '/v1/transit/export/:type/:name',
+    s('Export key material (exportable keys only)'),
+    async (request) => {
+      const keys = await km.exportKey(name(request), undefined, ctxOf(request));
+      return vaultResponse({
+        name: name(request),
+        keys: Object.fromEntries(keys.map((k) => [String(k.version), k.key])),
+      });
+    },
+  );
+
+  app.post('/v1/transit/encrypt/:name', s('Encrypt (single or batch_input)'), async (request, reply) =>
+    batchOr(request, reply, async (b) => {
+      const ciphertext = await km.encrypt(
+        name(request),
+        b64('plaintext', b.plaintext)!,
+        {
+          ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
+          ...(b.associated_data !== undefined
+            ? { associatedData: b64('associated_data', b.associated_data)! }
+            : {}),
+          ...(int('key_version', b.key_version) ? { keyVersion: int('key_version', b.key_version)! } : {}),
+        },
+        ctxOf(request),
+      );
+      return { ciphertext, key_version: Number(ciphertext.split(':')[1]!.slice(1)) };
+    }),
+  );
+  app.post('/v1/transit/decrypt/:name', s('Decrypt (single or batch_input)'), async (request, reply) =>
+    batchOr(request, reply, async (b) => {
+      const plain = await km.decrypt(
+        name(request),
+        String(b.ciphertext ?? ''),
+        {
+          ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
+          ...(b.associated_data !== undefined
+            ? { associatedData: b64('associated_data', b.associated_data)! }
+            : {}),
+        },
+        ctxOf(request),
+      );
+      return { plaintext: base64Encode(plain) };
+    }),
+  );
+  app.post(
+    '/v1/transit/rewrap/:name',
+    s('Re-encrypt under the latest version, never returning plaintext'),
+    async (request, reply) =>
+      batchOr(request, reply, async (b) => {
+        const ciphertext = await km.rewrap(
+          name(request),
+          String(b.ciphertext ?? ''),
+          {
+            ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
+            ...(b.associated_data !== undefined
+              ? { associatedData: b64('associated_data', b.associated_data)! }
+              : {}),
+          },
+          ctxOf(request),
+        );
+        return { ciphertext, key_version: Number(ciphertext.split(':')[1]!.slice(1)) };
+      }),
+  );
+  app.post(
+    '/v1/transit/datakey/:kind/:name',
+    { schema: { tags: ['transit'], summary: 'Generate a data key (plaintext or wrapped)' } },
+    async (request) => {
+      const { kind } = request.params as { kind: string };
+      if (kind !== 'plaintext' && kind !== 'wrapped')
+        throw new HttpError(400, 'datakey type must be plaintext or wrapped');
+      const b = bodyOf(request);
+      const bits = (int('bits', b.bits) ?? 256) as 128 | 256 | 512;
+      const out = await km.generateDataKey(
+        name(request),
+        {
+          bits,
+          plaintext: kind === 'plaintext',
+          ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
+        },
+        ctxOf(request),
+      );
+      return vaultResponse({
+        ciphertext: out.ciphertext,
+        key_version: out.keyVersion,
+        ...(out.plaintext ? { plaintext: base64Encode(out.plaintext) } : {}),
+      });
+    },
+  );
+
+  const signOptions = (b: Body) => {
+    const alg = b.signature_algorithm;
+    if (alg !== undefined && alg !== 'pss' && alg !== 'pkcs1v15')
+      throw invalidArgument('signature_algorithm', 'must be pss or pkcs1v15');
+    return {
+      ...(alg ? { scheme: alg as 'pss' | 'pkcs1v15' } : {}),
+      ...(int('key_version', b.key_version) ? { keyVersion: int('key_version', b.key_version)! } : {}),
+    };
+  };
+  app.post('/v1/transit/sign/:name', s('Sign (single or batch_input)'), async (request, reply) =>
+    batchOr(request, reply, async (b) => {
+      const signature = await km.sign(name(request), b64('input', b.input)!, signOptions(b), ctxOf(request));
+      return { signature, key_version: Number(signature.split(':')[1]!.slice(1)) };
+    }),
+  );
+  app.post(
+    '/v1/transit/verify/:name',
+    s('Verify a signature or an HMAC (single or batch_input)'),
+    async (request, reply) =>
+      batchOr(request, reply, async (b) => {
+        const input = b64('input', b.input)!;
+        if (typeof b.hmac === 'string')
+          return { valid: await km.verifyHmac(name(request), input, b.hmac, ctxOf(request)) };
+        return {
+          valid: await km.verify(
+            name(request),
+            input,
+            String(b.signature ?? ''),
+            signOptions(b),
+            ctxOf(request),
+          ),
+        };
+      }),
+  );
+  app.post(
+    '/v1/transit/hmac/:name',
+    s('HMAC-SHA256 with an hmac key (single or batch_input)'),
+    async (request, reply) =>
+      batchOr(request, reply, async (b) => ({
+        hmac: await km.hmac(
+          name(request),
+          b64('input', b.input)!,
+          int('key_version', b.key_version) ? { keyVersion: int('key_version', b.key_version)! } : {},
+          ctxOf(request),
+        ),
+      })),
+  );
+  const random = async (request: FastifyRequest) => {
+    const b = bodyOf(request);
+    const param = (request.params as { bytes?: string }).bytes;
+    const n = int('bytes', param ?? b.bytes) ?? 32;
+    if (n < 1 || n > 128 * 1024) throw invalidArgument('bytes', 'must be 1-131072');
+    const bytes = randomBytes(n);
+    return vaultResponse({ random_bytes: b.format === 'hex' ? hexEncode(bytes) : base64Encode(bytes) });
+  };
+  app.post(
+    '/v1/transit/random',
+    { schema: { tags: ['transit'], summary: 'Random bytes from the CSPRNG' } },
+    random,
+  );
+  app.post(
+    '/v1/transit/random/:bytes',
+    { schema: { tags: ['transit'], summary: 'Random bytes from the CSPRNG' } },
+    random,
+  );
+  const hash = async (request: FastifyRequest) => {
+    const b = bodyOf(request);
+    const alg = String((request.params as { alg?: string }).alg ?? b.algorithm ?? 'sha2-256');
+    const h = HASHES[alg];
+    if (h === undefined)
+      throw invalidArgument('algorithm', `must be one of ${Object.keys(HASHES).join(', ')}`);
+    const sum = digest(h, b64('input', b.input)!);
+    return vaultResponse({ sum: b.format === 'base64' ? base64Encode(sum) : hexEncode(sum) });
+  };
+  app.post('/v1/transit/hash', { schema: { tags: ['transit'], summary: 'Hash input' } }, hash);
+  app.post('/v1/transit/hash/:alg', { schema: { tags: ['transit'], summary: 'Hash input' } }, hash);
+}
