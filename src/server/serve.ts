@@ -30,6 +30,8 @@ export interface ServeConfig {
   /** Plain HTTP. Refused unless explicitly asked for; warned about at every start. */
   insecureHttp?: boolean;
   logLevel?: string;
+  /** Where JSON logs go (default stdout). */
+  logStream?: NodeJS.WritableStream;
   seedsKey?: string;
 }
 
@@ -130,7 +132,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     km,
     tokens,
     policies,
-    logger: { level: config.logLevel ?? 'info' },
+    logger: { level: config.logLevel ?? 'info', ...(config.logStream ? { stream: config.logStream } : {}) },
     ...(https ? { https } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
   });

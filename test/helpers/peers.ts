@@ -2,7 +2,7 @@
  * Real external implementations the interop tests run against. On a developer machine without one, its tests
  * are skipped with a visible line saying what to install; with CI=true a missing peer fails the run instead.
  */
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 
 export interface Peer {
   readonly available: boolean;
@@ -45,6 +45,35 @@ export function run(command: string, args: string[], options: SpawnSyncOptions =
 }
 
 /** Runs an inline Python program with `input` on stdin; returns stdout. */
-export function runPython(py: Peer, program: string, input?: string | Uint8Array): Buffer {
-  return run(py.command, ['-c', program], { input });
+export function runPython(
+  py: Peer,
+  program: string,
+  input?: string | Uint8Array,
+  options: SpawnSyncOptions = {},
+): Buffer {
+  return run(py.command, ['-c', program], { input, ...options });
+}
+
+/**
+ * Runs a peer without blocking the event loop (needed when the peer talks to a server in this process);
+ * resolves with stdout, rejects with stderr on a non-zero exit.
+ */
+export function runAsync(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(Buffer.concat(out));
+      else reject(new Error(`${command} exited ${code}: ${Buffer.concat(err).toString()}`));
+    });
+    child.stdin.end(options.input ?? '');
+  });
 }
