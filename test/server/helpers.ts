@@ -64,11 +64,11 @@ export async function devServer(config: ServeConfig = {}): Promise<{
           res.on('data', (d: Buffer) => parts.push(d));
           res.on('end', () => {
             const text = Buffer.concat(parts).toString();
-            let body: unknown = undefined;
+            let body: unknown;
             try {
               body = text ? JSON.parse(text) : undefined;
             } catch {
-              body = undefined;
+              // not JSON (metrics, audit export): callers read `text`
             }
             resolve({ status: res.statusCode ?? 0, headers: res.headers, body, text });
           });
