@@ -10,6 +10,8 @@
 import {
   base64Decode,
   base64Encode,
+  decryptFailed,
+  hkdf,
   EnsealError,
   ErrorCode,
   hexEncode,
@@ -52,6 +54,7 @@ import {
 } from './key-policy.js';
 import type { KeyPurpose, KeyType } from './key-types.js';
 import type { Keyring } from './keyring.js';
+import { Fernet } from '../formats/index.js';
 import { checkKeyName, checkVersion, decodeContext } from './names.js';
 import {
   readSealedKeyring,
@@ -1156,6 +1159,46 @@ export class KeyManager {
         macEquals(macWith(material, message), bytes);
       return { result: ok, version, detail: { valid: ok } };
     });
+  }
+
+  /**
+   * A Fernet (Python `cryptography`) token under a named encryption key, for the seeds' `/encrypt` route:
+   * the Fernet key is HKDF-derived from the key's latest version, so it rotates with the key and never
+   * leaves the key manager.
+   */
+  async encryptFernet(name: string, plaintext: Uint8Array, ctx: CallContext = {}): Promise<string> {
+    return this.#run('fernet.encrypt', name, ctx, async () => {
+      this.#checkPlaintext(plaintext);
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'encrypt');
+      if (policy.derived)
+        throw invalidArgument('key', `"${name}" is derived; Fernet tokens carry no context`);
+      const version = policy.latestVersion;
+      return { result: new Fernet([this.#fernetKey(key, version)]).encrypt(plaintext), version };
+    });
+  }
+
+  /** Opens a Fernet token made by {@link encryptFernet} under any usable version of the key. */
+  async decryptFernet(name: string, token: string, ctx: CallContext = {}): Promise<Uint8Array> {
+    return this.#run('fernet.decrypt', name, ctx, async () => {
+      const key = await this.#load(name);
+      const policy = this.#usable(key, 'encrypt');
+      const versions = [...key.material.keys()]
+        .filter((v) => v >= policy.minDecryptionVersion)
+        .sort((a, b) => b - a);
+      if (versions.length === 0) throw decryptFailed();
+      return { result: new Fernet(versions.map((v) => this.#fernetKey(key, v))).decrypt(token) };
+    });
+  }
+
+  #fernetKey(key: CachedKey, version: number): Uint8Array {
+    return hkdf(
+      'sha256',
+      this.#versionKey(key, version),
+      new Uint8Array(0),
+      utf8Encode(`enseal/fernet/v1\u0000${key.policy.name}`),
+      32,
+    );
   }
 
   /** Raw key material of every usable version (or one), only for keys created with `exportable`. */

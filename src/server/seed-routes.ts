@@ -2,7 +2,7 @@
  * The seeds' Flask endpoints, fixed: `POST /encrypt {"data"}` → `{"encrypted_data"}` and `POST /decrypt
  * {"encrypted_data"}` → `{"decrypted_data"}`, now authenticated (token with update on `transit/encrypt/<key>`
  * or `transit/decrypt/<key>`), audited, and backed by a named key instead of a key that dies with the process.
- * The values are key-manager ciphertexts (`vault:v1:…`).
+ * The values are Fernet tokens, as in the seeds, under a key derived from the named key's latest version.
  */
 import { utf8Decode, utf8Encode, invalidArgument } from '../crypto/index.js';
 import type { KeyManager } from '../kms/index.js';
@@ -16,7 +16,7 @@ export function registerSeedRoutes(app: FastifyInstance, km: KeyManager, keyName
       const b = (request.body ?? {}) as { data?: unknown };
       if (typeof b.data !== 'string') throw invalidArgument('data', 'must be a string');
       return {
-        encrypted_data: await km.encrypt(keyName, utf8Encode(b.data), {}, { caller: callerOf(request) }),
+        encrypted_data: await km.encryptFernet(keyName, utf8Encode(b.data), { caller: callerOf(request) }),
       };
     },
   );
@@ -28,7 +28,7 @@ export function registerSeedRoutes(app: FastifyInstance, km: KeyManager, keyName
       if (typeof b.encrypted_data !== 'string') throw invalidArgument('encrypted_data', 'must be a string');
       return {
         decrypted_data: utf8Decode(
-          await km.decrypt(keyName, b.encrypted_data, {}, { caller: callerOf(request) }),
+          await km.decryptFernet(keyName, b.encrypted_data, { caller: callerOf(request) }),
         ),
       };
     },
