@@ -7,9 +7,13 @@ import { CLI, buildOnce } from '../helpers/cli.js';
 import { tempDir } from '../kms/helpers.js';
 
 async function start(dataDir: string): Promise<{ output: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CLI, 'serve', '--dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d) => (out += String(d)));
   child.stderr.on('data', (d) => (out += String(d)));
@@ -30,11 +34,15 @@ async function start(dataDir: string): Promise<{ output: () => string; stop: () 
 
 function encrypt(url: string, ca: Buffer, token: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(new URL('/v1/transit/encrypt/seeds', url), { method: 'POST', ca, headers: { 'x-vault-token': token } }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += String(d)));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      new URL('/v1/transit/encrypt/seeds', url),
+      { method: 'POST', ca, headers: { 'x-vault-token': token } },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += String(d)));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify({ plaintext: Buffer.from('hello').toString('base64') }));
   });
