@@ -15,6 +15,8 @@ export {
   type SignOptions,
   type KeyInfo,
   type ScheduledRun,
+  type BatchResult,
+  MAX_BATCH_ITEMS,
   type KeySnapshot,
 } from './key-manager.js';
 export {

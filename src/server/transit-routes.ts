@@ -285,39 +285,99 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     },
   );
 
-  app.post('/v1/transit/encrypt/:name', s('Encrypt (single or batch_input)'), async (request, reply) =>
-    batchOr(request, reply, async (b) => {
-      const ciphertext = await km.encrypt(
-        name(request),
-        b64('plaintext', b.plaintext)!,
-        {
-          ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
-          ...(b.associated_data !== undefined
-            ? { associatedData: b64('associated_data', b.associated_data)! }
-            : {}),
-          ...(int('key_version', b.key_version) ? { keyVersion: int('key_version', b.key_version)! } : {}),
-        },
-        ctxOf(request),
-      );
-      return { ciphertext, key_version: Number(ciphertext.split(':')[1]!.slice(1)) };
-    }),
-  );
-  app.post('/v1/transit/decrypt/:name', s('Decrypt (single or batch_input)'), async (request, reply) =>
-    batchOr(request, reply, async (b) => {
-      const plain = await km.decrypt(
-        name(request),
-        String(b.ciphertext ?? ''),
-        {
-          ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
-          ...(b.associated_data !== undefined
-            ? { associatedData: b64('associated_data', b.associated_data)! }
-            : {}),
-        },
-        ctxOf(request),
-      );
-      return { plaintext: base64Encode(plain) };
-    }),
-  );
+  /** Parses each batch item on its own, so a malformed item becomes that item's error, not the request's. */
+  const parseItems = <T>(
+    items: unknown,
+    parse: (item: Body) => T,
+  ): ({ ok: T } | { error: Error; reference?: string })[] => {
+    if (!Array.isArray(items) || items.length === 0)
+      throw invalidArgument('batch_input', 'must be a non-empty list');
+    if (items.length > MAX_BATCH)
+      throw invalidArgument('batch_input', `must have at most ${MAX_BATCH} items`);
+    return items.map((raw) => {
+      const item = (typeof raw === 'object' && raw !== null ? raw : {}) as Body;
+      try {
+        return { ok: parse(item) };
+      } catch (error) {
+        return { error: error as Error };
+      }
+    });
+  };
+  const refOf = (item: unknown) =>
+    typeof (item as Body | null)?.reference === 'string'
+      ? { reference: (item as Body).reference as string }
+      : {};
+  const errorText = (err: Error) =>
+    err instanceof EnsealError ? `${err.code}: ${err.message}` : 'internal error';
+  const batchReply = (
+    request: FastifyRequest,
+    reply: { code(n: number): unknown },
+    results: Record<string, unknown>[],
+  ) => {
+    const failed = results.filter((r) => r.error !== undefined).length;
+    if (failed > 0) {
+      const code = int('partial_failure_response_code', bodyOf(request).partial_failure_response_code) ?? 400;
+      reply.code(failed === results.length ? 400 : code);
+    }
+    return vaultResponse({ batch_results: results });
+  };
+  const contextOpts = (b: Body) => ({
+    ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
+    ...(b.associated_data !== undefined
+      ? { associatedData: b64('associated_data', b.associated_data)! }
+      : {}),
+  });
+
+  app.post('/v1/transit/encrypt/:name', s('Encrypt (single or batch_input)'), async (request, reply) => {
+    const body = bodyOf(request);
+    const parseOne = (b: Body) => ({
+      plaintext: b64('plaintext', b.plaintext)!,
+      ...contextOpts({ ...body, ...b, batch_input: undefined }),
+      ...(int('key_version', b.key_version) ? { keyVersion: int('key_version', b.key_version)! } : {}),
+    });
+    if (body.batch_input === undefined) {
+      const { plaintext, ...opts } = parseOne(body);
+      const ciphertext = await km.encrypt(name(request), plaintext, opts, ctxOf(request));
+      return vaultResponse({ ciphertext, key_version: Number(ciphertext.split(':')[1]!.slice(1)) });
+    }
+    const parsed = parseItems(body.batch_input, parseOne);
+    const ok = parsed.flatMap((p) => ('ok' in p ? [p.ok] : []));
+    const done = ok.length > 0 ? await km.encryptBatch(name(request), ok, ctxOf(request)) : [];
+    let i = 0;
+    const items = body.batch_input as unknown[];
+    const results = parsed.map((p, n) => {
+      const r = 'ok' in p ? done[i++]! : { error: p.error };
+      return r.error === undefined
+        ? { ciphertext: r.value, key_version: r.version, ...refOf(items[n]) }
+        : { error: errorText(r.error), ...refOf(items[n]) };
+    });
+    return batchReply(request, reply, results);
+  });
+  app.post('/v1/transit/decrypt/:name', s('Decrypt (single or batch_input)'), async (request, reply) => {
+    const body = bodyOf(request);
+    const parseOne = (b: Body) => ({
+      ciphertext: String(b.ciphertext ?? ''),
+      ...contextOpts({ ...body, ...b, batch_input: undefined }),
+    });
+    if (body.batch_input === undefined) {
+      const { ciphertext, ...opts } = parseOne(body);
+      return vaultResponse({
+        plaintext: base64Encode(await km.decrypt(name(request), ciphertext, opts, ctxOf(request))),
+      });
+    }
+    const parsed = parseItems(body.batch_input, parseOne);
+    const ok = parsed.flatMap((p) => ('ok' in p ? [p.ok] : []));
+    const done = ok.length > 0 ? await km.decryptBatch(name(request), ok, ctxOf(request)) : [];
+    let i = 0;
+    const items = body.batch_input as unknown[];
+    const results = parsed.map((p, n) => {
+      const r = 'ok' in p ? done[i++]! : { error: p.error };
+      return r.error === undefined
+        ? { plaintext: base64Encode(r.value), ...refOf(items[n]) }
+        : { error: errorText(r.error), ...refOf(items[n]) };
+    });
+    return batchReply(request, reply, results);
+  });
   app.post(
     '/v1/transit/rewrap/:name',
     s('Re-encrypt under the latest version, never returning plaintext'),
