@@ -10,6 +10,10 @@ import { registerFernet } from './commands/fernet.js';
 import { registerKeyset } from './commands/keyset.js';
 import { registerPassword } from './commands/password.js';
 import { registerServe } from './commands/serve.js';
+import { registerOperator } from './commands/operator.js';
+import { registerKeys } from './commands/keys.js';
+import { registerTransit } from './commands/transit.js';
+import { registerAudit } from './commands/audit.js';
 
 export function buildProgram(): Command {
   const program = configureProgram(new Command('enseal'))
@@ -24,6 +28,10 @@ export function buildProgram(): Command {
   registerFernet(program);
   registerPassword(program);
   registerServe(program);
+  registerOperator(program);
+  registerKeys(program);
+  registerTransit(program);
+  registerAudit(program);
   return program;
 }
 

@@ -37,6 +37,8 @@ export function exitCodeFor(err: EnsealError): number {
     case ErrorCode.NO_IDENTITY_MATCH:
     case ErrorCode.PASSWORD_MISMATCH:
     case ErrorCode.KEY_USAGE:
+    case ErrorCode.PERMISSION_DENIED:
+    case ErrorCode.SEALED:
       return ExitCode.KEY;
     case ErrorCode.IO:
     case ErrorCode.OUTPUT_EXISTS:

@@ -52,6 +52,8 @@ export const ErrorCode = {
   NOT_ALLOWED: 'ERR_NOT_ALLOWED',
   /** The audit record could not be written, so the operation's result was withheld (fail closed). */
   AUDIT_FAILED: 'ERR_AUDIT_FAILED',
+  /** The token is missing, unknown, expired or revoked, or its policies do not allow this path. */
+  PERMISSION_DENIED: 'ERR_PERMISSION_DENIED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

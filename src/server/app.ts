@@ -151,12 +151,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       if (info !== undefined) request.token = info;
     }
     if (PUBLIC.has(rel)) return;
-    if (request.token === undefined) throw new HttpError(403, 'permission denied: a valid token is required');
+    if (request.token === undefined)
+      throw new HttpError(
+        403,
+        'ERR_PERMISSION_DENIED: a valid token is required (X-Vault-Token or Authorization: Bearer)',
+      );
     const policies = await options.policies.resolve(request.token.policies);
     const caps = capabilitiesFor(policies, request.token.policies, rel);
     const need = capabilityOf(request.method, request.url);
     const ok = caps.has(need) || (need === 'update' && caps.has('create'));
-    if (!ok) throw new HttpError(403, 'permission denied');
+    if (!ok)
+      throw new HttpError(403, `ERR_PERMISSION_DENIED: this token's policies do not allow ${need} on ${rel}`);
   });
 
   app.addHook('onSend', async (request, reply) => {

@@ -45,7 +45,10 @@ export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): v
         throw invalidArgument('policies', 'must be a list of names');
       // A token can hand out only policies it holds itself (root may hand out any).
       if (!parent.policies.includes('root') && wanted.some((p) => !parent.policies.includes(p as string))) {
-        throw new HttpError(403, 'permission denied: a child token cannot have policies its parent lacks');
+        throw new HttpError(
+          403,
+          'ERR_PERMISSION_DENIED: a child token cannot have policies its parent lacks',
+        );
       }
       const ttlMs = durationMs('ttl', b.ttl) ?? DEFAULT_TTL_MS;
       if (ttlMs === 0) throw invalidArgument('ttl', 'must be positive');

@@ -1,0 +1,2 @@
+/** The client layer: a typed client for `enseal serve`. This file is the layer's public surface. */
+export { EnsealClient, type ClientOptions, type BatchItemResult } from './client.js';
