@@ -52,6 +52,18 @@ function codeFor(status: number, message: string): Code {
   return status >= 500 ? ErrorCode.STORE : ErrorCode.INVALID_ARGUMENT;
 }
 
+/** The server's `{"errors": ["ERR_CODE: message"]}` as an EnsealError with that code (else one for the status). */
+function errorFrom(res: RawResponse): EnsealError {
+  let message = `HTTP ${res.status}`;
+  try {
+    const errors = (JSON.parse(res.text) as { errors?: string[] }).errors;
+    if (errors?.length) message = errors.join('; ');
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new EnsealError(codeFor(res.status, message), message.replace(/^ERR_[A-Z_]+: /, ''));
+}
+
 /**
  * @example
  * ```ts no-run
@@ -85,7 +97,9 @@ export class EnsealClient {
       url.protocol === 'https:'
         ? new HttpsAgent({
             keepAlive: true,
-            ...(options.caCert ? { ca: options.caCert as string | Buffer } : {}),
+            ...(options.caCert
+              ? { ca: typeof options.caCert === 'string' ? options.caCert : Buffer.from(options.caCert) }
+              : {}),
           })
         : new HttpAgent({ keepAlive: true });
   }
@@ -147,7 +161,17 @@ export class EnsealClient {
     });
   }
 
-  async #call(method: string, path: string, body?: unknown, idempotent = false): Promise<RawResponse> {
+  /**
+   * One call with retries (only when `idempotent`). Statuses for which `accept` returns true come back as
+   * they are (health's 503, a batch's all-failed 400); other statuses of 400 and above throw.
+   */
+  async #call(
+    method: string,
+    path: string,
+    body?: unknown,
+    idempotent = false,
+    accept: (status: number) => boolean = () => false,
+  ): Promise<RawResponse> {
     for (let attempt = 0; ; attempt++) {
       let res: RawResponse | undefined;
       let failure: unknown;
@@ -156,6 +180,7 @@ export class EnsealClient {
       } catch (err) {
         failure = err;
       }
+      if (res !== undefined && accept(res.status)) return res;
       const retryable = res === undefined || res.status === 429 || (res.status >= 502 && res.status <= 504);
       if (idempotent && retryable && attempt < this.#retries) {
         await new Promise((r) => setTimeout(r, 100 * 2 ** attempt * (0.5 + Math.random())));
@@ -168,17 +193,7 @@ export class EnsealClient {
           { cause: failure },
         );
       }
-      if (res.status >= 400 && res.status !== 207) {
-        let message = `HTTP ${res.status}`;
-        try {
-          const errors = (JSON.parse(res.text) as { errors?: string[] }).errors;
-          if (errors?.length) message = errors.join('; ');
-        } catch {
-          // not JSON: keep the status line
-        }
-        const code = codeFor(res.status, message);
-        throw new EnsealError(code, message.replace(/^ERR_[A-Z_]+: /, ''));
-      }
+      if (res.status >= 400) throw errorFrom(res);
       return res;
     }
   }
@@ -204,10 +219,10 @@ export class EnsealClient {
 
   // ------------------------------------------------------------------ sys
 
-  health(): Promise<Record<string, unknown>> {
-    return this.#once('GET', '/v1/sys/health', undefined).then(
-      (r) => JSON.parse(r.text) as Record<string, unknown>,
-    );
+  /** `{initialized, sealed, version, …}`; a sealed (503) or uninitialised (501) server answers, not throws. */
+  async health(): Promise<{ initialized: boolean; sealed: boolean; version: string }> {
+    const res = await this.#call('GET', '/v1/sys/health', undefined, true, (s) => s === 501 || s === 503);
+    return JSON.parse(res.text) as { initialized: boolean; sealed: boolean; version: string };
   }
 
   sealStatus(): Promise<{ sealed: boolean; initialized: boolean; t: number; n: number; progress: number }> {
@@ -456,28 +471,15 @@ export class EnsealClient {
     const out: BatchItemResult[] = [];
     for (let start = 0; start < items.length; start += MAX_BATCH) {
       const chunk = items.slice(start, start + MAX_BATCH).map(toWire);
+      // When every item fails the server answers 400 with the per-item errors; that is not an exception.
       const res = await this.#call(
         'POST',
         path,
         { batch_input: chunk, partial_failure_response_code: 207 },
         true,
-      ).catch((err: unknown) => {
-        // Every item failed (400): report per item rather than as one exception.
-        if (err instanceof EnsealError && err.code !== ErrorCode.SEALED && err.code !== ErrorCode.IO)
-          return err;
-        throw err;
-      });
-      if (res instanceof EnsealError) {
-        out.push(
-          ...chunk.map((c) => ({
-            error: `${res.code}: ${res.message}`,
-            ...(c.reference ? { reference: c.reference as string } : {}),
-          })),
-        );
-        continue;
-      }
-      const results = (JSON.parse(res.text) as { data: { batch_results: Record<string, unknown>[] } }).data
-        .batch_results;
+        (status) => status === 400,
+      );
+      const results = batchResults(res);
       for (const r of results) {
         out.push({
           ...(typeof r.ciphertext === 'string' ? { ciphertext: r.ciphertext } : {}),
@@ -490,6 +492,20 @@ export class EnsealClient {
     }
     return out;
   }
+}
+
+/** The `batch_results` of a batch response; a 400 without them (a bad request as a whole) throws. */
+function batchResults(res: RawResponse): Record<string, unknown>[] {
+  let results: unknown;
+  try {
+    results = (JSON.parse(res.text) as { data?: { batch_results?: unknown } }).data?.batch_results;
+  } catch {
+    // not JSON: an error below
+  }
+  if (res.status < 400 && !Array.isArray(results))
+    throw new EnsealError(ErrorCode.MALFORMED, 'no batch_results');
+  if (!Array.isArray(results)) throw errorFrom(res);
+  return results as Record<string, unknown>[];
 }
 
 function wire(options: { context?: Uint8Array; associatedData?: Uint8Array }): Record<string, string> {

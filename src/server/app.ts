@@ -16,6 +16,9 @@ import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
 
+/** Request bodies above this close the connection after the response (see the onSend hook). */
+const LARGE_BODY_BYTES = 16 * 1024;
+
 /** Paths (after `/v1/`) that answer without a token, as in Vault. */
 const PUBLIC = new Set(['sys/health', 'sys/seal-status', 'sys/init', 'sys/unseal', 'sys/openapi.json']);
 
@@ -35,10 +38,14 @@ function capabilityOf(method: string, url: string): Capability {
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  // With TLS the server is HTTP/2 with HTTP/1.1 fallback (ALPN). Handlers use only what both request types
-  // share, so the instance is typed as the default server to keep one set of route types.
+  // With --http2 the server is HTTP/2 with HTTP/1.1 fallback (ALPN). Handlers use only what both request
+  // types share, so the instance is typed as the default server to keep one set of route types.
   const config: Record<string, unknown> = {
-    ...(options.https ? { http2: true as const, https: { allowHTTP1: true, ...options.https } } : {}),
+    ...(options.https
+      ? options.http2
+        ? { http2: true as const, https: { allowHTTP1: true, ...options.https } }
+        : { https: options.https }
+      : {}),
     bodyLimit: options.bodyLimit ?? 32 * 1024 * 1024,
     logger:
       options.logger === undefined || options.logger === false
@@ -162,6 +169,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const ok = caps.has(need) || (need === 'update' && caps.has('create'));
     if (!ok)
       throw new HttpError(403, `ERR_PERMISSION_DENIED: this token's policies do not allow ${need} on ${rel}`);
+  });
+
+  // Node 20's HTTPS server drops a keep-alive connection (llhttp HPE_PAUSED, "socket hang up" at the client)
+  // when a large request body follows a response on the same TLS socket. Closing the connection after a
+  // large request sidesteps it; one extra handshake per large (batch) request costs little.
+  app.addHook('onSend', async (request, reply) => {
+    const length = Number(request.headers['content-length'] ?? 0);
+    if (request.raw.httpVersionMajor === 1 && length > LARGE_BODY_BYTES)
+      void reply.header('connection', 'close');
   });
 
   app.addHook('onSend', async (request, reply) => {

@@ -12,6 +12,8 @@ import type { TokenInfo, TokenStore } from './tokens.js';
 export interface AppOptions {
   /** TLS settings; omitted only for tests that inject requests and for an explicit --insecure-http. */
   https?: HttpsServerOptions;
+  /** Offer HTTP/2 by ALPN next to HTTP/1.1 (serve.ts turns it on unless asked not to). */
+  http2?: boolean;
   km: KeyManager;
   tokens: TokenStore;
   policies: PolicyStore;

@@ -29,6 +29,8 @@ export interface ServeConfig {
   tlsProfile?: TlsProfileName;
   /** Plain HTTP. Refused unless explicitly asked for; warned about at every start. */
   insecureHttp?: boolean;
+  /** Offer HTTP/2 by ALPN as well as HTTP/1.1 (default true). */
+  http2?: boolean;
   logLevel?: string;
   /** Where JSON logs go (default stdout). */
   logStream?: NodeJS.WritableStream;
@@ -134,6 +136,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     policies,
     logger: { level: config.logLevel ?? 'info', ...(config.logStream ? { stream: config.logStream } : {}) },
     ...(https ? { https } : {}),
+    ...(config.http2 !== false ? { http2: true } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
   });
   const host = config.host ?? '127.0.0.1';

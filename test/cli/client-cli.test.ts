@@ -33,7 +33,9 @@ function cli(args: string[], input = ''): Promise<{ status: number | null; stdou
 
 describe('enseal CLI against a server', () => {
   it('keys create/list/show, transit encrypt | decrypt, sign/verify, audit verify, operator status', async () => {
-    expect((await cli(['keys', 'create', 'cli-key'])).status).toBe(0);
+    const created = await cli(['keys', 'create', 'cli-key', '--json']);
+    expect(created.status).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'cli-key', latest_version: 1 });
     expect(JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys).toContain('cli-key');
     expect(JSON.parse((await cli(['keys', 'show', 'cli-key', '--json'])).stdout).latest_version).toBe(1);
     const enc = await cli(['transit', 'encrypt', 'cli-key'], 'card 4111');
@@ -57,5 +59,8 @@ describe('enseal CLI against a server', () => {
     const r = await cli(['transit', 'encrypt', 'no-such-key'], 'x');
     expect(r.status).toBe(5);
     expect(r.stderr).toMatch(/^enseal: error: .*\(ERR_KEY_NOT_FOUND\)\n$/);
+    const j = await cli(['keys', 'show', 'no-such-key', '--json']);
+    expect(j.status).toBe(5);
+    expect(JSON.parse(j.stderr).error.code).toBe('ERR_KEY_NOT_FOUND');
   });
 });

@@ -258,3 +258,40 @@ describe('enseal serve: seal, health, headers, docs', () => {
     expect((await call('GET', '/v1/sys/audit/verify')).body.data.ok).toBe(true);
   });
 });
+
+describe('enseal serve: large requests on keep-alive connections', () => {
+  it('twenty 40 KiB batch requests in a row on one keep-alive agent all succeed', async () => {
+    const { request, Agent } = await import('node:https');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ca = readFileSync(ctx.server.caFile!);
+    const body = JSON.stringify({
+      batch_input: Array.from({ length: 1000 }, (_, i) => ({
+        plaintext: b64(`value ${i} 0123456789abcdef`),
+      })),
+    });
+    const statuses: (number | string)[] = [];
+    for (let i = 0; i < 20; i++) {
+      statuses.push(
+        await new Promise<number | string>((resolve) => {
+          const req = request(
+            new URL('/v1/transit/encrypt/orders', ctx.server.url),
+            {
+              method: 'POST',
+              agent,
+              ca,
+              headers: { 'x-vault-token': ctx.token, 'content-length': Buffer.byteLength(body) },
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on('error', (e) => resolve(e.message));
+          req.end(body);
+        }),
+      );
+    }
+    agent.destroy();
+    expect(statuses).toEqual(Array(20).fill(200));
+  });
+});

@@ -9,6 +9,43 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
+/** Reads one line from the terminal without echoing it (the share never shows on screen). */
+function promptHidden(prompt: string): Promise<string> {
+  const tty = process.stdin;
+  process.stderr.write(prompt);
+  tty.setRawMode(true);
+  tty.resume();
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const done = (err?: Error) => {
+      tty.setRawMode(false);
+      tty.pause();
+      tty.removeListener('data', onData);
+      process.stderr.write('\n');
+      if (err) reject(err);
+      else resolve(value.trim());
+    };
+    const onData = (buf: Buffer) => {
+      for (const ch of buf.toString('utf8')) {
+        if (ch === '\r' || ch === '\n') return done();
+        if (ch === '\u0003') return done(new EnsealError(ErrorCode.IO, 'interrupted'));
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    tty.on('data', onData);
+  });
+}
+
+/** The share from the argument, else a hidden prompt on a terminal, else the first line of stdin. */
+async function shareFrom(arg: string | undefined): Promise<string> {
+  if (arg !== undefined && arg !== '-') return arg;
+  if (process.stdin.isTTY && arg === undefined) return promptHidden('Unseal share: ');
+  return Buffer.from(await inputBytes('-'))
+    .toString('utf8')
+    .trim();
+}
+
 export function registerOperator(program: Command): void {
   const operator = program
     .command('operator')
@@ -45,15 +82,19 @@ export function registerOperator(program: Command): void {
     });
 
   serverOptions(
-    operator.command('unseal').description('Submit one unseal share (read from stdin when not given)'),
+    operator
+      .command('unseal')
+      .description(
+        'Submit one unseal share (prompted for on a terminal, or read from stdin, when not given)',
+      ),
   )
-    .argument('[share]', 'the share; omit it to read it from stdin, which keeps it out of shell history')
+    .argument(
+      '[share]',
+      'omit it to be prompted (without echo) on a terminal, or to read it from stdin (also -): keeps it out of shell history and ps',
+    )
     .action(async (share: string | undefined, flags: ServerFlags) => {
-      const value =
-        share ??
-        Buffer.from(await inputBytes('-'))
-          .toString('utf8')
-          .trim();
+      const value = await shareFrom(share);
+      if (!value) throw new EnsealError(ErrorCode.KEK_MISSING, 'no unseal share given');
       const s = await clientFor(flags).unseal(value);
       await output(flags, s, s.sealed ? `unseal progress: ${s.progress}/${s.t}` : 'unsealed');
     });

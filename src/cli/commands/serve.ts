@@ -12,6 +12,7 @@ interface ServeFlags {
   tlsKey?: string;
   tlsProfile?: 'modern' | 'intermediate';
   insecureHttp?: boolean;
+  http2?: boolean;
   logLevel?: string;
 }
 
@@ -40,6 +41,7 @@ export function registerServe(program: Command): void {
       'modern (TLS 1.3 only, default) or intermediate (adds TLS 1.2 ECDHE AEAD)',
     )
     .option('--insecure-http', 'serve plain HTTP (never in production)')
+    .option('--no-http2', 'HTTP/1.1 only (by default HTTP/2 is offered by ALPN too)')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug')
     .action(async (flags: ServeFlags) => {
       // Loaded on demand: the server's dependencies are not needed by the other commands.
@@ -57,6 +59,7 @@ export function registerServe(program: Command): void {
         ...(flags.tlsKey ? { tlsKey: flags.tlsKey } : {}),
         ...(flags.tlsProfile ? { tlsProfile: flags.tlsProfile } : {}),
         ...(flags.insecureHttp ? { insecureHttp: true } : {}),
+        ...(flags.http2 === false ? { http2: false } : {}),
         ...(flags.logLevel ? { logLevel: flags.logLevel } : { logLevel: 'warn' }),
       };
       const server = await startServer(config);
