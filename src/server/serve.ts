@@ -29,6 +29,8 @@ export interface ServeConfig {
   tlsProfile?: TlsProfileName;
   /** Plain HTTP. Refused unless explicitly asked for; warned about at every start. */
   insecureHttp?: boolean;
+  /** Requests per minute per token before 429 (default 60,000). */
+  rateLimitPerMinute?: number;
   /** Offer HTTP/2 by ALPN as well as HTTP/1.1 (default true). */
   http2?: boolean;
   logLevel?: string;
@@ -69,6 +71,8 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
     'tlsKey',
     'tlsProfile',
     'insecureHttp',
+    'http2',
+    'rateLimitPerMinute',
     'logLevel',
     'seedsKey',
   ];
@@ -137,6 +141,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     logger: { level: config.logLevel ?? 'info', ...(config.logStream ? { stream: config.logStream } : {}) },
     ...(https ? { https } : {}),
     ...(config.http2 !== false ? { http2: true } : {}),
+    ...(config.rateLimitPerMinute ? { rateLimitPerMinute: config.rateLimitPerMinute } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
   });
   const host = config.host ?? '127.0.0.1';

@@ -157,11 +157,28 @@ async function batchOr(
   const { results, failed } = await runBatch(body.batch_input, (item) =>
     single({ ...body, ...item, batch_input: undefined }),
   );
+  return batchStatus(body, reply, results, failed);
+}
+
+/**
+ * Status of a batch answer: 200, the caller's `partial_failure_response_code` when some items failed, 400
+ * when all did. Any 4xx also carries Vault's `errors` list, so clients that look only there see the failure.
+ */
+function batchStatus(
+  body: Body,
+  reply: { code(n: number): unknown },
+  results: Record<string, unknown>[],
+  failed: number,
+): Record<string, unknown> {
+  let status = 200;
   if (failed > 0) {
     const code = int('partial_failure_response_code', body.partial_failure_response_code) ?? 400;
-    reply.code(failed === results.length ? 400 : code);
+    status = failed === results.length ? 400 : code;
+    reply.code(status);
   }
-  return vaultResponse({ batch_results: results });
+  const extra =
+    status >= 400 ? { errors: [`${failed} of ${results.length} batch items failed; see batch_results`] } : {};
+  return { ...vaultResponse({ batch_results: results }), ...extra };
 }
 
 function createOptions(body: Body): CreateKeyOptions {
@@ -315,11 +332,7 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     results: Record<string, unknown>[],
   ) => {
     const failed = results.filter((r) => r.error !== undefined).length;
-    if (failed > 0) {
-      const code = int('partial_failure_response_code', bodyOf(request).partial_failure_response_code) ?? 400;
-      reply.code(failed === results.length ? 400 : code);
-    }
-    return vaultResponse({ batch_results: results });
+    return batchStatus(bodyOf(request), reply, results, failed);
   };
   const contextOpts = (b: Body) => ({
     ...(b.context !== undefined ? { context: b64('context', b.context)! } : {}),
