@@ -13,13 +13,16 @@ import {
   randomBytes,
   type HashName,
 } from '../crypto/index.js';
-import type {
-  CallContext,
-  CreateKeyOptions,
-  KeyConfigUpdate,
-  KeyInfo,
-  KeyManager,
-  KeyType,
+import { parseAgeIdentityFile } from '../formats/index.js';
+import {
+  backupKey,
+  restoreBackup,
+  type CallContext,
+  type CreateKeyOptions,
+  type KeyConfigUpdate,
+  type KeyInfo,
+  type KeyManager,
+  type KeyType,
 } from '../kms/index.js';
 import { callerOf, HttpError, vaultResponse, type FastifyInstance, type FastifyRequest } from './http.js';
 
@@ -301,6 +304,66 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
       });
     },
   );
+
+  // Single-key backup: needs the key's allow_plaintext_backup, and, unlike Vault's plaintext blob, is an age
+  // file encrypted to the recipients (or passphrase) the caller names.
+  const backup = async (request: FastifyRequest, target: { recipients?: string[]; passphrase?: string }) => {
+    if (!target.recipients?.length && target.passphrase === undefined) {
+      throw invalidArgument(
+        'recipient',
+        'is required: enseal encrypts key backups (?recipient=age1… or a body with recipients or passphrase)',
+      );
+    }
+    const file = await backupKey(km, name(request), target, ctxOf(request));
+    return vaultResponse({ backup: base64Encode(file) });
+  };
+  app.get(
+    '/v1/transit/backup/:name',
+    s('Back up one key as an age file (?recipient=age1…, repeatable)'),
+    async (request) => {
+      const r = (request.query as { recipient?: string | string[] }).recipient;
+      return backup(request, { recipients: r === undefined ? [] : Array.isArray(r) ? r : [r] });
+    },
+  );
+  app.post(
+    '/v1/transit/backup/:name',
+    s('Back up one key to recipients or a passphrase'),
+    async (request) => {
+      const b = bodyOf(request);
+      const recipients = Array.isArray(b.recipients)
+        ? b.recipients.filter((x): x is string => typeof x === 'string')
+        : [];
+      return backup(request, {
+        recipients,
+        ...(typeof b.passphrase === 'string' ? { passphrase: b.passphrase } : {}),
+      });
+    },
+  );
+  const restore = async (request: FastifyRequest) => {
+    const b = bodyOf(request);
+    if (typeof b.backup !== 'string') throw invalidArgument('backup', 'must be the base64 backup');
+    const restored = await restoreBackup(
+      km,
+      b64('backup', b.backup)!,
+      {
+        identities: typeof b.identity === 'string' ? parseAgeIdentityFile(b.identity) : [],
+        ...(typeof b.passphrase === 'string' ? { passphrase: b.passphrase } : {}),
+        force: b.force === true,
+      },
+      ctxOf(request),
+    );
+    const wanted = (request.params as { name?: string }).name;
+    if (wanted !== undefined && (restored.length !== 1 || restored[0] !== wanted)) {
+      throw invalidArgument('backup', `holds ${restored.join(', ')}, not "${wanted}"`);
+    }
+    return vaultResponse({ restored });
+  };
+  app.post(
+    '/v1/transit/restore',
+    { schema: { tags: ['transit'], summary: 'Restore keys from a backup' } },
+    restore,
+  );
+  app.post('/v1/transit/restore/:name', s('Restore one key from its backup'), restore);
 
   /** Parses each batch item on its own, so a malformed item becomes that item's error, not the request's. */
   const parseItems = <T>(

@@ -295,3 +295,39 @@ describe('enseal serve: large requests on keep-alive connections', () => {
     expect(statuses).toEqual(Array(20).fill(200));
   });
 });
+
+describe('enseal serve: single-key backup and restore', () => {
+  it('backs a key up to an age recipient and restores it into another server', async () => {
+    const { AgeX25519Identity } = await import('../../src/formats/index.js');
+    const identity = AgeX25519Identity.generate();
+    const { call } = ctx;
+    await call('POST', '/v1/transit/keys/portable', { body: { allow_plaintext_backup: true } });
+    await call('POST', '/v1/transit/keys/stuck', { body: {} });
+    const ct = (await call('POST', '/v1/transit/encrypt/portable', { body: { plaintext: b64('moving') } }))
+      .body.data.ciphertext;
+    const recipient = identity.recipient.toString();
+    expect((await call('GET', '/v1/transit/backup/portable')).status).toBe(400);
+    expect((await call('GET', `/v1/transit/backup/stuck?recipient=${recipient}`)).body.errors[0]).toMatch(
+      /ERR_NOT_ALLOWED/,
+    );
+    const backup = (await call('GET', `/v1/transit/backup/portable?recipient=${recipient}`)).body.data
+      .backup as string;
+    expect(Buffer.from(backup, 'base64').subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+
+    const other = await devServer();
+    const restored = await other.call('POST', '/v1/transit/restore/portable', {
+      body: { backup, identity: identity.toString() },
+    });
+    expect(restored.body.data.restored).toEqual(['portable']);
+    const dec = await other.call('POST', '/v1/transit/decrypt/portable', { body: { ciphertext: ct } });
+    expect(Buffer.from(dec.body.data.plaintext, 'base64').toString()).toBe('moving');
+    expect(
+      (
+        await other.call('POST', '/v1/transit/restore/portable', {
+          body: { backup, identity: identity.toString() },
+        })
+      ).status,
+    ).toBe(400);
+    await other.server.close();
+  });
+});
