@@ -6,10 +6,12 @@
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { EnsealError } from '../crypto/index.js';
 import { DOCS_HTML } from './docs-page.js';
 import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
+import type { TokenInfo } from './tokens.js';
 import { capabilitiesFor, type Capability } from './policies.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { registerSysRoutes } from './sys-routes.js';
@@ -35,6 +37,30 @@ function capabilityOf(method: string, url: string): Capability {
     default:
       return 'update';
   }
+}
+
+/**
+ * The identity of a verified client certificate, as a token-like record: the TLS layer already checked
+ * the chain against the client CA (`socket.authorized`), so only the policy mapping happens here.
+ */
+function certificateIdentity(
+  request: FastifyRequest,
+  mapping: Readonly<Record<string, readonly string[]>>,
+): TokenInfo | undefined {
+  const socket = request.raw.socket as TLSSocket | undefined;
+  if (!socket || socket.authorized !== true || typeof socket.getPeerCertificate !== 'function')
+    return undefined;
+  const cert = socket.getPeerCertificate();
+  const cn = typeof cert?.subject?.CN === 'string' ? cert.subject.CN : '';
+  const policies = mapping[cn] ?? mapping['*'];
+  if (!cn || !policies || !cert.fingerprint256) return undefined;
+  return {
+    accessor: `cert-${cert.fingerprint256.replace(/:/g, '').slice(0, 16).toLowerCase()}`,
+    policies: [...policies],
+    displayName: `cert:${cn}`,
+    createdAt: 0,
+    expiresAt: 0,
+  };
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -156,6 +182,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (token !== undefined) {
       const info = await options.tokens.lookup(token);
       if (info !== undefined) request.token = info;
+    }
+    if (request.token === undefined && options.clientCertPolicies) {
+      const cert = certificateIdentity(request, options.clientCertPolicies);
+      if (cert) request.token = cert;
     }
     if (PUBLIC.has(rel)) return;
     if (request.token === undefined)

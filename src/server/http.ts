@@ -12,6 +12,12 @@ import type { TokenInfo, TokenStore } from './tokens.js';
 export interface AppOptions {
   /** TLS settings; omitted only for tests that inject requests and for an explicit --insecure-http. */
   https?: HttpsServerOptions;
+  /**
+   * mTLS: policies for a verified client certificate, by certificate common name, `*` for any other name.
+   * Used when a request carries no token and its TLS connection presented a certificate the server's
+   * client CA verified. Unset: client certificates grant nothing.
+   */
+  clientCertPolicies?: Readonly<Record<string, readonly string[]>>;
   /** Offer HTTP/2 by ALPN next to HTTP/1.1 (serve.ts turns it on unless asked not to). */
   http2?: boolean;
   km: KeyManager;

@@ -5,6 +5,7 @@
 import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import { parse as parseToml } from 'smol-toml';
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
@@ -29,6 +30,12 @@ export interface ServeConfig {
   tlsProfile?: TlsProfileName;
   /** Plain HTTP. Refused unless explicitly asked for; warned about at every start. */
   insecureHttp?: boolean;
+  /** mTLS: PEM file of the CA whose client certificates are accepted. */
+  tlsClientCa?: string;
+  /** mTLS: policies by client certificate common name, `*` for any name (default `{"*": ["default"]}`). */
+  clientCertPolicies?: Record<string, string[]>;
+  /** Also listen on plain HTTP at this host:port, answering only 308 redirects to HTTPS. */
+  redirectHttp?: string;
   /** Requests per minute per token before 429 (default 60,000). */
   rateLimitPerMinute?: number;
   /** Offer HTTP/2 by ALPN as well as HTTP/1.1 (default true). */
@@ -47,6 +54,8 @@ export interface RunningServer {
   readonly rootToken?: string;
   readonly caFile?: string;
   readonly warnings: string[];
+  /** The plain-HTTP redirect listener's port, when one was asked for. */
+  readonly redirectPort?: number;
   close(): Promise<void>;
 }
 
@@ -73,6 +82,9 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
     'insecureHttp',
     'http2',
     'rateLimitPerMinute',
+    'tlsClientCa',
+    'clientCertPolicies',
+    'redirectHttp',
     'logLevel',
     'seedsKey',
   ];
@@ -84,6 +96,30 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
 
 function readTls(cert: string, key: string): SecureContextOptions {
   return { cert: readFileSync(cert), key: readFileSync(key) };
+}
+
+/**
+ * A plain-HTTP listener that only redirects (308, so the method and body are kept) to the HTTPS port.
+ * It never serves the API: a token sent over it would already have crossed the network in clear.
+ */
+async function startRedirect(listen: string, httpsPort: number): Promise<HttpServer> {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  if (!m) throw invalidArgument('redirect-http', 'must be host:port');
+  const server = createHttpServer((req, res) => {
+    const hostHeader = (req.headers.host ?? 'localhost').replace(/:\d+$/, '');
+    const host = /^[A-Za-z0-9.\-[\]:]+$/.test(hostHeader) ? hostHeader : 'localhost';
+    res.writeHead(308, {
+      location: `https://${host}:${httpsPort}${req.url ?? '/'}`,
+      'cache-control': 'no-store',
+      connection: 'close',
+    });
+    res.end();
+  });
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(Number(m[3]), m[1] ?? m[2], () => resolveListen());
+  });
+  return server;
 }
 
 /** Starts the service and resolves once it listens. */
@@ -132,7 +168,12 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     throw invalidArgument('TLS', 'needs --tls-cert and --tls-key (or --dev, or an explicit --insecure-http)');
   }
   const profile = tlsProfile(config.tlsProfile ?? 'modern');
-  if (certFiles) https = { ...readTls(certFiles.cert, certFiles.key), ...profile };
+  // mTLS asks for a certificate but does not require one: token authentication keeps working alongside it.
+  const mtls: SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean } =
+    config.tlsClientCa
+      ? { ca: readFileSync(config.tlsClientCa), requestCert: true, rejectUnauthorized: false }
+      : {};
+  if (certFiles) https = { ...readTls(certFiles.cert, certFiles.key), ...profile, ...mtls };
 
   const app = await buildApp({
     km,
@@ -142,6 +183,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     ...(https ? { https } : {}),
     ...(config.http2 !== false ? { http2: true } : {}),
     ...(config.rateLimitPerMinute ? { rateLimitPerMinute: config.rateLimitPerMinute } : {}),
+    ...(config.tlsClientCa ? { clientCertPolicies: config.clientCertPolicies ?? { '*': ['default'] } } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
   });
   const host = config.host ?? '127.0.0.1';
@@ -159,7 +201,11 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       try {
         const server = app.server as unknown as TlsServer;
         const ticketKeys = server.getTicketKeys();
-        server.setSecureContext({ ...readTls(certFiles!.cert, certFiles!.key), ...profile });
+        server.setSecureContext({
+          ...readTls(certFiles!.cert, certFiles!.key),
+          ...profile,
+          ...(mtls.ca ? { ca: mtls.ca } : {}),
+        });
         server.setTicketKeys(ticketKeys);
         app.log.info('TLS certificate reloaded');
       } catch (err) {
@@ -181,18 +227,21 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   }
 
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const redirect = config.redirectHttp && https ? await startRedirect(config.redirectHttp, port) : undefined;
   let closed = false;
   return {
     url,
     app,
     km,
     warnings,
+    ...(redirect ? { redirectPort: (redirect.address() as { port: number }).port } : {}),
     ...(rootToken ? { rootToken } : {}),
     ...(certFiles?.ca ? { caFile: certFiles.ca } : {}),
     async close() {
       if (closed) return;
       closed = true;
       for (const w of watchers) w.close();
+      redirect?.close();
       stopScheduler();
       await app.close(); // stops accepting, lets in-flight requests finish
       await km.close();

@@ -13,6 +13,8 @@ interface ServeFlags {
   tlsProfile?: 'modern' | 'intermediate';
   insecureHttp?: boolean;
   http2?: boolean;
+  tlsClientCa?: string;
+  redirectHttp?: string;
   logLevel?: string;
 }
 
@@ -41,6 +43,11 @@ export function registerServe(program: Command): void {
       'modern (TLS 1.3 only, default) or intermediate (adds TLS 1.2 ECDHE AEAD)',
     )
     .option('--insecure-http', 'serve plain HTTP (never in production)')
+    .option(
+      '--tls-client-ca <file>',
+      'accept client certificates from this CA (mTLS; policies from the config file)',
+    )
+    .option('--redirect-http <host:port>', 'also listen on plain HTTP, answering only 308 redirects to HTTPS')
     .option('--no-http2', 'HTTP/1.1 only (by default HTTP/2 is offered by ALPN too)')
     .option('--log-level <level>', 'fatal, error, warn, info (default), debug')
     .action(async (flags: ServeFlags) => {
@@ -60,6 +67,8 @@ export function registerServe(program: Command): void {
         ...(flags.tlsProfile ? { tlsProfile: flags.tlsProfile } : {}),
         ...(flags.insecureHttp ? { insecureHttp: true } : {}),
         ...(flags.http2 === false ? { http2: false } : {}),
+        ...(flags.tlsClientCa ? { tlsClientCa: flags.tlsClientCa } : {}),
+        ...(flags.redirectHttp ? { redirectHttp: flags.redirectHttp } : {}),
         ...(flags.logLevel ? { logLevel: flags.logLevel } : { logLevel: 'warn' }),
       };
       const server = await startServer(config);
