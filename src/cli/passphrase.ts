@@ -21,7 +21,8 @@ function ttyStream(): { stream: ReadStream; close: () => void } {
   return { stream, close: () => (stream.destroy(), closeSync(fd)) };
 }
 
-function readHidden(prompt: string): Promise<string> {
+/** Reads one line from the terminal without echoing it (passphrases, unseal shares). */
+export function readHidden(prompt: string): Promise<string> {
   const { stream, close } = ttyStream();
   process.stderr.write(prompt);
   stream.setRawMode(true);

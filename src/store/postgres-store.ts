@@ -8,7 +8,8 @@ import pg from 'pg';
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { storeError } from './store-error.js';
-import type { AuditRow, KeyContextRow, KeyVersionRow, Store, StoreTransaction, WrappedRef } from './types.js';
+import { auditRow, buffer, bytes, contextRow, num, versionRow, type Row } from './rows.js';
+import type { Store, StoreTransaction, WrappedRef } from './types.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db`. */
@@ -19,50 +20,11 @@ export interface PostgresStoreOptions {
   schema?: string;
 }
 
-type Row = Record<string, unknown>;
-
 // Arbitrary fixed lock ids: one guards migrations, one the audit chain.
 const MIGRATION_LOCK = 0x656e7365616c01n;
 const AUDIT_LOCK = 0x656e7365616c02n;
 const RETRYABLE = new Set(['40001', '40P01']);
 const MAX_RETRIES = 10;
-
-function num(value: unknown): number {
-  return typeof value === 'number' ? value : Number(value);
-}
-
-function bytes(value: unknown): Uint8Array {
-  return value instanceof Uint8Array ? value : new Uint8Array(0);
-}
-
-function buf(value: Uint8Array): Buffer {
-  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-}
-
-function versionRow(r: Row): KeyVersionRow {
-  return {
-    name: r.name as string,
-    version: num(r.version),
-    term: num(r.term),
-    wrapped: bytes(r.wrapped),
-    createdAt: num(r.created_at),
-    reserved: num(r.reserved),
-  };
-}
-
-function contextRow(r: Row): KeyContextRow {
-  return {
-    name: r.name as string,
-    contextId: r.context_id as string,
-    term: num(r.term),
-    wrapped: bytes(r.wrapped),
-    createdAt: num(r.created_at),
-  };
-}
-
-function auditRow(r: Row): AuditRow {
-  return { seq: num(r.seq), entry: r.entry as string, hash: r.hash as string, mac: r.mac as string };
-}
 
 /** The PostgreSQL store. */
 export class PostgresStore implements Store {
@@ -207,7 +169,7 @@ export class PostgresStore implements Store {
       async putMeta(key, value) {
         await q(
           'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value',
-          [key, buf(value)],
+          [key, buffer(value)],
         );
       },
       async listMeta(prefix) {
@@ -268,7 +230,7 @@ export class PostgresStore implements Store {
       async insertVersion(row) {
         const n = await changed(
           'INSERT INTO key_versions (name, version, term, wrapped, created_at, reserved) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
-          [row.name, row.version, row.term, buf(row.wrapped), row.createdAt, row.reserved],
+          [row.name, row.version, row.term, buffer(row.wrapped), row.createdAt, row.reserved],
         );
         return n === 1;
       },
@@ -276,7 +238,7 @@ export class PostgresStore implements Store {
         return (
           (await changed('UPDATE key_versions SET term = $1, wrapped = $2 WHERE name = $3 AND version = $4', [
             term,
-            buf(wrapped),
+            buffer(wrapped),
             name,
             version,
           ])) === 1
@@ -304,7 +266,7 @@ export class PostgresStore implements Store {
       async insertContext(row) {
         const n = await changed(
           'INSERT INTO key_contexts (name, context_id, term, wrapped, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
-          [row.name, row.contextId, row.term, buf(row.wrapped), row.createdAt],
+          [row.name, row.contextId, row.term, buffer(row.wrapped), row.createdAt],
         );
         return n === 1;
       },
@@ -312,7 +274,7 @@ export class PostgresStore implements Store {
         return (
           (await changed(
             'UPDATE key_contexts SET term = $1, wrapped = $2 WHERE name = $3 AND context_id = $4',
-            [term, buf(wrapped), name, contextId],
+            [term, buffer(wrapped), name, contextId],
           )) === 1
         );
       },

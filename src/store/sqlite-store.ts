@@ -8,53 +8,14 @@ import Database from 'better-sqlite3';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { storeError } from './store-error.js';
-import type {
-  AuditRow,
-  KeyContextRow,
-  KeyRow,
-  KeyVersionRow,
-  Store,
-  StoreTransaction,
-  WrappedRef,
-} from './types.js';
+import { auditRow, buffer, bytes, contextRow, versionRow, type Row } from './rows.js';
+import type { KeyRow, Store, StoreTransaction, WrappedRef } from './types.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:' for a throwaway store. */
   path: string;
   /** How long to wait for another process's write lock (default 5000 ms). */
   busyTimeoutMs?: number;
-}
-
-type Row = Record<string, unknown>;
-
-function bytes(value: unknown): Uint8Array {
-  return value instanceof Uint8Array ? value : new Uint8Array(0);
-}
-
-/** better-sqlite3 binds Buffers as BLOBs; a plain Uint8Array is viewed as one without copying. */
-function blob(value: Uint8Array): Buffer {
-  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-}
-
-function versionRow(r: Row): KeyVersionRow {
-  return {
-    name: r.name as string,
-    version: r.version as number,
-    term: r.term as number,
-    wrapped: bytes(r.wrapped),
-    createdAt: r.created_at as number,
-    reserved: r.reserved as number,
-  };
-}
-
-function contextRow(r: Row): KeyContextRow {
-  return {
-    name: r.name as string,
-    contextId: r.context_id as string,
-    term: r.term as number,
-    wrapped: bytes(r.wrapped),
-    createdAt: r.created_at as number,
-  };
 }
 
 const MAX_BUSY_RETRIES = 20;
@@ -212,7 +173,7 @@ export class SqliteStore implements Store {
         run(
           'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
           key,
-          blob(value),
+          buffer(value),
         );
       },
       async listMeta(prefix) {
@@ -274,7 +235,7 @@ export class SqliteStore implements Store {
             row.name,
             row.version,
             row.term,
-            blob(row.wrapped),
+            buffer(row.wrapped),
             row.createdAt,
             row.reserved,
           ) === 1
@@ -285,7 +246,7 @@ export class SqliteStore implements Store {
           run(
             'UPDATE key_versions SET term = ?, wrapped = ? WHERE name = ? AND version = ?',
             term,
-            blob(wrapped),
+            buffer(wrapped),
             name,
             version,
           ) === 1
@@ -316,7 +277,7 @@ export class SqliteStore implements Store {
             row.name,
             row.contextId,
             row.term,
-            blob(row.wrapped),
+            buffer(row.wrapped),
             row.createdAt,
           ) === 1
         );
@@ -326,7 +287,7 @@ export class SqliteStore implements Store {
           run(
             'UPDATE key_contexts SET term = ?, wrapped = ? WHERE name = ? AND context_id = ?',
             term,
-            blob(wrapped),
+            buffer(wrapped),
             name,
             contextId,
           ) === 1
@@ -365,7 +326,7 @@ export class SqliteStore implements Store {
       },
       async lastAudit() {
         const r = get('SELECT seq, entry, hash, mac FROM audit_log ORDER BY seq DESC LIMIT 1');
-        return r as AuditRow | undefined;
+        return r === undefined ? undefined : auditRow(r);
       },
       async appendAudit(rows) {
         const insert = stmt('INSERT INTO audit_log (seq, entry, hash, mac) VALUES (?, ?, ?, ?)');
@@ -376,7 +337,7 @@ export class SqliteStore implements Store {
           'SELECT seq, entry, hash, mac FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?',
           afterSeq,
           limit,
-        ) as unknown as AuditRow[];
+        ).map(auditRow);
       },
     };
   }

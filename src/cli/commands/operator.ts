@@ -3,44 +3,17 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
 import { readSecretFile } from '../input.js';
+import { readHidden } from '../passphrase.js';
 import { clientFor, inputBytes, output, serverOptions, type ServerFlags } from '../server-client.js';
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** Reads one line from the terminal without echoing it (the share never shows on screen). */
-function promptHidden(prompt: string): Promise<string> {
-  const tty = process.stdin;
-  process.stderr.write(prompt);
-  tty.setRawMode(true);
-  tty.resume();
-  return new Promise((resolve, reject) => {
-    let value = '';
-    const done = (err?: Error) => {
-      tty.setRawMode(false);
-      tty.pause();
-      tty.removeListener('data', onData);
-      process.stderr.write('\n');
-      if (err) reject(err);
-      else resolve(value.trim());
-    };
-    const onData = (buf: Buffer) => {
-      for (const ch of buf.toString('utf8')) {
-        if (ch === '\r' || ch === '\n') return done();
-        if (ch === '\u0003') return done(new EnsealError(ErrorCode.IO, 'interrupted'));
-        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
-        else value += ch;
-      }
-    };
-    tty.on('data', onData);
-  });
-}
-
 /** The share from the argument, else a hidden prompt on a terminal, else the first line of stdin. */
 async function shareFrom(arg: string | undefined): Promise<string> {
   if (arg !== undefined && arg !== '-') return arg;
-  if (process.stdin.isTTY && arg === undefined) return promptHidden('Unseal share: ');
+  if (process.stdin.isTTY && arg === undefined) return (await readHidden('Unseal share: ')).trim();
   return Buffer.from(await inputBytes('-'))
     .toString('utf8')
     .trim();
