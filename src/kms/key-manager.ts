@@ -1387,6 +1387,20 @@ export class KeyManager {
     return this.#record({ ...event, caller: ctx.caller ?? 'local' });
   }
 
+  /**
+   * Records a request refused before it reached the key manager (for example by the server's access
+   * policies): audited as denied when unsealed (unless `audit` is false), and always counted, so bursts of
+   * denials are flagged.
+   */
+  async recordDenied(op: string, key: string, code: string, ctx: CallContext, audit = true): Promise<void> {
+    const caller = ctx.caller ?? 'local';
+    this.#monitor.observe(this.#clock(), key, op, caller, 'denied');
+    if (this.#audit === undefined || !audit) return;
+    await this.#audit
+      .record({ op, caller, outcome: 'denied', code, ...(key ? { key } : {}) })
+      .catch(() => undefined);
+  }
+
   /** @internal All key names (for full backup). */
   async allKeyNames(): Promise<string[]> {
     const names: string[] = [];

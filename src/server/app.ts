@@ -8,7 +8,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { EnsealError } from '../crypto/index.js';
+import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { DOCS_HTML } from './docs-page.js';
 import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
 import type { TokenInfo } from './tokens.js';
@@ -17,6 +17,15 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
+
+/** The key a transit path names (`transit/encrypt/orders` → `orders`), or '' for other paths. */
+function keyFromPath(rel: string): string {
+  const m =
+    /^transit\/(?:keys|encrypt|decrypt|rewrap|sign|verify|hmac|datakey\/[a-z]+|export\/[a-z-]+|backup)\/([A-Za-z0-9_.-]{1,128})/.exec(
+      rel,
+    );
+  return m ? m[1]! : '';
+}
 
 /** Request bodies above this close the connection after the response (see the onSend hook). */
 const LARGE_BODY_BYTES = 16 * 1024;
@@ -166,6 +175,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const seedsKey = options.seedsKey ?? 'seeds';
+  // Refusals of a token are audited and counted like any other denied operation, so a probing client shows
+  // up. Requests with no valid token are only counted: auditing them would let anyone on the network fill
+  // the audit log (they are rate limited per address, not per token).
+  const deny = (request: FastifyRequest, rel: string) =>
+    options.km.recordDenied(
+      `http.${request.method.toLowerCase()}`,
+      keyFromPath(rel),
+      ErrorCode.PERMISSION_DENIED,
+      {
+        caller: request.token
+          ? `token:${request.token.displayName}:${request.token.accessor}`
+          : `anonymous:${request.ip}`,
+      },
+      request.token !== undefined,
+    );
+
   app.addHook('onRequest', async (request) => {
     const path = request.url.split('?')[0]!;
     // The seeds' routes are authorised as the transit calls they stand for.
@@ -188,17 +213,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       if (cert) request.token = cert;
     }
     if (PUBLIC.has(rel)) return;
-    if (request.token === undefined)
+    if (request.token === undefined) {
+      await deny(request, rel);
       throw new HttpError(
         403,
         'ERR_PERMISSION_DENIED: a valid token is required (X-Vault-Token or Authorization: Bearer)',
       );
+    }
     const policies = await options.policies.resolve(request.token.policies);
     const caps = capabilitiesFor(policies, request.token.policies, rel);
     const need = capabilityOf(request.method, request.url);
     const ok = caps.has(need) || (need === 'update' && caps.has('create'));
-    if (!ok)
+    if (!ok) {
+      await deny(request, rel);
       throw new HttpError(403, `ERR_PERMISSION_DENIED: this token's policies do not allow ${need} on ${rel}`);
+    }
   });
 
   // Node 20's HTTPS server drops a keep-alive connection (llhttp HPE_PAUSED, "socket hang up" at the client)

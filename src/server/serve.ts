@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import { parse as parseToml } from 'smol-toml';
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
-import { KeyManager } from '../kms/index.js';
+import { KeyManager, type UsageWarning } from '../kms/index.js';
 import { openStore, SqliteStore } from '../store/index.js';
 import { ensureDevCertificates, tlsProfile, type TlsProfileName } from '../tls/index.js';
 import { buildApp } from './app.js';
@@ -131,7 +131,9 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const store = config.storage
     ? await openStore(config.storage)
     : SqliteStore.open({ path: join(dataDir, 'enseal.db') });
-  const km = await KeyManager.open({ store });
+  // Usage anomalies go to the log as warnings (and to metrics); the logger exists once the app does.
+  let warn: (warning: UsageWarning) => void = () => undefined;
+  const km = await KeyManager.open({ store, monitor: { onWarning: (w) => warn(w) } });
   const tokens = new TokenStore(store);
   const policies = new PolicyStore(store);
   let rootToken: string | undefined;
@@ -186,6 +188,8 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     ...(config.tlsClientCa ? { clientCertPolicies: config.clientCertPolicies ?? { '*': ['default'] } } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
   });
+  warn = (w) =>
+    app.log.warn({ anomaly: w.kind, caller: w.caller, count: w.count, baseline: w.baseline }, w.message);
   const host = config.host ?? '127.0.0.1';
   await app.listen({ host, port: config.port ?? 8200 });
   const address = app.server.address();

@@ -331,3 +331,34 @@ describe('enseal serve: single-key backup and restore', () => {
     await other.server.close();
   });
 });
+
+describe('enseal serve: refused requests are audited and flagged', () => {
+  it('a token probing keys it may not use shows up as denied audit entries and a denied_burst warning', async () => {
+    const { call } = ctx;
+    const created = await call('POST', '/v1/auth/token/create', {
+      body: { policies: ['default'], ttl: '1h', display_name: 'prober' },
+    });
+    const probe = created.body.auth.client_token as string;
+    for (let i = 0; i < 25; i++) {
+      expect(
+        (
+          await call('POST', `/v1/transit/decrypt/orders`, {
+            token: probe,
+            body: { ciphertext: 'vault:v1:AAAA' },
+          })
+        ).status,
+      ).toBe(403);
+    }
+    const accessor = created.body.auth.accessor as string;
+    const denied = await call(
+      'GET',
+      `/v1/sys/audit/query?outcome=denied&caller=token:prober:${accessor}&limit=100`,
+    );
+    expect(denied.body.data.entries).toHaveLength(25);
+    expect(denied.body.data.entries[0]).toMatchObject({ key: 'orders', code: 'ERR_PERMISSION_DENIED' });
+    expect(ctx.logs()).toContain('"anomaly":"denied_burst"');
+    expect((await call('GET', '/v1/sys/metrics')).text).toContain(
+      'enseal_usage_warnings_total{kind="denied_burst"} 1',
+    );
+  });
+});
