@@ -11,9 +11,10 @@ import { describe, expect, it } from 'vitest';
 import * as root from '../../src/index.js';
 import * as kms from '../../src/kms/index.js';
 import * as store from '../../src/store/index.js';
+import * as fields from '../../src/fields/index.js';
 
 // Examples see every public export: the root entry point and the server-side subpaths.
-const enseal = { ...root, ...kms, ...store };
+const enseal = { ...root, ...kms, ...store, ...fields };
 
 const srcDir = fileURLToPath(new URL('../../src', import.meta.url));
 

@@ -1,0 +1,15 @@
+/**
+ * The fields layer: column-level encryption for application databases, with blind indexes for equality
+ * search. This file is the layer's public surface.
+ */
+export {
+  FieldEncryption,
+  type FieldEncryptionOptions,
+  type EncryptedSchema,
+  type TableSpec,
+  type ColumnSpec,
+  type BlindIndexSpec,
+  type CompoundIndexSpec,
+} from './field-encryption.js';
+export { planBlindIndex, normalize, type BlindIndexPlan, type Normalizer } from './blind-index.js';
+export { type FieldType, type FieldValue } from './value-codec.js';
