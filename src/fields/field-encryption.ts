@@ -24,6 +24,7 @@
  */
 import { EnsealError, ErrorCode, invalidArgument, utf8Encode } from '../crypto/index.js';
 import type { Keyset } from '../keys/index.js';
+import { envelopeBytes, parseEnvelope } from '../formats/index.js';
 import { blindIndexValue, deriveIndexKey, isNormalizer, normalize, type Normalizer } from './blind-index.js';
 import { decodeValue, encodeValue, isFieldType, type FieldType, type FieldValue } from './value-codec.js';
 
@@ -63,6 +64,15 @@ export interface FieldEncryptionOptions {
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** The key version in an envelope's header (parsed before any key is touched); -1 when unparseable. */
+function envelopeVersion(ciphertext: string): number {
+  try {
+    return parseEnvelope(envelopeBytes(ciphertext)).keyVersion;
+  } catch {
+    return -1;
+  }
+}
 
 function checkSchema(schema: EncryptedSchema): void {
   for (const [table, spec] of Object.entries(schema)) {
@@ -168,6 +178,32 @@ export class FieldEncryption {
       );
     }
     return decodeValue(col.type, this.#keyset.decrypt(ciphertext, { aad: this.#aad(table, column, rowId) }));
+  }
+
+  /** True when `ciphertext` was made under another version than the keyset's primary (rotation pending). */
+  needsReencrypt(ciphertext: string): boolean {
+    return envelopeVersion(ciphertext) !== this.#keyset.primaryVersion;
+  }
+
+  /**
+   * Re-encrypts a stored value under the keyset's primary version without decoding it (the type tag and
+   * bytes move as they are), keeping its table, column and row binding.
+   */
+  reencryptValue(table: string, column: string, ciphertext: string, rowId?: unknown): string {
+    this.#column(table, column);
+    this.#requireRowId(table, rowId);
+    const aad = this.#aad(table, column, rowId);
+    const plain = this.#keyset.decrypt(ciphertext, { aad });
+    try {
+      return this.#keyset.encrypt(plain, { aad });
+    } finally {
+      plain.fill(0);
+    }
+  }
+
+  /** The table's row-id column, if it binds ciphertexts to rows. */
+  rowIdColumn(table: string): string | undefined {
+    return this.#table(table).rowId;
   }
 
   #requireRowId(table: string, rowId: unknown): void {

@@ -13,3 +13,10 @@ export {
 } from './field-encryption.js';
 export { planBlindIndex, normalize, type BlindIndexPlan, type Normalizer } from './blind-index.js';
 export { type FieldType, type FieldValue } from './value-codec.js';
+export {
+  reencryptColumn,
+  type ReencryptOptions,
+  type ReencryptProgress,
+  type SqlExecutor,
+} from './reencrypt.js';
+export { sqliteExecutor, postgresExecutor } from './sql-executors.js';
