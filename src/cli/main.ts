@@ -14,6 +14,7 @@ import { registerOperator } from './commands/operator.js';
 import { registerKeys } from './commands/keys.js';
 import { registerTransit } from './commands/transit.js';
 import { registerAudit } from './commands/audit.js';
+import { registerDb } from './commands/db.js';
 
 export function buildProgram(): Command {
   const program = configureProgram(new Command('enseal'))
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerKeys(program);
   registerTransit(program);
   registerAudit(program);
+  registerDb(program);
   return program;
 }
 

@@ -58,8 +58,11 @@ export type EncryptedSchema = Record<string, TableSpec>;
 export interface FieldEncryptionOptions {
   /** An `encrypt` keyset: its primary version encrypts, every enabled version decrypts. */
   keyset: Keyset;
-  /** Root of the blind-index keys (32 bytes); keep it apart from the keyset and never rotate it casually. */
-  indexKey: Uint8Array;
+  /**
+   * Root of the blind-index keys (32 bytes); keep it apart from the keyset and never rotate it casually.
+   * Optional for jobs that never compute an index (re-encryption); blind-index calls then fail.
+   */
+  indexKey?: Uint8Array;
   schema: EncryptedSchema;
 }
 
@@ -129,12 +132,15 @@ function checkSchema(schema: EncryptedSchema): void {
 /** Encrypts and decrypts rows of the declared tables and computes their blind indexes. */
 export class FieldEncryption {
   readonly #keyset: Keyset;
-  readonly #indexRoot: Uint8Array;
+  readonly #indexRoot: Uint8Array | undefined;
   readonly #schema: EncryptedSchema;
   readonly #indexKeys = new Map<string, Uint8Array>();
 
   constructor(options: FieldEncryptionOptions) {
-    if (!(options.indexKey instanceof Uint8Array) || options.indexKey.length !== 32) {
+    if (
+      options.indexKey !== undefined &&
+      (!(options.indexKey instanceof Uint8Array) || options.indexKey.length !== 32)
+    ) {
       throw invalidArgument('indexKey', 'must be 32 bytes');
     }
     checkSchema(options.schema);
@@ -216,6 +222,12 @@ export class FieldEncryption {
     const id = `${table}\u0000${index}`;
     let key = this.#indexKeys.get(id);
     if (key === undefined) {
+      if (this.#indexRoot === undefined) {
+        throw new EnsealError(
+          ErrorCode.KEK_MISSING,
+          'no blind-index key was given (indexKey); blind indexes cannot be computed',
+        );
+      }
       key = deriveIndexKey(this.#indexRoot, table, index);
       this.#indexKeys.set(id, key);
     }

@@ -18,7 +18,7 @@ import {
 import { readSecretFile } from '../input.js';
 import { readStdin, writeStdout } from '../run.js';
 
-interface KekOptions {
+export interface KekOptions {
   kekFile?: string;
   passphraseFile?: string;
 }
@@ -55,7 +55,8 @@ function readSealed(path: string): SealedKeyset {
   }
 }
 
-async function load(path: string, options: KekOptions): Promise<Keyset> {
+/** Opens a sealed keyset file with ENSEAL_KEK, --kek-file or --passphrase-file (shared with `enseal db`). */
+export async function loadKeysetFile(path: string, options: KekOptions): Promise<Keyset> {
   const p = protection(options);
   const sealed = readSealed(path);
   return 'kek' in p ? openKeyset(sealed, p.kek) : openKeysetWithPassphrase(sealed, p.passphrase);
@@ -144,7 +145,7 @@ export function registerKeyset(program: Command): void {
     .option('--algorithm <name>', 'switch algorithm for the new version')
     .option('--json', 'structured output')
     .action(async (file: string, o: KekOptions & { algorithm?: KeyAlgorithm; json?: boolean }) => {
-      const ks = await load(file, o);
+      const ks = await loadKeysetFile(file, o);
       const version = ks.rotate(o.algorithm);
       await save(file, ks, o);
       await writeStdout(
@@ -156,7 +157,7 @@ export function registerKeyset(program: Command): void {
     .description('show versions, status and usage (never key material)')
     .option('--json', 'structured output')
     .action(async (file: string, o: KekOptions & { json?: boolean }) => {
-      const info = describe(await load(file, o));
+      const info = describe(await loadKeysetFile(file, o));
       if (o.json) return writeStdout(JSON.stringify(info) + '\n');
       const lines = [`keyset ${info.id}  purpose ${info.purpose}  primary v${info.primary}`];
       for (const v of info.versions) {
@@ -172,7 +173,7 @@ export function registerKeyset(program: Command): void {
     .option('--aad <text>', 'associated data that must be given again to decrypt')
     .option('--binary', 'write the binary envelope instead of text')
     .action(async (file: string, o: KekOptions & { aad?: string; binary?: boolean }) => {
-      const ks = await load(file, o);
+      const ks = await loadKeysetFile(file, o);
       const input = await readStdin();
       const opts = o.aad === undefined ? {} : { aad: o.aad };
       // Usage counters changed: persist them before releasing the ciphertext.
@@ -185,7 +186,7 @@ export function registerKeyset(program: Command): void {
     .description('decrypt an envelope (text or binary) from stdin onto stdout')
     .option('--aad <text>', 'the associated data given when encrypting')
     .action(async (file: string, o: KekOptions & { aad?: string }) => {
-      const ks = await load(file, o);
+      const ks = await loadKeysetFile(file, o);
       const input = await readStdin();
       const text = new TextDecoder().decode(input).trim();
       const value = text.startsWith('ens1.') ? text : input;
