@@ -46,6 +46,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE audit_log (seq BIGINT PRIMARY KEY, entry TEXT NOT NULL, hash TEXT NOT NULL, mac TEXT NOT NULL)`,
     ],
   },
+  {
+    version: 2,
+    description: 'byte-order index for paging through key names',
+    // Key names page in byte order on both databases. PostgreSQL compares text in the database's collation
+    // (often en_US or ICU, where 'a' < 'B'), so listKeys compares under "C" and needs an index in that
+    // collation; SQLite's BINARY collation already is byte order, so its primary key serves.
+    sqlite: [],
+    postgres: [`CREATE INDEX keys_name_c ON keys (name COLLATE "C")`],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

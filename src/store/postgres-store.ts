@@ -25,6 +25,7 @@ const MIGRATION_LOCK = 0x656e7365616c01n;
 const AUDIT_LOCK = 0x656e7365616c02n;
 const RETRYABLE = new Set(['40001', '40P01']);
 const MAX_RETRIES = 10;
+const AUDIT_CHUNK = 1000;
 
 /** The PostgreSQL store. */
 export class PostgresStore implements Store {
@@ -212,10 +213,12 @@ export class PostgresStore implements Store {
         return (await changed('DELETE FROM keys WHERE name = $1', [name])) === 1;
       },
       async listKeys(options = {}) {
-        const { rows } = await q('SELECT name FROM keys WHERE name > $1 ORDER BY name COLLATE "C" LIMIT $2', [
-          options.after ?? '',
-          options.limit ?? 1000,
-        ]);
+        // Both the bound and the order are in "C" (byte order, like SQLite): comparing in the database's
+        // collation while sorting in another would skip names between pages. LIMIT NULL means no limit.
+        const { rows } = await q(
+          'SELECT name FROM keys WHERE name COLLATE "C" > $1 ORDER BY name COLLATE "C" LIMIT $2',
+          [options.after ?? '', options.limit ?? null],
+        );
         return rows.map((r) => r.name as string);
       },
       async getVersions(name) {
@@ -316,22 +319,13 @@ export class PostgresStore implements Store {
       },
       async appendAudit(rows) {
         if (rows.length === 0) return;
-        // One multi-row INSERT per batch: the group commit exists to make audit writes cheap.
-        const params: unknown[] = [];
-        const values = rows.map((r, i) => {
-          params.push(r.seq, r.entry, r.hash, r.mac);
-          return `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`;
-        });
-        for (let start = 0; start < values.length; start += 1000) {
-          const chunk = values.slice(start, start + 1000);
-          const chunkParams = params.slice(start * 4, (start + chunk.length) * 4);
-          const renumbered = chunk.map(
-            (_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`,
-          );
-          await q(
-            `INSERT INTO audit_log (seq, entry, hash, mac) VALUES ${renumbered.join(', ')}`,
-            chunkParams,
-          );
+        // One multi-row INSERT per chunk: the group commit exists to make audit writes cheap. Chunks keep
+        // the bind parameters under the protocol's limit of 65535.
+        for (let start = 0; start < rows.length; start += AUDIT_CHUNK) {
+          const chunk = rows.slice(start, start + AUDIT_CHUNK);
+          const params = chunk.flatMap((r) => [r.seq, r.entry, r.hash, r.mac]);
+          const values = chunk.map((_, i) => `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`);
+          await q(`INSERT INTO audit_log (seq, entry, hash, mac) VALUES ${values.join(', ')}`, params);
         }
       },
       async readAudit(afterSeq, limit) {

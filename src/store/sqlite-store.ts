@@ -144,8 +144,10 @@ export class SqliteStore implements Store {
         this.#db.exec('BEGIN IMMEDIATE');
         return;
       } catch (cause) {
-        const code = (cause as { code?: string }).code;
-        if (code !== 'SQLITE_BUSY' || attempt >= MAX_BUSY_RETRIES) throw storeError('begin', cause);
+        // Extended codes (SQLITE_BUSY_RECOVERY, SQLITE_BUSY_TIMEOUT) are just as transient.
+        const code = (cause as { code?: unknown }).code;
+        const busy = typeof code === 'string' && code.startsWith('SQLITE_BUSY');
+        if (!busy || attempt >= MAX_BUSY_RETRIES) throw storeError('begin', cause);
         await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * (attempt + 1)));
       }
     }
@@ -213,11 +215,11 @@ export class SqliteStore implements Store {
         return run('DELETE FROM keys WHERE name = ?', name) === 1;
       },
       async listKeys(options = {}) {
-        const limit = options.limit ?? 1000;
+        // BINARY collation is byte order, the same order PostgreSQL pages in; LIMIT -1 means no limit.
         const rows = all(
           'SELECT name FROM keys WHERE name > ? ORDER BY name LIMIT ?',
           options.after ?? '',
-          limit,
+          options.limit ?? -1,
         );
         return rows.map((r) => r.name as string);
       },

