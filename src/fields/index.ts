@@ -20,3 +20,9 @@ export {
   type SqlExecutor,
 } from './reencrypt.js';
 export { sqliteExecutor, postgresExecutor } from './sql-executors.js';
+export {
+  migrateColumn,
+  type MigrateColumnOptions,
+  type MigrateProgress,
+  type LegacySource,
+} from './column-migration.js';
