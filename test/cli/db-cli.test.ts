@@ -70,3 +70,58 @@ describe('enseal db reencrypt', () => {
     expect(JSON.parse(wrongKek.stderr).error.code).toMatch(/^ERR_/); // --json errors are JSON too
   });
 });
+
+describe('enseal db encrypt-column', () => {
+  it('encrypts a plaintext SQLite column in place, resumably, leaving NULLs alone', async () => {
+    buildOnce();
+    const dir = tempDir();
+    const kek = enseal(['keyset', 'kek']).stdout.toString().trim();
+    const env = { ENSEAL_KEK: kek };
+    const keysetFile = join(dir, 'fields.keyset');
+    expect(
+      enseal(['keyset', 'create', '--purpose', 'encrypt', '-o', keysetFile], undefined, env).status,
+    ).toBe(0);
+    const dbPath = join(dir, 'legacy.db');
+    const db = new Database(dbPath);
+    db.exec('CREATE TABLE people (id INTEGER PRIMARY KEY, ssn TEXT)');
+    const insert = db.prepare('INSERT INTO people VALUES (?, ?)');
+    for (let id = 1; id <= 120; id++) insert.run(id, id % 30 === 0 ? null : `ssn-${id}`);
+    db.close();
+    const args = [
+      'db',
+      'encrypt-column',
+      '--database',
+      `sqlite:${dbPath}`,
+      '--keyset',
+      keysetFile,
+      '--table',
+      'people',
+      '--column',
+      'ssn',
+      '--batch-size',
+      '50',
+      '--json',
+    ];
+    const run = enseal(args, undefined, env);
+    expect(run.status).toBe(0);
+    expect(JSON.parse(run.stdout.toString())).toMatchObject({ scanned: 120, migrated: 116 });
+    const keyset = await openKeyset(
+      JSON.parse(readFileSync(keysetFile, 'utf8')) as SealedKeyset,
+      KeyEncryptionKey.fromText(kek),
+    );
+    const fields = new FieldEncryption({ keyset, schema });
+    const check = new Database(dbPath);
+    for (const row of check.prepare('SELECT id, ssn FROM people').all() as {
+      id: number;
+      ssn: string | null;
+    }[]) {
+      if (row.id % 30 === 0) expect(row.ssn).toBeNull();
+      else expect(fields.decryptValue('people', 'ssn', row.ssn, row.id)).toBe(`ssn-${row.id}`);
+    }
+    check.close();
+    expect(JSON.parse(enseal(args, undefined, env).stdout.toString())).toMatchObject({
+      migrated: 0,
+      skipped: 116,
+    });
+  });
+});

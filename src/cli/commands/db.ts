@@ -1,6 +1,7 @@
 /**
- * `enseal db …`: jobs on encrypted database columns. `reencrypt` moves a column's values to the keyset's
- * current version after a rotation, online and resumable, with a progress bar (rate and ETA) on a terminal.
+ * `enseal db …`: jobs on encrypted database columns, online and resumable, with a progress bar on a
+ * terminal: `reencrypt` after a key rotation, `migrate` off pgcrypto or Fernet, `encrypt-column` for a
+ * plaintext column.
  */
 import Database from 'better-sqlite3';
 import { SingleBar } from 'cli-progress';
@@ -9,11 +10,15 @@ import pg from 'pg';
 import { EnsealError, ErrorCode, invalidArgument } from '../../crypto/index.js';
 import {
   FieldEncryption,
+  migrateColumn,
   postgresExecutor,
   reencryptColumn,
   sqliteExecutor,
+  type FieldType,
+  type LegacySource,
   type SqlExecutor,
 } from '../../fields/index.js';
+import { readSecretFile } from '../input.js';
 import { writeStdout } from '../run.js';
 import { loadKeysetFile, type KekOptions } from './keyset.js';
 
@@ -53,6 +58,108 @@ async function connect(url: string): Promise<{ db: SqlExecutor; close: () => Pro
 async function countRows(db: SqlExecutor, table: string): Promise<number> {
   const rows = await db.query(`SELECT count(*) AS n FROM "${table}"`);
   return Number(rows[0]?.n ?? 0);
+}
+
+interface MigrateFlags extends DbFlags {
+  from: string;
+  type: string;
+  targetColumn?: string;
+  sourcePassphraseFile?: string;
+  fernetKeyFile?: string[];
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function legacySource(flags: MigrateFlags): LegacySource {
+  switch (flags.from) {
+    case 'pgcrypto':
+      if (!flags.sourcePassphraseFile)
+        throw invalidArgument('--source-passphrase-file', 'is required with --from pgcrypto');
+      return {
+        kind: 'pgcrypto',
+        passphrase: readSecretFile(flags.sourcePassphraseFile, 'pgcrypto passphrase'),
+      };
+    case 'fernet':
+      if (!flags.fernetKeyFile?.length)
+        throw invalidArgument('--fernet-key-file', 'is required with --from fernet');
+      return { kind: 'fernet', keys: flags.fernetKeyFile.map((f) => readSecretFile(f, 'Fernet key')) };
+    case 'plaintext':
+      return { kind: 'plaintext' };
+    default:
+      throw invalidArgument('--from', 'must be pgcrypto, fernet or plaintext');
+  }
+}
+
+/** Shared by `migrate` and `encrypt-column`: converts a column in resumable batches. */
+async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<void> {
+  const keyset = await loadKeysetFile(flags.keyset, flags);
+  const fieldColumn = flags.targetColumn ?? flags.column;
+  const fields = new FieldEncryption({
+    keyset,
+    schema: {
+      [flags.table]: {
+        ...(flags.boundToRow ? { rowId: flags.id } : {}),
+        columns: { [fieldColumn]: { type: flags.type as FieldType } },
+      },
+    },
+  });
+  const { db: exec, close } = await connect(flags.database);
+  try {
+    const total = await countRows(exec, flags.table);
+    const bar =
+      process.stderr.isTTY && !flags.json
+        ? new SingleBar({
+            stream: process.stderr,
+            format: ' {bar} {percentage}% | {value}/{total} rows | ETA {eta}s',
+            hideCursor: true,
+          })
+        : undefined;
+    const start = Date.now();
+    bar?.start(total, 0);
+    const result = await migrateColumn(fields, exec, {
+      table: flags.table,
+      column: flags.column,
+      ...(flags.targetColumn ? { targetColumn: flags.targetColumn } : {}),
+      idColumn: flags.id,
+      from,
+      batchSize: Number(flags.batchSize),
+      ...(flags.job ? { job: flags.job } : {}),
+      ...(flags.dryRun ? { dryRun: true } : {}),
+      onProgress: (p) => bar?.update(Math.min(p.scanned, total)),
+    });
+    bar?.stop();
+    const summary = { ...result, dryRun: flags.dryRun === true, seconds: (Date.now() - start) / 1000 };
+    await writeStdout(
+      flags.json
+        ? JSON.stringify(summary) + '\n'
+        : `${flags.dryRun ? 'would convert' : 'converted'} ${result.migrated} of ${result.scanned} rows (${result.skipped} already enseal) in ${summary.seconds.toFixed(1)} s\n`,
+    );
+  } finally {
+    await close();
+  }
+}
+
+function jobOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>')
+    .requiredOption('--keyset <file>', 'the sealed keyset to encrypt with')
+    .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
+    .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
+    .requiredOption('--table <name>')
+    .requiredOption('--column <name>', 'the column holding the current values')
+    .option('--type <type>', 'string (default), number, boolean, date, json or bytes', 'string')
+    .option(
+      '--target-column <name>',
+      'write ciphertexts here instead of in place (required for bytea sources)',
+    )
+    .option('--id <column>', 'the row-id column (unique, ordered) to page on', 'id')
+    .option('--no-bound-to-row', 'do not bind ciphertexts to the row id')
+    .option('--batch-size <n>', 'rows per transaction', '1000')
+    .option('--job <name>', 'checkpoint name')
+    .option('--dry-run', 'decrypt and count, write nothing')
+    .option('--json', 'print the result as JSON');
 }
 
 export function registerDb(program: Command): void {
@@ -131,4 +238,21 @@ export function registerDb(program: Command): void {
         await close();
       }
     });
+
+  jobOptions(
+    db
+      .command('migrate')
+      .description(
+        'Convert pgcrypto (pgp_sym_encrypt), Fernet or plaintext values to enseal ciphertexts, decrypting in this process',
+      ),
+  )
+    .requiredOption('--from <kind>', 'pgcrypto, fernet or plaintext')
+    .option('--source-passphrase-file <file>', 'the pgcrypto passphrase (it never goes to the database)')
+    .option('--fernet-key-file <file>', 'a Fernet key (repeatable, newest first)', collect)
+    .action(async (flags: MigrateFlags) => runMigration(flags, legacySource(flags)));
+  jobOptions(
+    db
+      .command('encrypt-column')
+      .description('Encrypt an existing plaintext column (backfill phase: dual-write first, cut over after)'),
+  ).action(async (flags: MigrateFlags) => runMigration(flags, { kind: 'plaintext' }));
 }
