@@ -11,7 +11,7 @@
  * server with every statement, where logs and `pg_stat_statements` can keep it.
  */
 import { EnsealError, ErrorCode, hexDecode, invalidArgument, utf8Decode } from '../crypto/index.js';
-import { envelopeBytes, Fernet, parseEnvelope } from '../formats/index.js';
+import { decryptLegacyEax, envelopeBytes, Fernet, parseEnvelope } from '../formats/index.js';
 import type { FieldEncryption } from './field-encryption.js';
 import type { SqlExecutor } from './reencrypt.js';
 import type { FieldType } from './value-codec.js';
@@ -22,6 +22,8 @@ export type LegacySource =
   | { kind: 'pgcrypto'; passphrase: string }
   /** Fernet tokens; several keys as Python's MultiFernet (any of them decrypts). No TTL is applied. */
   | { kind: 'fernet'; keys: readonly string[] }
+  /** The seeds' AES-EAX values (PyCryptodome: nonce ‖ ciphertext ‖ tag, base64), authenticated on the way out. */
+  | { kind: 'eax'; key: Uint8Array }
   /** Values stored in clear. */
   | { kind: 'plaintext' };
 
@@ -114,11 +116,21 @@ async function legacyDecrypter(from: LegacySource): Promise<LegacyDecrypter> {
         return fernet.decrypt(value);
       };
     }
+    case 'eax': {
+      if (!(from.key instanceof Uint8Array) || ![16, 24, 32].includes(from.key.length))
+        throw invalidArgument('from.key', 'must be a 16, 24 or 32-byte AES key');
+      const key = from.key;
+      return async (value) => {
+        if (typeof value !== 'string' && !(value instanceof Uint8Array))
+          throw invalidArgument('value', 'is not an EAX value');
+        return decryptLegacyEax(value, key);
+      };
+    }
     case 'plaintext':
       // The driver's value as it is (a string, number, Date, Buffer or an already parsed json/jsonb value).
       return async (value) => value as object;
     default:
-      throw invalidArgument('from.kind', 'must be pgcrypto, fernet or plaintext');
+      throw invalidArgument('from.kind', 'must be pgcrypto, fernet, eax or plaintext');
   }
 }
 

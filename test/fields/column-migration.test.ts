@@ -243,3 +243,46 @@ describe('migrateColumn: Fernet on SQLite', () => {
     sqlite.close();
   });
 });
+
+describe("migrateColumn: the seeds' AES-EAX values on SQLite", () => {
+  it('authenticates each EAX value (nonce ‖ ciphertext ‖ tag) and converts it; a tampered value stops the job', async () => {
+    const { eaxEncrypt, base64Encode, concatBytes, utf8Encode } = await import('../../src/crypto/index.js');
+    const key = randomBytes(16);
+    const eax = (text: string) => {
+      const nonce = randomBytes(16);
+      const { ciphertext, tag } = eaxEncrypt(key, nonce, utf8Encode(text));
+      return base64Encode(concatBytes(nonce, ciphertext, tag));
+    };
+    const sqlite = new Database(':memory:');
+    sqlite.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)');
+    const insert = sqlite.prepare('INSERT INTO notes VALUES (?, ?)');
+    for (let i = 1; i <= 40; i++) insert.run(i, eax(`note ${i}`));
+    const fields = fieldsFor({ notes: { rowId: 'id', columns: { body: { type: 'string' } } } });
+    const result = await migrateColumn(fields, sqliteExecutor(sqlite), {
+      table: 'notes',
+      column: 'body',
+      from: { kind: 'eax', key },
+      batchSize: 15,
+    });
+    expect(result).toMatchObject({ scanned: 40, migrated: 40 });
+    for (const row of sqlite.prepare('SELECT id, body FROM notes').all() as { id: number; body: string }[]) {
+      expect(fields.decryptValue('notes', 'body', row.body, row.id)).toBe(`note ${row.id}`);
+    }
+    sqlite.exec('CREATE TABLE notes2 (id INTEGER PRIMARY KEY, body TEXT)');
+    const bad = eax('tampered');
+    sqlite
+      .prepare('INSERT INTO notes2 VALUES (1, ?)')
+      .run(bad.slice(0, 30) + (bad[30] === 'A' ? 'B' : 'A') + bad.slice(31));
+    const f2 = fieldsFor({ notes2: { rowId: 'id', columns: { body: { type: 'string' } } } });
+    await expect(
+      migrateColumn(f2, sqliteExecutor(sqlite), {
+        table: 'notes2',
+        column: 'body',
+        from: { kind: 'eax', key },
+      }),
+    ).rejects.toThrow(EnsealError);
+    expect(
+      (sqlite.prepare('SELECT body FROM notes2').get() as { body: string }).body.startsWith('ens1.'),
+    ).toBe(false);
+  });
+});

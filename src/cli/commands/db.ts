@@ -66,6 +66,7 @@ interface MigrateFlags extends DbFlags {
   targetColumn?: string;
   sourcePassphraseFile?: string;
   fernetKeyFile?: string[];
+  eaxKeyFile?: string;
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -85,10 +86,16 @@ function legacySource(flags: MigrateFlags): LegacySource {
       if (!flags.fernetKeyFile?.length)
         throw invalidArgument('--fernet-key-file', 'is required with --from fernet');
       return { kind: 'fernet', keys: flags.fernetKeyFile.map((f) => readSecretFile(f, 'Fernet key')) };
+    case 'eax': {
+      if (!flags.eaxKeyFile) throw invalidArgument('--eax-key-file', 'is required with --from eax');
+      const text = readSecretFile(flags.eaxKeyFile, 'EAX key').trim();
+      const key = /^[0-9a-fA-F]+$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+      return { kind: 'eax', key: new Uint8Array(key) };
+    }
     case 'plaintext':
       return { kind: 'plaintext' };
     default:
-      throw invalidArgument('--from', 'must be pgcrypto, fernet or plaintext');
+      throw invalidArgument('--from', 'must be pgcrypto, fernet, eax or plaintext');
   }
 }
 
@@ -246,7 +253,8 @@ export function registerDb(program: Command): void {
         'Convert pgcrypto (pgp_sym_encrypt), Fernet or plaintext values to enseal ciphertexts, decrypting in this process',
       ),
   )
-    .requiredOption('--from <kind>', 'pgcrypto, fernet or plaintext')
+    .requiredOption('--from <kind>', "pgcrypto, fernet, eax (the seeds' PyCryptodome AES-EAX) or plaintext")
+    .option('--eax-key-file <file>', 'the AES key of EAX values (hex or base64)')
     .option('--source-passphrase-file <file>', 'the pgcrypto passphrase (it never goes to the database)')
     .option('--fernet-key-file <file>', 'a Fernet key (repeatable, newest first)', collect)
     .action(async (flags: MigrateFlags) => runMigration(flags, legacySource(flags)));
