@@ -207,6 +207,11 @@ export class FieldEncryption {
     }
   }
 
+  /** The declared schema (read-only), for integrations that rewrite queries. */
+  get schema(): Readonly<EncryptedSchema> {
+    return this.#schema;
+  }
+
   /** The table's row-id column, if it binds ciphertexts to rows. */
   rowIdColumn(table: string): string | undefined {
     return this.#table(table).rowId;

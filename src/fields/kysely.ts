@@ -233,7 +233,8 @@ export class EnsealKyselyPlugin implements KyselyPlugin {
   readonly #schema: EncryptedSchema;
   readonly #plans = new WeakMap<QueryId, ResultPlan>();
 
-  constructor(fields: FieldEncryption, schema: EncryptedSchema) {
+  /** `schema` defaults to the one `fields` was built with; passing it is kept for older callers. */
+  constructor(fields: FieldEncryption, schema: EncryptedSchema = fields.schema) {
     for (const [table, spec] of Object.entries(schema)) {
       if (fields.rowIdColumn(table) !== spec.rowId)
         throw invalidArgument('schema', `does not match the FieldEncryption's schema (table "${table}")`);

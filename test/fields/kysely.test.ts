@@ -33,7 +33,7 @@ const fields = new FieldEncryption({
   indexKey: randomBytes(32),
   schema,
 });
-const plugin = new EnsealKyselyPlugin(fields, schema);
+const plugin = new EnsealKyselyPlugin(fields);
 
 const TARGET = '078-05-1120';
 const TARGET_ID = 42;
