@@ -5,7 +5,7 @@
  * (`enseal/fields/kysely`) or `fields.encryptRow` / `fields.decryptRow` around your Drizzle queries.
  *
  * @example
- * ```ts
+ * ```ts no-run
  * const users = pgTable('users', {
  *   id: serial('id').primaryKey(),
  *   email: encryptedText(fields, 'users', 'email'),

@@ -6,8 +6,8 @@
  * `ERR_NOT_ALLOWED` before the query is sent.
  *
  * @example
- * ```ts
- * const db = new Kysely<DB>({ dialect, plugins: [new EnsealKyselyPlugin(fields, schema)] });
+ * ```ts no-run
+ * const db = new Kysely<DB>({ dialect, plugins: [new EnsealKyselyPlugin(fields)] });
  * await db.insertInto('patients').values({ id: 7, ssn: '078-05-1120' }).execute(); // ssn_bidx filled in
  * await db.selectFrom('patients').selectAll().where('ssn', '=', '078-05-1120').execute(); // decrypted rows
  * ```
