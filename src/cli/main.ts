@@ -15,6 +15,7 @@ import { registerKeys } from './commands/keys.js';
 import { registerTransit } from './commands/transit.js';
 import { registerAudit } from './commands/audit.js';
 import { registerDb } from './commands/db.js';
+import { registerTls } from './commands/tls.js';
 
 export function buildProgram(): Command {
   const program = configureProgram(new Command('enseal'))
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerTransit(program);
   registerAudit(program);
   registerDb(program);
+  registerTls(program);
   return program;
 }
 

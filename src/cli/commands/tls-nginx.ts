@@ -1,0 +1,4 @@
+/** `enseal tls nginx`: placeholder, replaced by its implementation before this lands. */
+import type { Command } from 'commander';
+
+export function registerTlsNginx(_tls: Command): void {}
