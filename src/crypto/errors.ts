@@ -54,6 +54,10 @@ export const ErrorCode = {
   AUDIT_FAILED: 'ERR_AUDIT_FAILED',
   /** The token is missing, unknown, expired or revoked, or its policies do not allow this path. */
   PERMISSION_DENIED: 'ERR_PERMISSION_DENIED',
+  /** The ACME server refused a request or an order failed (the ACME problem type and detail are kept). */
+  ACME_FAILED: 'ERR_ACME_FAILED',
+  /** The ACME server could not be reached in time, or its TLS certificate was not trusted. */
+  ACME_UNREACHABLE: 'ERR_ACME_UNREACHABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
