@@ -2,17 +2,25 @@
  * A development certificate authority: a local CA and a server certificate it signs, both ECDSA P-256,
  * created on first use and reused afterwards. It exists so that `enseal serve --dev` speaks real TLS from the
  * first minute; the CA path is printed so a developer can trust it (`curl --cacert`, `ENSEAL_CACERT`).
- * Production deployments bring their own certificates.
+ * Production deployments bring their own certificates. The CA itself is the local CA of local-ca.ts, kept
+ * under the file names `enseal serve` has always used.
  */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { invalidArgument } from '../crypto/index.js';
+import {
+  createCa,
+  issueCertificate,
+  loadCa,
+  saveCa,
+  saveIssued,
+  type CaFiles,
+  type LocalCa,
+} from './local-ca.js';
 // @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
-const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY = 24 * 60 * 60 * 1000;
 
 export interface DevCertificateFiles {
@@ -21,92 +29,21 @@ export interface DevCertificateFiles {
   readonly key: string;
 }
 
-function pemKey(der: ArrayBuffer): string {
-  const b64 = Buffer.from(der)
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
-function serial(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
-  bytes[0]! &= 0x7f; // positive
-  return Buffer.from(bytes).toString('hex');
-}
-
-interface LoadedCa {
-  readonly cert: x509.X509Certificate;
-  readonly keys: CryptoKeyPair;
-  readonly certFile: string;
-}
-
-/** The dev CA under `dir`, created (ten years, ECDSA P-256) when missing. */
-async function loadOrCreateCa(dir: string): Promise<LoadedCa> {
-  const certFile = join(dir, 'dev-ca.pem');
-  const keyFile = join(dir, 'dev-ca-key.pem');
+/** The dev CA under `dir`, created (ten years, ECDSA P-256, unconstrained) when missing. */
+async function loadOrCreateCa(dir: string): Promise<LocalCa> {
+  const files: CaFiles = { cert: join(dir, 'dev-ca.pem'), key: join(dir, 'dev-ca-key.pem') };
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  x509.cryptoProvider.set(globalThis.crypto);
-  if (existsSync(certFile) && existsSync(keyFile)) {
-    const cert = new x509.X509Certificate(await readFile(certFile, 'utf8'));
-    const der = Buffer.from((await readFile(keyFile, 'utf8')).replace(/-----[^-]+-----|\s/g, ''), 'base64');
-    const privateKey = await globalThis.crypto.subtle.importKey('pkcs8', der, ALG, true, ['sign']);
-    return { cert, keys: { privateKey, publicKey: await cert.publicKey.export(ALG, ['verify']) }, certFile };
-  }
-  const keys = (await globalThis.crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const now = new Date();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serial(),
-    name: 'CN=enseal development CA (not for production), O=enseal',
-    notBefore: new Date(now.getTime() - 60_000),
-    notAfter: new Date(now.getTime() + 3650 * DAY),
-    keys,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  await writeFile(certFile, cert.toString('pem') + '\n', { mode: 0o644 });
-  await writeFile(keyFile, pemKey(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey)), {
-    mode: 0o600,
-  });
-  return { cert, keys, certFile };
-}
-
-/** Issues a leaf certificate (90 days) signed by the CA, for a server or a client. */
-async function issue(
-  ca: LoadedCa,
-  commonName: string,
-  usage: 'server' | 'client',
-  names: { type: 'dns' | 'ip'; value: string }[],
-): Promise<{ cert: string; key: string }> {
-  const keys = (await globalThis.crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
-  const now = new Date();
-  const leaf = await x509.X509CertificateGenerator.create({
-    serialNumber: serial(),
-    subject: `CN=${commonName}`,
-    issuer: ca.cert.subject,
-    notBefore: new Date(now.getTime() - 60_000),
-    notAfter: new Date(now.getTime() + 90 * DAY),
-    signingKey: ca.keys.privateKey,
-    publicKey: keys.publicKey,
-    signingAlgorithm: ALG,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([
-        usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
-      ]),
-      ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : []),
-      await x509.AuthorityKeyIdentifierExtension.create(ca.keys.publicKey),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
-  });
-  return {
-    cert: leaf.toString('pem') + '\n' + ca.cert.toString('pem') + '\n',
-    key: pemKey(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey)),
-  };
+  if ((await exists(files.cert)) && (await exists(files.key))) return loadCa(files);
+  const ca = await createCa({ commonName: 'enseal development CA (not for production)', days: 3650 });
+  await saveCa(ca, files);
+  return ca;
 }
 
 /**
@@ -123,20 +60,20 @@ export async function ensureDevCertificates(
     key: join(dir, 'server-key.pem'),
   };
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  x509.cryptoProvider.set(globalThis.crypto);
-  if (existsSync(files.cert) && existsSync(files.caCert) && existsSync(files.key)) {
+  if ((await exists(files.cert)) && (await exists(files.caCert)) && (await exists(files.key))) {
+    x509.cryptoProvider.set(globalThis.crypto);
     const cert = new x509.X509Certificate(await readFile(files.cert, 'utf8'));
     if (cert.notAfter.getTime() - Date.now() > 7 * DAY) return files;
   }
   const ca = await loadOrCreateCa(dir);
-  const names = [
-    ...hostnames.map((value) => ({ type: 'dns' as const, value })),
-    { type: 'ip' as const, value: '127.0.0.1' },
-    { type: 'ip' as const, value: '::1' },
-  ];
-  const { cert, key } = await issue(ca, hostnames[0] ?? 'localhost', 'server', names);
-  await writeFile(files.key, key, { mode: 0o600 });
-  await writeFile(files.cert, cert, { mode: 0o644 });
+  const issued = await issueCertificate(ca, {
+    names: [...hostnames, '127.0.0.1', '::1'],
+    commonName: hostnames[0] ?? 'localhost',
+    server: true,
+    client: false,
+    days: 90,
+  });
+  await saveIssued(issued, { cert: files.cert, key: files.key });
   return files;
 }
 
@@ -151,9 +88,8 @@ export async function issueDevClientCertificate(
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(commonName))
     throw invalidArgument('client certificate name', 'must be a simple identifier');
   const ca = await loadOrCreateCa(dir);
-  const { cert, key } = await issue(ca, commonName, 'client', []);
+  const issued = await issueCertificate(ca, { names: [], commonName, server: false, client: true, days: 90 });
   const files = { cert: join(dir, `${commonName}.pem`), key: join(dir, `${commonName}-key.pem`) };
-  await writeFile(files.key, key, { mode: 0o600 });
-  await writeFile(files.cert, cert, { mode: 0o644 });
+  await saveIssued(issued, files);
   return files;
 }

@@ -1,0 +1,627 @@
+/**
+ * A local certificate authority for development, in the spirit of mkcert: a root CA (ECDSA P-256 by
+ * default) that may be technically constrained to the names a developer lists, and leaf certificates with
+ * DNS and IP subject alternative names for servers and clients.
+ *
+ * Why name constraints: trusting a local CA in a browser or OS store lets whoever holds its key impersonate
+ * any site to that machine. A CA constrained to `localhost`, `.test` and loopback addresses can only vouch
+ * for those, so a stolen key is worth little. When the user lists DNS names but no addresses (or the
+ * reverse), the other name type is excluded entirely, because a constraint on one type says nothing about
+ * the other (RFC 5280 §4.2.1.10).
+ *
+ * The CA key is written with mode 0600 and may be sealed under a passphrase with enseal's passphrase
+ * envelope (Argon2id, key-committing AEAD). Every file is written atomically (temp file, fsync, rename), so
+ * an interrupted run never leaves a half-written key or certificate.
+ */
+import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { isIPv4, isIPv6 } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import {
+  GeneralName as AsnGeneralName,
+  GeneralSubtree,
+  GeneralSubtrees,
+  NameConstraints,
+  id_ce_nameConstraints,
+} from '@peculiar/asn1-x509';
+import { EnsealError, ErrorCode, invalidArgument, utf8Decode, type Argon2Params } from '../crypto/index.js';
+import { openWithPassphrase, sealWithPassphrase } from '../formats/index.js';
+// @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+
+/** Key types for the CA and for leaves. RSA-2048 is offered for leaves only (Mozilla intermediate allows it). */
+export type CaKeyType = 'ecdsa-p256' | 'ecdsa-p384' | 'rsa-3072';
+export type LeafKeyType = CaKeyType | 'rsa-2048';
+
+export const CA_KEY_TYPES: readonly CaKeyType[] = ['ecdsa-p256', 'ecdsa-p384', 'rsa-3072'];
+export const LEAF_KEY_TYPES: readonly LeafKeyType[] = ['ecdsa-p256', 'ecdsa-p384', 'rsa-2048', 'rsa-3072'];
+
+/** The CA/Browser Forum's historical cap; Mozilla recommends 90 days and both profiles allow at most 366. */
+export const MAX_LEAF_DAYS = 825;
+export const DEFAULT_LEAF_DAYS = 90;
+export const DEFAULT_CA_DAYS = 3650;
+const MAX_CA_DAYS = 7300;
+const DAY = 86_400_000;
+/** Associated data binding a sealed CA key to its role, so another enseal passphrase envelope cannot stand in. */
+const CA_KEY_AAD = 'enseal tls local-ca key v1';
+
+interface KeyAlgorithms {
+  readonly generate: RsaHashedKeyGenParams | EcKeyGenParams;
+  readonly import: RsaHashedImportParams | EcKeyImportParams;
+  readonly sign: Algorithm | EcdsaParams;
+}
+
+function algorithms(type: LeafKeyType): KeyAlgorithms {
+  switch (type) {
+    case 'ecdsa-p256':
+    case 'ecdsa-p384': {
+      const namedCurve = type === 'ecdsa-p256' ? 'P-256' : 'P-384';
+      const hash = type === 'ecdsa-p256' ? 'SHA-256' : 'SHA-384';
+      return {
+        generate: { name: 'ECDSA', namedCurve },
+        import: { name: 'ECDSA', namedCurve },
+        sign: { name: 'ECDSA', hash } as EcdsaParams,
+      };
+    }
+    case 'rsa-2048':
+    case 'rsa-3072': {
+      const rsa = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+      return {
+        generate: {
+          ...rsa,
+          modulusLength: type === 'rsa-2048' ? 2048 : 3072,
+          publicExponent: new Uint8Array([1, 0, 1]),
+        },
+        import: rsa,
+        sign: rsa,
+      };
+    }
+  }
+}
+
+function keyTypeOf(cert: x509.X509Certificate): CaKeyType {
+  const alg = cert.publicKey.algorithm as { name: string; namedCurve?: string; modulusLength?: number };
+  if (alg.name === 'ECDSA' && alg.namedCurve === 'P-256') return 'ecdsa-p256';
+  if (alg.name === 'ECDSA' && alg.namedCurve === 'P-384') return 'ecdsa-p384';
+  if (alg.name === 'RSASSA-PKCS1-v1_5' || alg.name === 'RSA-PSS' || alg.name === 'RSA-OAEP')
+    return 'rsa-3072';
+  throw new EnsealError(
+    ErrorCode.UNSUPPORTED,
+    `the CA certificate's key type (${alg.name}) is not supported`,
+  );
+}
+
+function serialNumber(): string {
+  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+  // 0x40..0x7f: positive, and never a leading zero byte that would make the DER INTEGER non-minimal.
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
+  return Buffer.from(bytes).toString('hex');
+}
+
+function pkcs8Pem(der: ArrayBuffer): string {
+  const b64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
+  return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
+}
+
+function pkcs8Der(pem: string): Uint8Array<ArrayBuffer> {
+  const m = /^-----BEGIN PRIVATE KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PRIVATE KEY-----\s*$/.exec(pem);
+  if (m === null)
+    throw new EnsealError(ErrorCode.MALFORMED, 'the CA key file is not a PKCS#8 PEM private key');
+  return new Uint8Array(Buffer.from(m[1]!.replace(/\s/g, ''), 'base64'));
+}
+
+async function generateKeys(type: LeafKeyType): Promise<CryptoKeyPair> {
+  return (await globalThis.crypto.subtle.generateKey(algorithms(type).generate, true, [
+    'sign',
+    'verify',
+  ])) as CryptoKeyPair;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Files
+
+/**
+ * Writes `data` to `path` atomically: a temp file beside it (created with `mode`, so a key is never
+ * readable by others even for an instant), fsync, rename over the target, fsync the directory.
+ */
+export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${serialNumber().slice(0, 8)}.tmp`);
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // the umask may have narrowed or the platform widened the create mode
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    const dir = await open(dirname(path), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  } catch (cause) {
+    await unlink(tmp).catch(() => undefined);
+    throw new EnsealError(ErrorCode.IO, `cannot write ${path}`, { cause });
+  }
+}
+
+async function readTextFile(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new EnsealError(ErrorCode.IO, `cannot read the ${what} file ${path}`, { cause });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Names
+
+/** A subject alternative name: a DNS name (possibly a leftmost wildcard) or an IP address. */
+export interface SanName {
+  readonly type: 'dns' | 'ip';
+  readonly value: string;
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+function isHostname(name: string): boolean {
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  // An all-numeric last label is no top-level domain; such strings are malformed IPv4 addresses.
+  return labels.every((label) => LABEL.test(label)) && !/^\d+$/.test(labels[labels.length - 1]!);
+}
+
+/** A strict IPv4 or IPv6 literal (no zone, no embedded dotted quad), or undefined. */
+function ipLiteral(text: string): string | undefined {
+  if (isIPv4(text)) return text;
+  if (isIPv6(text) && !text.includes('.') && !text.includes('%')) return text.toLowerCase();
+  return undefined;
+}
+
+/**
+ * Classifies and validates one certificate name: an IP literal, or a DNS name (lower-cased; letters,
+ * digits and hyphens; a `*.` wildcard only as the whole leftmost label above at least one more label).
+ */
+export function parseSanName(input: string): SanName {
+  const ip = ipLiteral(input);
+  if (ip !== undefined) return { type: 'ip', value: ip };
+  const name = input.toLowerCase();
+  const base = name.startsWith('*.') ? name.slice(2) : name;
+  if (!isHostname(base)) {
+    throw invalidArgument('certificate name', `"${input.slice(0, 80)}" is not a DNS name or IP address`);
+  }
+  return { type: 'dns', value: name };
+}
+
+/** One permitted subtree: a DNS suffix (matching the name and its subdomains) or an address block. */
+export interface PermittedName {
+  readonly type: 'dns' | 'ip';
+  /** For DNS, the domain without a leading dot; for IP, `address/prefix` with host bits cleared. */
+  readonly value: string;
+}
+
+function maskedAddress(bytes: number[], prefix: number): number[] {
+  return bytes.map((b, i) => {
+    const bits = Math.max(0, Math.min(8, prefix - i * 8));
+    return b & ((0xff << (8 - bits)) & 0xff);
+  });
+}
+
+function ipBytes(ip: string): number[] {
+  if (isIPv4(ip)) return ip.split('.').map(Number);
+  const halves = ip.split('::');
+  const left = halves[0] ? halves[0].split(':') : [];
+  const right = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
+  const groups = [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return groups.flatMap((g) => {
+    const n = parseInt(g, 16);
+    return [n >> 8, n & 0xff];
+  });
+}
+
+function formatIp(bytes: number[]): string {
+  if (bytes.length === 4) return bytes.join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[i]! << 8) | bytes[i + 1]!).toString(16));
+  return groups.join(':');
+}
+
+/**
+ * Parses a permitted-name entry: `localhost`, `test` or `.test` (the domain and everything below it),
+ * `127.0.0.1` or `127.0.0.0/8`, `::1` or `fd00::/8`. Host bits of an address block are cleared.
+ */
+export function parsePermittedName(input: string): PermittedName {
+  const slash = input.indexOf('/');
+  const addr = ipLiteral(slash === -1 ? input : input.slice(0, slash));
+  if (addr !== undefined) {
+    const bits = isIPv4(addr) ? 32 : 128;
+    const prefixText = slash === -1 ? String(bits) : input.slice(slash + 1);
+    const prefix = /^\d{1,3}$/.test(prefixText) ? Number(prefixText) : NaN;
+    if (!(prefix >= 0 && prefix <= bits)) {
+      throw invalidArgument('permitted name', `"${input.slice(0, 80)}" has an invalid prefix length`);
+    }
+    return { type: 'ip', value: `${formatIp(maskedAddress(ipBytes(addr), prefix))}/${prefix}` };
+  }
+  const name = (input.startsWith('.') ? input.slice(1) : input).toLowerCase();
+  if (slash !== -1 || !isHostname(name)) {
+    throw invalidArgument('permitted name', `"${input.slice(0, 80)}" is not a domain or an address block`);
+  }
+  return { type: 'dns', value: name };
+}
+
+function subtree(name: PermittedName): GeneralSubtree {
+  return new GeneralSubtree({
+    base: new AsnGeneralName(name.type === 'dns' ? { dNSName: name.value } : { iPAddress: name.value }),
+  });
+}
+
+/** The critical Name Constraints extension permitting `permitted` and excluding any name type not listed. */
+function nameConstraintsExtension(permitted: readonly PermittedName[]): x509.Extension {
+  const excluded: PermittedName[] = [];
+  if (!permitted.some((p) => p.type === 'ip')) {
+    excluded.push({ type: 'ip', value: '0.0.0.0/0' }, { type: 'ip', value: '::/0' });
+  }
+  const nc = new NameConstraints({ permittedSubtrees: new GeneralSubtrees(permitted.map(subtree)) });
+  if (!permitted.some((p) => p.type === 'dns')) {
+    // An empty dNSName constraint matches every DNS name.
+    excluded.push({ type: 'dns', value: '' });
+  }
+  if (excluded.length > 0) nc.excludedSubtrees = new GeneralSubtrees(excluded.map(subtree));
+  return new x509.Extension(id_ce_nameConstraints, true, AsnConvert.serialize(nc));
+}
+
+interface ParsedConstraints {
+  readonly permitted: PermittedName[];
+  readonly excluded: PermittedName[];
+}
+
+function readConstraints(cert: x509.X509Certificate): ParsedConstraints | undefined {
+  const ext = cert.getExtension(id_ce_nameConstraints);
+  if (ext === null) return undefined;
+  const nc = AsnConvert.parse(ext.value, NameConstraints);
+  const names = (trees: GeneralSubtrees | undefined): PermittedName[] =>
+    (trees ?? []).flatMap((t): PermittedName[] => {
+      if (t.base.dNSName !== undefined) return [{ type: 'dns', value: t.base.dNSName.toLowerCase() }];
+      if (t.base.iPAddress !== undefined) return [{ type: 'ip', value: t.base.iPAddress }];
+      return [];
+    });
+  return { permitted: names(nc.permittedSubtrees), excluded: names(nc.excludedSubtrees) };
+}
+
+function matches(name: SanName, tree: PermittedName): boolean {
+  if (name.type !== tree.type) return false;
+  if (name.type === 'dns') {
+    const host = name.value.startsWith('*.') ? name.value.slice(2) : name.value;
+    return tree.value === '' || host === tree.value || host.endsWith(`.${tree.value}`);
+  }
+  const [base, prefixText] = tree.value.split('/');
+  const addr = ipBytes(name.value);
+  const net = ipBytes(base!);
+  if (addr.length !== net.length) return false;
+  const prefix = Number(prefixText);
+  return maskedAddress(addr, prefix).every((b, i) => b === net[i]);
+}
+
+/** True when `name` satisfies the CA's constraints (so a verifier will accept a leaf carrying it). */
+export function permittedBy(constraints: ParsedConstraints | undefined, name: SanName): boolean {
+  if (constraints === undefined) return true;
+  if (constraints.excluded.some((t) => matches(name, t))) return false;
+  const sameType = constraints.permitted.filter((t) => t.type === name.type);
+  return sameType.length === 0 || sameType.some((t) => matches(name, t));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The CA
+
+/** A loaded CA: its certificate and signing key (held as a non-extractable-in-practice CryptoKey). */
+export interface LocalCa {
+  readonly cert: x509.X509Certificate;
+  readonly privateKey: CryptoKey;
+  readonly publicKey: CryptoKey;
+  readonly keyType: CaKeyType;
+}
+
+export interface CreateCaOptions {
+  /** Subject common name. */
+  readonly commonName?: string;
+  readonly keyType?: CaKeyType;
+  /** Validity in days (default 3650). */
+  readonly days?: number;
+  /** Names the CA may vouch for; empty or absent means unconstrained. */
+  readonly permit?: readonly string[];
+}
+
+function checkDays(days: number, max: number, what: string): number {
+  if (!Number.isInteger(days) || days < 1 || days > max) {
+    throw invalidArgument(what, `must be a whole number of days from 1 to ${max}`);
+  }
+  return days;
+}
+
+function checkCommonName(cn: string): string {
+  // Printable, no DN syntax characters, so the string parser in @peculiar/x509 sees exactly one attribute.
+  if (!/^[A-Za-z0-9 ()._@'-]{1,64}$/.test(cn)) {
+    throw invalidArgument('common name', "use 1-64 letters, digits, spaces and ( ) . _ @ ' -");
+  }
+  return cn;
+}
+
+/** Creates a CA in memory: BasicConstraints CA pathlen 0, KeyUsage keyCertSign|cRLSign, SKI, optional NC. */
+export async function createCa(options: CreateCaOptions = {}): Promise<LocalCa> {
+  x509.cryptoProvider.set(globalThis.crypto);
+  const keyType = options.keyType ?? 'ecdsa-p256';
+  if (!CA_KEY_TYPES.includes(keyType)) throw invalidArgument('CA key type', `use ${CA_KEY_TYPES.join(', ')}`);
+  const days = checkDays(options.days ?? DEFAULT_CA_DAYS, MAX_CA_DAYS, 'CA lifetime');
+  const permitted = (options.permit ?? []).map(parsePermittedName);
+  const cn = checkCommonName(options.commonName ?? 'enseal local development CA');
+  const keys = await generateKeys(keyType);
+  const now = Date.now();
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serialNumber(),
+    name: [{ CN: [cn] }, { O: ['enseal local CA (development only)'] }],
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + days * DAY),
+    keys,
+    signingAlgorithm: algorithms(keyType).sign,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(permitted.length > 0 ? [nameConstraintsExtension(permitted)] : []),
+    ],
+  });
+  return { cert, privateKey: keys.privateKey, publicKey: keys.publicKey, keyType };
+}
+
+/** The names the CA is constrained to (permitted and excluded subtrees), or undefined when unconstrained. */
+export function caConstraints(ca: LocalCa): ParsedConstraints | undefined {
+  return readConstraints(ca.cert);
+}
+
+export interface CaFiles {
+  /** The CA certificate (PEM), the file users trust. */
+  readonly cert: string;
+  /** The CA private key: PKCS#8 PEM, or an enseal passphrase envelope when sealed. */
+  readonly key: string;
+}
+
+export interface SaveCaOptions {
+  /** Seal the key under this passphrase (enseal passphrase envelope, Argon2id). */
+  readonly passphrase?: string | Uint8Array;
+  /** Argon2id cost for the passphrase (tests lower it); defaults to the envelope's default. */
+  readonly passphraseParams?: Argon2Params;
+}
+
+/** Writes the CA certificate (0644) and key (0600, sealed when a passphrase is given) atomically. */
+export async function saveCa(ca: LocalCa, files: CaFiles, options: SaveCaOptions = {}): Promise<void> {
+  const keyPem = pkcs8Pem(await globalThis.crypto.subtle.exportKey('pkcs8', ca.privateKey));
+  const keyText =
+    options.passphrase === undefined
+      ? keyPem
+      : (await sealWithPassphrase(options.passphrase, keyPem, {
+          aad: CA_KEY_AAD,
+          ...(options.passphraseParams ? { params: options.passphraseParams } : {}),
+        })) + '\n';
+  await writeFileAtomic(files.key, keyText, 0o600);
+  await writeFileAtomic(files.cert, ca.cert.toString('pem') + '\n', 0o644);
+}
+
+/** True when a CA key file is a sealed (passphrase) envelope rather than a PEM key. */
+export async function isCaKeySealed(keyFile: string): Promise<boolean> {
+  return !(await readTextFile(keyFile, 'CA key')).startsWith('-----BEGIN');
+}
+
+/** Loads a CA from its files, opening a sealed key with `passphrase`, and checks the key matches the cert. */
+export async function loadCa(files: CaFiles, passphrase?: string | Uint8Array): Promise<LocalCa> {
+  x509.cryptoProvider.set(globalThis.crypto);
+  const certText = await readTextFile(files.cert, 'CA certificate');
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(certText);
+  } catch (cause) {
+    throw new EnsealError(ErrorCode.MALFORMED, `${files.cert} is not a PEM certificate`, { cause });
+  }
+  const keyType = keyTypeOf(cert);
+  let keyText = await readTextFile(files.key, 'CA key');
+  if (!keyText.startsWith('-----BEGIN')) {
+    if (passphrase === undefined) {
+      throw new EnsealError(ErrorCode.KEK_MISSING, 'the CA key is sealed with a passphrase; provide it');
+    }
+    keyText = utf8Decode(await openWithPassphrase(passphrase, keyText.trim(), { aad: CA_KEY_AAD }));
+  }
+  const alg = algorithms(keyType).import;
+  let privateKey: CryptoKey;
+  try {
+    privateKey = await globalThis.crypto.subtle.importKey('pkcs8', pkcs8Der(keyText), alg, true, ['sign']);
+  } catch (cause) {
+    if (cause instanceof EnsealError) throw cause;
+    throw new EnsealError(ErrorCode.MALFORMED, 'the CA key does not match the CA certificate type', {
+      cause,
+    });
+  }
+  const publicKey = await cert.publicKey.export(alg, ['verify']);
+  const [priv, pub] = await Promise.all([
+    globalThis.crypto.subtle.exportKey('jwk', privateKey),
+    globalThis.crypto.subtle.exportKey('jwk', publicKey),
+  ]);
+  if (priv.x !== pub.x || priv.y !== pub.y || priv.n !== pub.n) {
+    throw new EnsealError(ErrorCode.MALFORMED, 'the CA key does not belong to the CA certificate');
+  }
+  return { cert, privateKey, publicKey, keyType };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Leaves
+
+export interface IssueOptions {
+  /** DNS names and IP addresses for the SAN extension (validated by parseSanName). */
+  readonly names: readonly string[];
+  /** Subject CN; defaults to the first DNS name (leaves with only IPs get no CN). */
+  readonly commonName?: string;
+  /** Extended key usages; default server only. */
+  readonly server?: boolean;
+  readonly client?: boolean;
+  /** Validity in days: default 90, at most 825. */
+  readonly days?: number;
+  readonly keyType?: LeafKeyType;
+}
+
+export interface IssuedCertificate {
+  /** The leaf certificate PEM. */
+  readonly certPem: string;
+  /** Leaf then CA, the file a server presents. */
+  readonly chainPem: string;
+  /** The leaf's PKCS#8 private key PEM. */
+  readonly keyPem: string;
+  readonly notAfter: Date;
+  readonly serialNumber: string;
+  readonly names: readonly SanName[];
+}
+
+/**
+ * Issues a leaf signed by `ca`. Refuses names outside the CA's constraints (a verifier would reject the
+ * leaf anyway) and lifetimes beyond the CA's own or beyond 825 days.
+ */
+export async function issueCertificate(ca: LocalCa, options: IssueOptions): Promise<IssuedCertificate> {
+  x509.cryptoProvider.set(globalThis.crypto);
+  const keyType = options.keyType ?? 'ecdsa-p256';
+  if (!LEAF_KEY_TYPES.includes(keyType))
+    throw invalidArgument('key type', `use ${LEAF_KEY_TYPES.join(', ')}`);
+  const server = options.server ?? true;
+  const client = options.client ?? false;
+  if (!server && !client) throw invalidArgument('usage', 'a certificate must allow server or client use');
+  const names = options.names.map(parseSanName);
+  const constraints = readConstraints(ca.cert);
+  for (const name of names) {
+    if (!permittedBy(constraints, name)) {
+      throw invalidArgument('certificate name', `${name.value} is outside the names this CA may certify`);
+    }
+  }
+  if (server && names.length === 0)
+    throw invalidArgument('certificate name', 'a server certificate needs a name');
+  const days = checkDays(options.days ?? DEFAULT_LEAF_DAYS, MAX_LEAF_DAYS, 'certificate lifetime');
+  const now = Date.now();
+  const notAfter = new Date(now + days * DAY);
+  if (notAfter.getTime() > ca.cert.notAfter.getTime()) {
+    throw invalidArgument('certificate lifetime', 'would outlast the CA; choose fewer days or a new CA');
+  }
+  const cn = options.commonName ?? names.find((n) => n.type === 'dns')?.value;
+  const keys = await generateKeys(keyType);
+  const usage = keyType.startsWith('rsa')
+    ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
+    : x509.KeyUsageFlags.digitalSignature;
+  const serial = serialNumber();
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: serial,
+    subject: cn === undefined ? [{ O: ['enseal local CA leaf'] }] : [{ CN: [checkCommonName(cn)] }],
+    issuer: ca.cert.subjectName,
+    notBefore: new Date(now - 60_000),
+    notAfter,
+    signingKey: ca.privateKey,
+    publicKey: keys.publicKey,
+    signingAlgorithm: algorithms(ca.keyType).sign,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(usage, true),
+      new x509.ExtendedKeyUsageExtension([
+        ...(server ? [x509.ExtendedKeyUsage.serverAuth] : []),
+        ...(client ? [x509.ExtendedKeyUsage.clientAuth] : []),
+      ]),
+      // SAN is critical when the subject is empty of a CN (RFC 5280 §4.2.1.6).
+      ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names, cn === undefined)] : []),
+      await x509.AuthorityKeyIdentifierExtension.create(ca.publicKey),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  const certPem = leaf.toString('pem') + '\n';
+  return {
+    certPem,
+    chainPem: certPem + ca.cert.toString('pem') + '\n',
+    keyPem: pkcs8Pem(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey)),
+    notAfter,
+    serialNumber: serial,
+    names,
+  };
+}
+
+/** Writes an issued certificate: the chain (leaf + CA, 0644) and the key (0600), each atomically. */
+export async function saveIssued(
+  issued: IssuedCertificate,
+  files: { cert: string; key: string },
+): Promise<void> {
+  await writeFileAtomic(files.key, issued.keyPem, 0o600);
+  await writeFileAtomic(files.cert, issued.chainPem, 0o644);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The CA directory used by `enseal tls ca`
+
+/** File names inside a CA directory: `ca.pem`, and `ca-key.pem` (plain) or `ca-key.enseal` (sealed). */
+export function caFilesIn(dir: string, sealed: boolean): CaFiles {
+  return { cert: join(dir, 'ca.pem'), key: join(dir, sealed ? 'ca-key.enseal' : 'ca-key.pem') };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Creates a CA in `dir` (mode 0700). Refuses to replace an existing CA unless `force`, because every
+ * certificate it issued and every trust store entry would silently stop matching.
+ */
+export async function initLocalCa(
+  dir: string,
+  options: CreateCaOptions & SaveCaOptions & { readonly force?: boolean } = {},
+): Promise<{ ca: LocalCa; files: CaFiles }> {
+  const files = caFilesIn(dir, options.passphrase !== undefined);
+  const existing = [files.cert, caFilesIn(dir, false).key, caFilesIn(dir, true).key];
+  if (!options.force) {
+    for (const f of existing) {
+      if (await exists(f)) {
+        throw new EnsealError(
+          ErrorCode.OUTPUT_EXISTS,
+          `a CA already exists in ${dir}; pass --force to replace it`,
+        );
+      }
+    }
+  }
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (cause) {
+    throw new EnsealError(ErrorCode.IO, `cannot create ${dir}`, { cause });
+  }
+  const ca = await createCa(options);
+  await saveCa(ca, files, options);
+  // A replaced CA must not leave its other-format key behind.
+  const stale = caFilesIn(dir, options.passphrase === undefined).key;
+  await unlink(stale).catch(() => undefined);
+  return { ca, files };
+}
+
+/** The CA files present in `dir` (sealed key preferred), or an ERR_IO telling the user to run init. */
+export async function findLocalCa(dir: string): Promise<CaFiles & { readonly sealed: boolean }> {
+  for (const sealed of [true, false]) {
+    const files = caFilesIn(dir, sealed);
+    if ((await exists(files.cert)) && (await exists(files.key))) return { ...files, sealed };
+  }
+  throw new EnsealError(ErrorCode.IO, `no CA in ${dir}; create one with \`enseal tls ca init\``);
+}
+
+/** Loads the CA in `dir`. */
+export async function openLocalCa(
+  dir: string,
+  passphrase?: string | Uint8Array,
+): Promise<{ ca: LocalCa; files: CaFiles }> {
+  const files = await findLocalCa(dir);
+  return { ca: await loadCa(files, passphrase), files };
+}
