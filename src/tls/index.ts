@@ -33,3 +33,78 @@ export {
   type SanName,
   type PermittedName,
 } from './local-ca.js';
+export { AcmeClient, dns01TxtValue, type AcmeClientOptions, type AcmeClientStats } from './acme-client.js';
+export {
+  AcmeProblemError,
+  parseAuthorization,
+  parseChallenge,
+  parseDirectory,
+  parseOrder,
+  parseProblem,
+  parseRenewalInfo,
+  parseRetryAfter,
+  type AcmeAuthorization,
+  type AcmeChallenge,
+  type AcmeDirectory,
+  type AcmeIdentifier,
+  type AcmeOrder,
+  type AcmeStatus,
+  type RenewalInfo,
+} from './acme-messages.js';
+export {
+  dns01Hook,
+  dns01RecordName,
+  http01Responder,
+  http01Webroot,
+  tlsAlpn01Certificate,
+  tlsAlpn01Responder,
+  type ChallengeSolver,
+  type ChallengeType,
+  type DnsHookOptions,
+} from './acme-challenges.js';
+export {
+  loadOrCreateAccountKey,
+  openAcmeAccount,
+  type AccountKeyOptions,
+  type OpenAccountOptions,
+} from './acme-account.js';
+export {
+  createCsr,
+  identifiersFor,
+  issueAcmeCertificate,
+  type CertificateKeyType,
+  type AcmeIssueOptions,
+  type AcmeIssuedCertificate,
+} from './acme-order.js';
+export {
+  certificateInfo,
+  expiryMetrics,
+  expiryWarning,
+  readCertificateFile,
+  splitPemChain,
+  writeCertificateFiles,
+  type CertificateInfo,
+} from './certificate-files.js';
+export {
+  ariCertificateId,
+  DEFAULT_RENEW_FRACTION,
+  renewalDecision,
+  renewalTime,
+  renewIfDue,
+  type RenewalDecision,
+  type RenewalPolicy,
+  type RenewalReason,
+  type RenewOptions,
+  type RenewResult,
+} from './renewal.js';
+export {
+  generateNginxConfig,
+  wrapInHttpBlock,
+  parseVersion,
+  versionAtLeast,
+  checkConfigPath,
+  MIN_NGINX_VERSION,
+  HSTS_MAX_AGE,
+  type NginxConfigOptions,
+  type Version,
+} from './nginx-config.js';
