@@ -90,6 +90,7 @@ function runTest(dir: string, confFile: string): NginxTestResult {
 export async function nginxTest(http: string, files: Record<string, string> = {}): Promise<NginxTestResult> {
   const dir = mkdtempSync(join(tmpdir(), 'enseal-nginx-t-'));
   try {
+    mkdirSync(join(dir, 'tmp'));
     for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
     const body = substitute(http, { httpsPort: await freePort(), httpPort: await freePort(), dir });
     const confFile = join(dir, 'nginx.conf');
@@ -139,7 +140,8 @@ function exited(child: ChildProcess): Promise<void> {
  * accepts connections.
  */
 export async function startNginx(options: {
-  http: string;
+  /** The http {} body, with placeholders; or a function given the chosen ports and dir that returns it. */
+  http: string | ((where: { httpsPort: number; httpPort: number; dir: string }) => string);
   files?: Record<string, string>;
 }): Promise<RunningNginx> {
   const dir = mkdtempSync(join(tmpdir(), 'enseal-nginx-'));
@@ -148,7 +150,8 @@ export async function startNginx(options: {
   const httpsPort = await freePort();
   let httpPort = await freePort();
   while (httpPort === httpsPort) httpPort = await freePort();
-  const config = fullConfig(dir, substitute(options.http, { httpsPort, httpPort, dir }));
+  const http = typeof options.http === 'string' ? options.http : options.http({ httpsPort, httpPort, dir });
+  const config = fullConfig(dir, substitute(http, { httpsPort, httpPort, dir }));
   const confFile = join(dir, 'nginx.conf');
   writeFileSync(confFile, config);
   const checked = runTest(dir, confFile);
@@ -174,9 +177,13 @@ export async function startNginx(options: {
     }
     rmSync(dir, { recursive: true, force: true });
   };
-  const ports = [httpsPort, httpPort].filter((p) =>
-    options.http.includes(p === httpsPort ? '{{HTTPS_PORT}}' : '{{HTTP_PORT}}'),
+  // Wait for each port the config listens on (a placeholder, or the number a function put in).
+  const ports = [httpsPort, httpPort].filter(
+    (p) =>
+      http.includes(p === httpsPort ? '{{HTTPS_PORT}}' : '{{HTTP_PORT}}') ||
+      new RegExp(`:${p}\\b`).test(http),
   );
+
   const deadline = Date.now() + 15_000;
   for (const port of ports) {
     while (!(await canConnect(port))) {
