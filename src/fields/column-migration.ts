@@ -2,7 +2,7 @@
  * Migration of an existing column of legacy values (pgcrypto `pgp_sym_encrypt` output, Fernet tokens or
  * plaintext) into enseal field ciphertexts, online: keyset pagination over the row id, one transaction per
  * batch holding the batch's row locks, one UPDATE per batch, and the job's checkpoint written in that same
- * transaction (the approach of reencrypt.ts). Legacy values are decrypted here, in the application, so the
+ * transaction (the batch-job engine of batch-job.ts). Legacy values are decrypted here, in the application, so the
  * pgcrypto passphrase or Fernet keys never travel to the database nor reach its logs. Values already in
  * enseal format are skipped, so a second run changes nothing. Strict: a value that cannot be decrypted stops
  * the job with an error naming its row, and plaintext is never written.
@@ -13,7 +13,16 @@
 import { EnsealError, ErrorCode, hexDecode, invalidArgument, utf8Decode } from '../crypto/index.js';
 import { decryptLegacyEax, envelopeBytes, Fernet, parseEnvelope } from '../formats/index.js';
 import type { FieldEncryption } from './field-encryption.js';
-import type { SqlExecutor } from './reencrypt.js';
+import {
+  checkBatchSize,
+  checkWorkers,
+  quoteIdent,
+  runBatchJob,
+  sqlColumnType,
+  type BatchChange,
+  type BatchOutcome,
+  type SqlExecutor,
+} from './batch-job.js';
 import type { FieldType } from './value-codec.js';
 
 /** Where the legacy values come from. */
@@ -48,6 +57,8 @@ export interface MigrateColumnOptions {
   batchSize?: number;
   /** The checkpoint's name (default `migrate:<table>.<column>`); a new name starts from the beginning. */
   job?: string;
+  /** Parallel workers (PostgreSQL only; default 1), as for `reencryptColumn`. */
+  workers?: number;
   /** Decrypt and count every value that would change, without writing anything (checks keys/passphrase). */
   dryRun?: boolean;
   onProgress?: (progress: MigrateProgress) => void;
@@ -63,18 +74,7 @@ export interface MigrateProgress {
   readonly cursor: string | null;
 }
 
-const CHECKPOINTS = 'enseal_job_checkpoints';
 const DECRYPT_CONCURRENCY = 16;
-const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
-
-function quote(name: string): string {
-  if (!IDENT.test(name)) throw invalidArgument('identifier', `"${name}" is not a plain SQL identifier`);
-  return `"${name}"`;
-}
-
-function placeholders(dialect: SqlExecutor['dialect'], count: number, offset = 0): string[] {
-  return Array.from({ length: count }, (_, i) => (dialect === 'postgres' ? `$${offset + i + 1}` : '?'));
-}
 
 /** Decrypts one legacy value to its bytes; throws on anything that does not authenticate. */
 type LegacyDecrypter = (value: unknown) => Promise<Uint8Array | string | number | boolean | Date | object>;
@@ -224,21 +224,6 @@ function looksLikeEnvelope(value: unknown): value is string {
 
 const TEXT_TYPES = /^(text|character varying|varchar|clob|.*char.*|.*text.*)$/i;
 
-/** The declared type of a database column, or undefined when it does not exist. */
-async function sqlColumnType(db: SqlExecutor, table: string, column: string): Promise<string | undefined> {
-  if (db.dialect === 'postgres') {
-    const rows = await db.query(
-      'SELECT format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a ' +
-        'WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped',
-      [quote(table), column],
-    );
-    return rows[0]?.type as string | undefined;
-  }
-  const rows = await db.query(`PRAGMA table_info(${quote(table)})`);
-  const row = rows.find((r) => r.name === column);
-  return row === undefined ? undefined : String(row.type);
-}
-
 /**
  * Converts every legacy value of `table.column` into an enseal ciphertext of the FieldEncryption column
  * (`fieldColumn`), written in place or into `targetColumn`. Resumable: a job stopped at any point continues
@@ -256,12 +241,11 @@ export async function migrateColumn(
   const idColumn = options.idColumn ?? fields.rowIdColumn(table);
   if (idColumn === undefined) throw invalidArgument('idColumn', `is required: "${table}" declares no rowId`);
   const bound = fields.rowIdColumn(table) !== undefined;
-  const batchSize = options.batchSize ?? 1000;
-  if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000)
-    throw invalidArgument('batchSize', 'must be 1-10000');
-  const job = options.job ?? `migrate:${table}.${column}`;
-  const [t, c, tc, id] = [quote(table), quote(column), quote(target), quote(idColumn)];
-  const p = (n: number, offset = 0) => placeholders(db.dialect, n, offset);
+  const batchSize = checkBatchSize(options.batchSize, 1000);
+  const workers = checkWorkers(db, options.workers);
+  quoteIdent(table);
+  quoteIdent(column);
+  quoteIdent(target);
 
   const type = columnTypeOf(fields, table, fieldColumn);
   const decryptLegacy = await legacyDecrypter(options.from);
@@ -279,140 +263,97 @@ export async function migrateColumn(
     );
   }
   const jsonText = options.from.kind !== 'plaintext' || !/^jsonb?$/i.test(sourceType);
-  // PostgreSQL types the VALUES list from its parameters: cast each to its column's type.
-  const cast = (sqlType: string) => (db.dialect === 'postgres' ? `::${sqlType}` : '');
 
-  await db.query(
-    `CREATE TABLE IF NOT EXISTS ${CHECKPOINTS} (job TEXT PRIMARY KEY, cursor TEXT, updated_at BIGINT NOT NULL)`,
-  );
-  let progress: MigrateProgress = { scanned: 0, migrated: 0, skipped: 0, batches: 0, cursor: null };
-  // A dry run writes nothing, not even a checkpoint, so it pages with a cursor held in memory.
-  let dryCursor: string | null = null;
-  const select = inPlace ? `${c} AS value` : `${c} AS value, ${tc} AS target`;
-  for (;;) {
-    const step = await db.transaction(async (tx) => {
-      let cursor = dryCursor;
-      if (!options.dryRun) {
-        const saved = await tx.query(`SELECT cursor FROM ${CHECKPOINTS} WHERE job = ${p(1)[0]}`, [job]);
-        cursor = (saved[0]?.cursor as string | null | undefined) ?? null;
-      }
-      const lock = db.dialect === 'postgres' && !options.dryRun ? ' FOR UPDATE' : '';
-      const rows =
-        cursor === null
-          ? await tx.query(`SELECT ${id} AS id, ${select} FROM ${t} ORDER BY ${id} LIMIT ${batchSize}${lock}`)
-          : await tx.query(
-              `SELECT ${id} AS id, ${select} FROM ${t} WHERE ${id} > ${p(1)[0]} ORDER BY ${id} LIMIT ${batchSize}${lock}`,
-              [cursor],
-            );
-      if (rows.length === 0) return undefined;
-      const legacy: Record<string, unknown>[] = [];
-      let skipped = 0;
-      for (const row of rows) {
-        // Already migrated: the value (in place) or the target holds an enseal ciphertext of this row.
-        const existing = inPlace ? row.value : row.target;
-        if (existing !== null && existing !== undefined && (!inPlace || looksLikeEnvelope(existing))) {
-          try {
-            fields.decryptValue(table, fieldColumn, existing, bound ? row.id : undefined);
-          } catch (err) {
-            throw new EnsealError(
-              ErrorCode.MALFORMED,
-              `${table}.${target} of row ${String(row.id)} holds a value that is not an enseal ciphertext ` +
-                `of ${table}.${fieldColumn} for this row; stopping`,
-              { cause: err },
-            );
-          }
-          skipped++;
-        } else if (row.value !== null && row.value !== undefined) legacy.push(row); // NULL stays NULL
-      }
-      // Decrypted a few at a time: OpenPGP.js interleaves its asynchronous steps (≈1.7x faster measured).
-      const changes: [unknown, unknown, string][] = [];
-      for (let i = 0; i < legacy.length; i += DECRYPT_CONCURRENCY) {
-        const chunk = legacy.slice(i, i + DECRYPT_CONCURRENCY);
-        const plain = await Promise.allSettled(chunk.map((row) => decryptLegacy(row.value)));
-        for (const [k, row] of chunk.entries()) {
-          const result = plain[k]!;
-          let value: unknown;
-          try {
-            if (result.status === 'rejected') throw result.reason;
-            value = toFieldValue(type, result.value, jsonText);
-          } catch (err) {
-            // The first failure in id order; the cause is kept for debugging but never holds a plaintext.
-            throw new EnsealError(
-              ErrorCode.DECRYPT_FAILED,
-              `${table}.${column} of row ${String(row.id)} could not be decrypted as ${options.from.kind} or ` +
-                `read as a ${type} value; stopping (this batch is rolled back, earlier batches stay committed)`,
-              { cause: err },
-            );
-          }
-          const rowId = bound ? row.id : undefined;
-          changes.push([
-            row.id,
-            row.value,
-            options.dryRun ? '' : fields.encryptValue(table, fieldColumn, value, rowId),
-          ]);
-        }
-      }
-      const last = String(rows[rows.length - 1]!.id);
-      if (!options.dryRun) {
-        if (changes.length > 0) {
-          const idType = db.dialect === 'postgres' ? pgTypeOf(rows[0]!.id) : '';
-          const values = changes
-            .map((_, i) => {
-              const [a, b, n] = p(3, i * 3);
-              return `(${a}${cast(idType)}, ${b}${cast(sourceType)}, ${n}${cast('text')})`;
-            })
-            .join(', ');
-          // One UPDATE per batch. It replaces only a source value that is still the one read (and, with a
-          // separate target, only an empty target), so an application write made meanwhile is never lost.
-          const guard = inPlace
-            ? `${t}.${c} = v.old_value`
-            : `${t}.${c} = v.old_value AND ${t}.${tc} IS NULL`;
-          await tx.query(
-            `UPDATE ${t} SET ${tc} = v.new_value FROM ${valuesTable(db.dialect, values)} ` +
-              `WHERE ${t}.${id} = v.row_id AND ${guard}`,
-            changes.flat(),
+  const convert = async (
+    rows: readonly Record<string, unknown>[],
+    dryRun: boolean,
+  ): Promise<BatchOutcome> => {
+    const legacy: Record<string, unknown>[] = [];
+    let skipped = 0;
+    for (const row of rows) {
+      // Already migrated: the value (in place) or the target holds an enseal ciphertext of this row.
+      const existing = inPlace ? row.value : row.target;
+      if (existing !== null && existing !== undefined && (!inPlace || looksLikeEnvelope(existing))) {
+        try {
+          fields.decryptValue(table, fieldColumn, existing, bound ? row.id : undefined);
+        } catch (err) {
+          throw new EnsealError(
+            ErrorCode.MALFORMED,
+            `${table}.${target} of row ${String(row.id)} holds a value that is not an enseal ciphertext ` +
+              `of ${table}.${fieldColumn} for this row; stopping`,
+            { cause: err },
           );
         }
-        await tx.query(
-          `INSERT INTO ${CHECKPOINTS} (job, cursor, updated_at) VALUES (${p(3).join(', ')}) ` +
-            `ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at`,
-          [job, last, Date.now()],
-        );
+        skipped++;
+      } else if (row.value !== null && row.value !== undefined) legacy.push(row); // NULL stays NULL
+    }
+    // Decrypted a few at a time: OpenPGP.js interleaves its asynchronous steps (≈1.7x faster measured).
+    const changes: BatchChange[] = [];
+    for (let i = 0; i < legacy.length; i += DECRYPT_CONCURRENCY) {
+      const chunk = legacy.slice(i, i + DECRYPT_CONCURRENCY);
+      const plain = await Promise.allSettled(chunk.map((row) => decryptLegacy(row.value)));
+      for (const [k, row] of chunk.entries()) {
+        const result = plain[k]!;
+        let value: unknown;
+        try {
+          if (result.status === 'rejected') throw result.reason;
+          value = toFieldValue(type, result.value, jsonText);
+        } catch (err) {
+          // The first failure in id order; the cause is kept for debugging but never holds a plaintext.
+          throw new EnsealError(
+            ErrorCode.DECRYPT_FAILED,
+            `${table}.${column} of row ${String(row.id)} could not be decrypted as ${options.from.kind} or ` +
+              `read as a ${type} value; stopping (this batch is rolled back, earlier batches stay committed)`,
+            { cause: err },
+          );
+        }
+        const rowId = bound ? row.id : undefined;
+        changes.push({
+          id: row.id,
+          old: row.value,
+          value: dryRun ? null : fields.encryptValue(table, fieldColumn, value, rowId),
+        });
       }
-      return {
-        scanned: rows.length,
-        migrated: changes.length,
-        skipped,
-        cursor: last,
-        done: rows.length < batchSize,
-      };
-    });
-    if (step === undefined) break;
-    dryCursor = step.cursor;
-    progress = {
-      scanned: progress.scanned + step.scanned,
-      migrated: progress.migrated + step.migrated,
-      skipped: progress.skipped + step.skipped,
-      batches: progress.batches + 1,
-      cursor: step.cursor,
-    };
-    options.onProgress?.(progress);
-    if (step.done) break;
-  }
-  if (!options.dryRun) await db.query(`DELETE FROM ${CHECKPOINTS} WHERE job = ${p(1)[0]}`, [job]);
-  return progress;
-}
+    }
+    return { changes, skipped };
+  };
 
-/** A VALUES list as a table `v(row_id, old_value, new_value)`; SQLite names VALUES columns column1… only. */
-function valuesTable(dialect: SqlExecutor['dialect'], values: string): string {
-  return dialect === 'postgres'
-    ? `(VALUES ${values}) AS v(row_id, old_value, new_value)`
-    : `(SELECT column1 AS row_id, column2 AS old_value, column3 AS new_value FROM (VALUES ${values})) AS v`;
-}
-
-/** PostgreSQL needs the VALUES list's id typed like the table's; numbers page as bigint, the rest as text. */
-function pgTypeOf(id: unknown): string {
-  return typeof id === 'number' || typeof id === 'bigint' || (typeof id === 'string' && /^-?\d+$/.test(id))
-    ? 'bigint'
-    : 'text';
+  // One UPDATE per batch. It replaces only a source value that is still the one read (and, with a separate
+  // target, only an empty target), so an application write made meanwhile is never lost.
+  const result = await runBatchJob(db, {
+    table,
+    idColumn,
+    columns: inPlace ? { value: column } : { value: column, target },
+    target,
+    guard: column,
+    targetMustBeNull: !inPlace,
+    batchSize,
+    workers,
+    job: options.job ?? `migrate:${table}.${column}`,
+    dryRun: options.dryRun === true,
+    process: convert,
+    pending: (row) =>
+      row.value !== null &&
+      row.value !== undefined &&
+      (inPlace ? !looksLikeEnvelope(row.value) : row.target === null || row.target === undefined),
+    ...(options.onProgress
+      ? {
+          onProgress: (p) =>
+            options.onProgress!({
+              scanned: p.scanned,
+              migrated: p.changed,
+              skipped: p.skipped,
+              batches: p.batches,
+              cursor: p.cursor,
+            }),
+        }
+      : {}),
+  });
+  return {
+    scanned: result.scanned,
+    migrated: result.changed,
+    skipped: result.skipped,
+    batches: result.batches,
+    cursor: result.cursor,
+  };
 }

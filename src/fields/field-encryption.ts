@@ -33,6 +33,11 @@ export interface BlindIndexSpec {
   bits: number;
   /** String normalizers applied before hashing (to string values; compound indexes apply them to their string parts). */
   normalize?: Normalizer[];
+  /**
+   * A root key (32 bytes) for this index alone, instead of the FieldEncryption's `indexKey`: lets a new index
+   * column be keyed afresh when the old root must be retired (see "Re-keying a blind index" in the docs).
+   */
+  indexKey?: Uint8Array;
 }
 
 export interface ColumnSpec {
@@ -93,6 +98,8 @@ function checkSchema(schema: EncryptedSchema): void {
       indexNames.add(name);
       if (!Number.isInteger(idx.bits) || idx.bits < 1 || idx.bits > 256)
         throw invalidArgument(`${where}.${name}.bits`, 'must be 1-256');
+      if (idx.indexKey !== undefined && (!(idx.indexKey instanceof Uint8Array) || idx.indexKey.length !== 32))
+        throw invalidArgument(`${where}.${name}.indexKey`, 'must be 32 bytes');
       for (const n of idx.normalize ?? []) {
         if (!isNormalizer(n))
           throw invalidArgument(`${where}.${name}.normalize`, `has an unknown normalizer "${String(n)}"`);
@@ -223,17 +230,18 @@ export class FieldEncryption {
     }
   }
 
-  #indexKey(table: string, index: string): Uint8Array {
+  #indexKey(table: string, index: string, spec: BlindIndexSpec): Uint8Array {
     const id = `${table}\u0000${index}`;
     let key = this.#indexKeys.get(id);
     if (key === undefined) {
-      if (this.#indexRoot === undefined) {
+      const root = spec.indexKey ?? this.#indexRoot;
+      if (root === undefined) {
         throw new EnsealError(
           ErrorCode.KEK_MISSING,
           'no blind-index key was given (indexKey); blind indexes cannot be computed',
         );
       }
-      key = deriveIndexKey(this.#indexRoot, table, index);
+      key = deriveIndexKey(root, table, index);
       this.#indexKeys.set(id, key);
     }
     return key;
@@ -251,7 +259,11 @@ export class FieldEncryption {
     const spec = col.indexes?.[index];
     if (spec === undefined)
       throw invalidArgument('index', `"${index}" is not a blind index of ${table}.${column}`);
-    return blindIndexValue(this.#indexKey(table, index), [this.#indexPart(col, spec, value)], spec.bits);
+    return blindIndexValue(
+      this.#indexKey(table, index, spec),
+      [this.#indexPart(col, spec, value)],
+      spec.bits,
+    );
   }
 
   /** The blind index of several column values under a compound index. */
@@ -262,7 +274,7 @@ export class FieldEncryption {
       if (!Object.hasOwn(values, c)) throw invalidArgument('values', `lack "${c}" for ${index}`);
       return this.#indexPart(this.#column(table, c), spec, values[c]);
     });
-    return blindIndexValue(this.#indexKey(table, index), parts, spec.bits);
+    return blindIndexValue(this.#indexKey(table, index, spec), parts, spec.bits);
   }
 
   /**

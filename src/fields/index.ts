@@ -26,3 +26,4 @@ export {
   type MigrateProgress,
   type LegacySource,
 } from './column-migration.js';
+export { rekeyBlindIndex, type RekeyBlindIndexOptions, type RekeyProgress } from './reindex.js';
