@@ -4,17 +4,26 @@
  */
 import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
 import { parse as parseToml } from 'smol-toml';
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
 import { KeyManager, type UsageWarning } from '../kms/index.js';
 import { openStore, SqliteStore } from '../store/index.js';
-import { ensureDevCertificates, tlsProfile, type TlsProfileName } from '../tls/index.js';
+import {
+  certificateInfo,
+  ensureDevCertificates,
+  expiryMetrics,
+  expiryWarning,
+  tlsProfile,
+  type CertificateInfo,
+  type TlsProfileName,
+} from '../tls/index.js';
 import { buildApp } from './app.js';
 import type { FastifyInstance } from './http.js';
 import { PolicyStore } from './policy-store.js';
+import { setExtraMetrics } from './sys-routes.js';
 import { TokenStore } from './tokens.js';
 
 export interface ServeConfig {
@@ -92,6 +101,18 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
     if (!known.includes(k))
       throw invalidArgument(`config key "${k}"`, `is unknown (known: ${known.join(', ')})`);
   return out as ServeConfig;
+}
+
+/** How often a served certificate's expiry is checked (and warned about) between reloads. */
+const EXPIRY_CHECK_MS = 12 * 60 * 60 * 1000;
+
+/** The served certificate's validity, or undefined when it cannot be parsed (TLS then decides). */
+function readCertInfo(file: string): CertificateInfo | undefined {
+  try {
+    return certificateInfo(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 function readTls(cert: string, key: string): SecureContextOptions {
@@ -199,19 +220,36 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   );
 
   // Certificate hot reload: new handshakes use the new files; open connections and ticket keys are kept.
+  // Renewal tools (enseal tls acme, certbot) replace files by rename, which gives the path a new inode: a watch
+  // on the file itself would stay on the old inode and go deaf after the first renewal. So the directories are
+  // watched and events filtered by file name, which survives any number of renames.
   const watchers: FSWatcher[] = [];
+  let expiryTimer: NodeJS.Timeout | undefined;
   if (certFiles) {
+    const files = certFiles;
+    let served = readCertInfo(files.cert);
+    const checkExpiry = (atStart = false) => {
+      const warning = served ? expiryWarning(served) : undefined;
+      if (warning) {
+        if (atStart) warnings.push(warning);
+        app.log.warn({ notAfter: served?.notAfter.toISOString() }, warning);
+      }
+    };
+    checkExpiry(true);
+    setExtraMetrics(km, () => (served ? expiryMetrics(served) : ''));
     const reload = () => {
       try {
         const server = app.server as unknown as TlsServer;
         const ticketKeys = server.getTicketKeys();
         server.setSecureContext({
-          ...readTls(certFiles!.cert, certFiles!.key),
+          ...readTls(files.cert, files.key),
           ...profile,
           ...(mtls.ca ? { ca: mtls.ca } : {}),
         });
         server.setTicketKeys(ticketKeys);
-        app.log.info('TLS certificate reloaded');
+        served = readCertInfo(files.cert) ?? served;
+        app.log.info({ notAfter: served?.notAfter.toISOString() }, 'TLS certificate reloaded');
+        checkExpiry();
       } catch (err) {
         app.log.warn(
           { code: (err as { code?: string }).code },
@@ -220,14 +258,24 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       }
     };
     let timer: NodeJS.Timeout | undefined;
-    for (const f of [certFiles.cert, certFiles.key]) {
+    const byDir = new Map<string, Set<string>>();
+    for (const f of [files.cert, files.key]) {
+      const dir = dirname(resolve(f));
+      byDir.set(dir, (byDir.get(dir) ?? new Set()).add(basename(f)));
+    }
+    for (const [dir, names] of byDir) {
       watchers.push(
-        watch(f, () => {
+        watch(dir, (_event, name) => {
+          // Some platforms omit the name; then any change in the directory triggers a (harmless) reload.
+          if (name !== null && !names.has(String(name))) return;
           clearTimeout(timer);
           timer = setTimeout(reload, 200);
         }),
       );
     }
+    // Expiry is also checked twice a day, so a certificate nobody renews is warned about while serving.
+    expiryTimer = setInterval(() => checkExpiry(), EXPIRY_CHECK_MS);
+    expiryTimer.unref();
   }
 
   const url = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -245,6 +293,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       if (closed) return;
       closed = true;
       for (const w of watchers) w.close();
+      clearInterval(expiryTimer);
       redirect?.close();
       stopScheduler();
       await app.close(); // stops accepting, lets in-flight requests finish

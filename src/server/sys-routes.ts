@@ -40,6 +40,14 @@ function strings(what: string, value: unknown): string[] {
   return value as string[];
 }
 
+/** More Prometheus text for /v1/sys/metrics, per key manager: `enseal serve` adds TLS certificate expiry. */
+const extraMetrics = new WeakMap<object, () => string>();
+
+/** Appends `source()` to the metrics served for `km` (one source per key manager; a later call replaces it). */
+export function setExtraMetrics(km: object, source: () => string): void {
+  extraMetrics.set(km, source);
+}
+
 export function registerSysRoutes(app: FastifyInstance, options: AppOptions): void {
   const { km, tokens, policies } = options;
   const tag = (summary: string) => ({ schema: { tags: ['sys'], summary } });
@@ -143,9 +151,13 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
       return vaultResponse({ hash: km.auditHash(new TextEncoder().encode(b.input)) });
     },
   );
-  app.get('/v1/sys/metrics', tag('Prometheus metrics'), async (_request, reply) =>
-    reply.type('text/plain; version=0.0.4').send(km.metrics()),
-  );
+  app.get('/v1/sys/metrics', tag('Prometheus metrics'), async (_request, reply) => {
+    const base = km.metrics();
+    const extra = extraMetrics.get(km)?.() ?? '';
+    return reply
+      .type('text/plain; version=0.0.4')
+      .send(extra === '' ? base : `${base}${base === '' || base.endsWith('\n') ? '' : '\n'}${extra}`);
+  });
 
   app.post(
     '/v1/sys/backup',
