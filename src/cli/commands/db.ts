@@ -1,7 +1,7 @@
 /**
- * `enseal db …`: jobs on encrypted database columns, online and resumable, with a progress bar on a
- * terminal: `reencrypt` after a key rotation, `migrate` off pgcrypto or Fernet, `encrypt-column` for a
- * plaintext column.
+ * `enseal db …`: jobs on encrypted database columns, online and resumable, with a progress bar (rate, ETA)
+ * on a terminal and periodic progress lines otherwise: `reencrypt` after a key rotation, `migrate` off
+ * pgcrypto or Fernet, `encrypt-column` for a plaintext column, `reindex` to fill a re-keyed blind index.
  */
 import Database from 'better-sqlite3';
 import { SingleBar } from 'cli-progress';
@@ -13,7 +13,9 @@ import {
   migrateColumn,
   postgresExecutor,
   reencryptColumn,
+  rekeyBlindIndex,
   sqliteExecutor,
+  type BlindIndexSpec,
   type FieldType,
   type LegacySource,
   type SqlExecutor,
@@ -30,19 +32,22 @@ interface DbFlags extends KekOptions {
   id: string;
   boundToRow: boolean;
   batchSize: string;
+  workers: string;
   job?: string;
   dryRun?: boolean;
   json?: boolean;
 }
 
 /** Opens `postgres://…` or `sqlite:<path>`; returns the executor and how to close it. */
-async function connect(url: string): Promise<{ db: SqlExecutor; close: () => Promise<void> }> {
+async function connect(url: string, workers = 1): Promise<{ db: SqlExecutor; close: () => Promise<void> }> {
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    // One connection per worker, and one spare for the counts and the checkpoints outside batches.
+    const pool = new pg.Pool({ connectionString: url, max: workers + 1 });
     pool.on('error', () => undefined);
     return { db: postgresExecutor(pool), close: () => pool.end() };
   }
   if (url.startsWith('sqlite:')) {
+    if (workers !== 1) throw invalidArgument('--workers', 'must be 1 on SQLite (a single writer)');
     const sqlite = new Database(url.slice('sqlite:'.length));
     sqlite.pragma('busy_timeout = 5000');
     return {
@@ -56,8 +61,67 @@ async function connect(url: string): Promise<{ db: SqlExecutor; close: () => Pro
 }
 
 async function countRows(db: SqlExecutor, table: string): Promise<number> {
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(table))
+    throw invalidArgument('--table', 'must be a plain SQL identifier');
   const rows = await db.query(`SELECT count(*) AS n FROM "${table}"`);
   return Number(rows[0]?.n ?? 0);
+}
+
+function workerCount(flags: DbFlags): number {
+  const n = Number(flags.workers);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw invalidArgument('--workers', 'must be 1-64');
+  return n;
+}
+
+const PROGRESS_EVERY_MS = 2000;
+
+/**
+ * Progress of a job over `total` rows: a bar with rate and ETA when stderr is a terminal (and not --json),
+ * otherwise a line every two seconds on stderr (JSON with --json), so logs of unattended runs show it too.
+ */
+function progressReporter(total: number, json: boolean) {
+  const start = Date.now();
+  const rate = (done: number) => Math.round(done / Math.max((Date.now() - start) / 1000, 0.001));
+  const eta = (done: number) => {
+    const r = rate(done);
+    return r > 0 ? Math.max(0, Math.round((total - done) / r)) : null;
+  };
+  if (process.stderr.isTTY && !json) {
+    const bar = new SingleBar({
+      stream: process.stderr,
+      format: ' {bar} {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta_formatted}',
+      hideCursor: true,
+      etaBuffer: 50,
+    });
+    bar.start(total, 0, { rate: 0 });
+    return {
+      update: (done: number) => bar.update(Math.min(done, total), { rate: rate(done) }),
+      stop: () => bar.stop(),
+      seconds: () => (Date.now() - start) / 1000,
+    };
+  }
+  let last = start;
+  return {
+    update: (done: number) => {
+      const now = Date.now();
+      if (now - last < PROGRESS_EVERY_MS) return;
+      last = now;
+      const p = { progress: Math.min(done, total), total, rowsPerSecond: rate(done), etaSeconds: eta(done) };
+      process.stderr.write(
+        json
+          ? JSON.stringify(p) + '\n'
+          : `${p.progress}/${total} rows, ${p.rowsPerSecond} rows/s, ETA ${p.etaSeconds ?? '?'} s\n`,
+      );
+    },
+    stop: () => undefined,
+    seconds: () => (Date.now() - start) / 1000,
+  };
+}
+
+/** A database error that is not enseal's own becomes a STORE error with the driver's message. */
+function storeError(err: unknown): unknown {
+  if (err instanceof EnsealError) return err;
+  return new EnsealError(ErrorCode.STORE, `database job failed: ${(err as Error).message}`, { cause: err });
 }
 
 interface MigrateFlags extends DbFlags {
@@ -67,6 +131,23 @@ interface MigrateFlags extends DbFlags {
   sourcePassphraseFile?: string;
   fernetKeyFile?: string[];
   eaxKeyFile?: string;
+}
+
+interface ReindexFlags extends DbFlags {
+  indexKeyFile: string;
+  type: string;
+  to: string;
+  from?: string;
+  bits: string;
+  normalize?: string;
+}
+
+/** A 32-byte index root key from a file, as hex or base64 text. */
+function readIndexKey(file: string): Uint8Array {
+  const text = readSecretFile(file, 'index key').trim();
+  const key = /^[0-9a-fA-F]{64}$/.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+  if (key.length !== 32) throw invalidArgument('--index-key-file', 'must hold 32 bytes as hex or base64');
+  return new Uint8Array(key);
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -112,19 +193,11 @@ async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<vo
       },
     },
   });
-  const { db: exec, close } = await connect(flags.database);
+  const workers = workerCount(flags);
+  const { db: exec, close } = await connect(flags.database, workers);
   try {
     const total = await countRows(exec, flags.table);
-    const bar =
-      process.stderr.isTTY && !flags.json
-        ? new SingleBar({
-            stream: process.stderr,
-            format: ' {bar} {percentage}% | {value}/{total} rows | ETA {eta}s',
-            hideCursor: true,
-          })
-        : undefined;
-    const start = Date.now();
-    bar?.start(total, 0);
+    const bar = progressReporter(total, flags.json === true);
     const result = await migrateColumn(fields, exec, {
       table: flags.table,
       column: flags.column,
@@ -132,17 +205,20 @@ async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<vo
       idColumn: flags.id,
       from,
       batchSize: Number(flags.batchSize),
+      workers,
       ...(flags.job ? { job: flags.job } : {}),
       ...(flags.dryRun ? { dryRun: true } : {}),
-      onProgress: (p) => bar?.update(Math.min(p.scanned, total)),
+      onProgress: (p) => bar.update(p.scanned),
     });
-    bar?.stop();
-    const summary = { ...result, dryRun: flags.dryRun === true, seconds: (Date.now() - start) / 1000 };
+    bar.stop();
+    const summary = { ...result, dryRun: flags.dryRun === true, seconds: bar.seconds() };
     await writeStdout(
       flags.json
         ? JSON.stringify(summary) + '\n'
         : `${flags.dryRun ? 'would convert' : 'converted'} ${result.migrated} of ${result.scanned} rows (${result.skipped} already enseal) in ${summary.seconds.toFixed(1)} s\n`,
     );
+  } catch (err) {
+    throw storeError(err);
   } finally {
     await close();
   }
@@ -164,6 +240,7 @@ function jobOptions(cmd: Command): Command {
     .option('--id <column>', 'the row-id column (unique, ordered) to page on', 'id')
     .option('--no-bound-to-row', 'do not bind ciphertexts to the row id')
     .option('--batch-size <n>', 'rows per transaction', '1000')
+    .option('--workers <n>', 'parallel workers (PostgreSQL only; SQLite runs one)', '1')
     .option('--job <name>', 'checkpoint name')
     .option('--dry-run', 'decrypt and count, write nothing')
     .option('--json', 'print the result as JSON');
@@ -189,10 +266,15 @@ export function registerDb(program: Command): void {
       '--no-bound-to-row',
       'the values were encrypted without the row id bound (no rowId in the schema)',
     )
-    .option('--batch-size <n>', 'rows per transaction', '1000')
+    .option('--batch-size <n>', 'rows per transaction', '2000')
+    .option(
+      '--workers <n>',
+      'parallel workers, each on its own connection with FOR UPDATE SKIP LOCKED (PostgreSQL only; SQLite runs one)',
+      '1',
+    )
     .option('--job <name>', 'checkpoint name (default reencrypt:<table>.<column>)')
     .option('--dry-run', 'count what would change, write nothing')
-    .option('--json', 'print the result as JSON')
+    .option('--json', 'print the result (and progress lines on stderr) as JSON')
     .action(async (flags: DbFlags) => {
       const keyset = await loadKeysetFile(flags.keyset, flags);
       const fields = new FieldEncryption({
@@ -204,43 +286,117 @@ export function registerDb(program: Command): void {
           },
         },
       });
-      const { db: exec, close } = await connect(flags.database);
+      const workers = workerCount(flags);
+      const { db: exec, close } = await connect(flags.database, workers);
       try {
         const total = await countRows(exec, flags.table);
-        const bar =
-          process.stderr.isTTY && !flags.json
-            ? new SingleBar({
-                stream: process.stderr,
-                format: ' {bar} {percentage}% | {value}/{total} rows | {rate} rows/s | ETA {eta}s',
-                hideCursor: true,
-              })
-            : undefined;
-        const start = Date.now();
-        bar?.start(total, 0, { rate: 0 });
+        const bar = progressReporter(total, flags.json === true);
         const result = await reencryptColumn(fields, exec, {
           table: flags.table,
           column: flags.column,
           idColumn: flags.id,
           batchSize: Number(flags.batchSize),
+          workers,
           ...(flags.job ? { job: flags.job } : {}),
           ...(flags.dryRun ? { dryRun: true } : {}),
-          onProgress: (p) =>
-            bar?.update(Math.min(p.scanned, total), {
-              rate: Math.round(p.scanned / ((Date.now() - start) / 1000 || 1)),
-            }),
+          onProgress: (p) => bar.update(p.scanned),
         });
-        bar?.stop();
-        const summary = { ...result, dryRun: flags.dryRun === true, seconds: (Date.now() - start) / 1000 };
+        bar.stop();
+        const summary = { ...result, dryRun: flags.dryRun === true, seconds: bar.seconds() };
         await writeStdout(
           flags.json
             ? JSON.stringify(summary) + '\n'
             : `${flags.dryRun ? 'would re-encrypt' : 're-encrypted'} ${result.rewritten} of ${result.scanned} rows in ${summary.seconds.toFixed(1)} s\n`,
         );
       } catch (err) {
-        if (err instanceof EnsealError) throw err;
-        throw new EnsealError(ErrorCode.STORE, `database job failed: ${(err as Error).message}`, {
-          cause: err,
+        throw storeError(err);
+      } finally {
+        await close();
+      }
+    });
+
+  db.command('reindex')
+    .description(
+      'Fill a new blind-index column (re-keyed, or with new bits/normalizers) from the decrypted values, online and resumable, while the application writes both indexes',
+    )
+    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>')
+    .requiredOption('--keyset <file>', 'the sealed keyset the column is encrypted with')
+    .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
+    .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
+    .requiredOption('--index-key-file <file>', 'root key of the new index: 32 bytes, hex or base64')
+    .requiredOption('--table <name>')
+    .requiredOption('--column <name>', 'the encrypted column the index is computed from')
+    .option(
+      '--type <type>',
+      "the column's type: string (default), number, boolean, date, json or bytes",
+      'string',
+    )
+    .requiredOption('--to <column>', 'the new index column to fill (must exist, text)')
+    .option('--from <column>', 'the index being replaced (left as it is; named for the report only)')
+    .requiredOption('--bits <n>', 'length of the new index in bits (see planBlindIndex)')
+    .option(
+      '--normalize <list>',
+      'comma-separated normalizers of the new index: trim, lowercase, digits, alphanumeric, collapse-spaces',
+    )
+    .option('--id <column>', 'the row-id column (unique, ordered) to page on', 'id')
+    .option(
+      '--no-bound-to-row',
+      'the values were encrypted without the row id bound (no rowId in the schema)',
+    )
+    .option('--batch-size <n>', 'rows per transaction', '2000')
+    .option('--workers <n>', 'parallel workers (PostgreSQL only; SQLite runs one)', '1')
+    .option('--job <name>', 'checkpoint name (default reindex:<table>.<to>)')
+    .option('--dry-run', 'decrypt and compute every index value, count what would change, write nothing')
+    .option('--json', 'print the result (and progress lines on stderr) as JSON')
+    .action(async (flags: ReindexFlags) => {
+      const keyset = await loadKeysetFile(flags.keyset, flags);
+      const spec: BlindIndexSpec = {
+        bits: Number(flags.bits),
+        indexKey: readIndexKey(flags.indexKeyFile),
+        ...(flags.normalize
+          ? { normalize: flags.normalize.split(',').map((n) => n.trim()) as BlindIndexSpec['normalize'] }
+          : {}),
+      };
+      const fields = new FieldEncryption({
+        keyset,
+        schema: {
+          [flags.table]: {
+            ...(flags.boundToRow ? { rowId: flags.id } : {}),
+            columns: { [flags.column]: { type: flags.type as FieldType, indexes: { [flags.to]: spec } } },
+          },
+        },
+      });
+      if (flags.from === flags.to) throw invalidArgument('--from', 'must differ from --to');
+      const workers = workerCount(flags);
+      const { db: exec, close } = await connect(flags.database, workers);
+      try {
+        const total = await countRows(exec, flags.table);
+        const bar = progressReporter(total, flags.json === true);
+        const result = await rekeyBlindIndex(fields, exec, {
+          table: flags.table,
+          column: flags.column,
+          to: flags.to,
+          idColumn: flags.id,
+          batchSize: Number(flags.batchSize),
+          workers,
+          ...(flags.job ? { job: flags.job } : {}),
+          ...(flags.dryRun ? { dryRun: true } : {}),
+          onProgress: (p) => bar.update(p.scanned),
         });
+        bar.stop();
+        const summary = {
+          ...result,
+          ...(flags.from ? { replaces: flags.from } : {}),
+          dryRun: flags.dryRun === true,
+          seconds: bar.seconds(),
+        };
+        await writeStdout(
+          flags.json
+            ? JSON.stringify(summary) + '\n'
+            : `${flags.dryRun ? 'would index' : 'indexed'} ${result.indexed} of ${result.scanned} rows into ${flags.to} (${result.unchanged} already right) in ${summary.seconds.toFixed(1)} s\n`,
+        );
+      } catch (err) {
+        throw storeError(err);
       } finally {
         await close();
       }
