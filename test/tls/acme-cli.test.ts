@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certificateInfo } from '../../src/tls/index.js';
@@ -201,7 +201,7 @@ describe('enseal tls acme: bad input', () => {
 
   it('times out with ERR_ACME_UNREACHABLE when the server accepts but never answers', async () => {
     // A TCP listener that never speaks TLS: the client's own timeout must end the wait.
-    const sockets: import('node:net').Socket[] = [];
+    const sockets: Socket[] = [];
     const silent = createServer((s) => sockets.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const { port } = silent.address() as { port: number };
