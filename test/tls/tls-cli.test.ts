@@ -54,7 +54,9 @@ describe('enseal tls ca', () => {
 
     const again = enseal(['tls', 'ca', 'init', '--dir', ca]);
     expect(again.status).toBe(6);
-    expect(again.stderr).toMatch(/enseal: error: a CA already exists .* --force \(ERR_OUTPUT_EXISTS\)/);
+    expect(again.stderr).toMatch(
+      /enseal: error: a CA already exists .* pass --force to replace it \(ERR_OUTPUT_EXISTS\)/,
+    );
 
     const out = join(dir, 'web');
     const issue = enseal([
