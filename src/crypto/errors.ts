@@ -58,6 +58,8 @@ export const ErrorCode = {
   ACME_FAILED: 'ERR_ACME_FAILED',
   /** The ACME server could not be reached in time, or its TLS certificate was not trusted. */
   ACME_UNREACHABLE: 'ERR_ACME_UNREACHABLE',
+  /** No usable data key: the key server gave none in time, or a remote key is not cached for a synchronous call. */
+  DATA_KEY_UNAVAILABLE: 'ERR_DATA_KEY_UNAVAILABLE',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -4,6 +4,11 @@
  * ciphertext then stays bound to its table and column only). For row-bound tables, use the Kysely plugin
  * (`enseal/fields/kysely`) or `fields.encryptRow` / `fields.decryptRow` around your Drizzle queries.
  *
+ * With data keys from a key server, `toDriver` and `fromDriver` are synchronous: await `fields.ready()`
+ * before writing, and reads succeed only for values whose data key is cached (keys this process made, or
+ * fetched by `await fields.warm(values)`); any other value fails with `ERR_DATA_KEY_UNAVAILABLE`, never
+ * returns its ciphertext or a guess.
+ *
  * @example
  * ```ts no-run
  * const users = pgTable('users', {

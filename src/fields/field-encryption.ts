@@ -22,11 +22,13 @@
  * fields.equals('patients', 'ssn', '078051120'); // { column: 'ssn_bidx', value: row.ssn_bidx }
  * ```
  */
-import { EnsealError, ErrorCode, invalidArgument, utf8Encode } from '../crypto/index.js';
+import { EnsealError, ErrorCode, invalidArgument, utf8Encode, wipe } from '../crypto/index.js';
 import type { Keyset } from '../keys/index.js';
 import { envelopeBytes, parseEnvelope } from '../formats/index.js';
 import { blindIndexValue, deriveIndexKey, isNormalizer, normalize, type Normalizer } from './blind-index.js';
 import { decodeValue, encodeValue, isFieldType, type FieldType, type FieldValue } from './value-codec.js';
+import type { DataKeyCache } from './data-keys.js';
+import { isRemoteValue, openRemoteValue, parseRemoteValue, sealRemoteValue } from './remote-value.js';
 
 export interface BlindIndexSpec {
   /** Index length in bits; choose it with `planBlindIndex` from the expected row count. */
@@ -61,8 +63,17 @@ export interface TableSpec {
 export type EncryptedSchema = Record<string, TableSpec>;
 
 export interface FieldEncryptionOptions {
-  /** An `encrypt` keyset: its primary version encrypts, every enabled version decrypts. */
-  keyset: Keyset;
+  /**
+   * An `encrypt` keyset: its primary version encrypts (unless `dataKeys` is given), every enabled version
+   * decrypts. At least one of `keyset` and `dataKeys` is required.
+   */
+  keyset?: Keyset;
+  /**
+   * Data keys from a key server (`transitDataKeys(client, keyName)`): new values are encrypted under them
+   * (format `ensr1.`); `keyset`, if also given, still decrypts older `ens1.` values. Await
+   * {@link FieldEncryption.ready} before the first write.
+   */
+  dataKeys?: DataKeyCache;
   /**
    * Root of the blind-index keys (32 bytes); keep it apart from the keyset and never rotate it casually.
    * Optional for jobs that never compute an index (re-encryption); blind-index calls then fail.
@@ -138,7 +149,8 @@ function checkSchema(schema: EncryptedSchema): void {
 
 /** Encrypts and decrypts rows of the declared tables and computes their blind indexes. */
 export class FieldEncryption {
-  readonly #keyset: Keyset;
+  readonly #keyset: Keyset | undefined;
+  readonly #dataKeys: DataKeyCache | undefined;
   readonly #indexRoot: Uint8Array | undefined;
   readonly #schema: EncryptedSchema;
   readonly #indexKeys = new Map<string, Uint8Array>();
@@ -150,8 +162,11 @@ export class FieldEncryption {
     ) {
       throw invalidArgument('indexKey', 'must be 32 bytes');
     }
+    if (options.keyset === undefined && options.dataKeys === undefined)
+      throw invalidArgument('options', 'need a keyset or dataKeys');
     checkSchema(options.schema);
     this.#keyset = options.keyset;
+    this.#dataKeys = options.dataKeys;
     this.#indexRoot = options.indexKey;
     this.#schema = options.schema;
   }
@@ -177,11 +192,74 @@ export class FieldEncryption {
   encryptValue(table: string, column: string, value: unknown, rowId?: unknown): string {
     const col = this.#column(table, column);
     this.#requireRowId(table, rowId);
-    return this.#keyset.encrypt(encodeValue(col.type, value), { aad: this.#aad(table, column, rowId) });
+    return this.#seal(encodeValue(col.type, value), this.#aad(table, column, rowId));
+  }
+
+  /** Encrypts under the current server data key when there are data keys, else under the keyset. */
+  #seal(plaintext: Uint8Array, aad: Uint8Array): string {
+    if (this.#dataKeys !== undefined) {
+      const { key, wrapped } = this.#dataKeys.take();
+      return sealRemoteValue({ key, wrapped, plaintext, aad });
+    }
+    return this.#keyset!.encrypt(plaintext, { aad });
+  }
+
+  /**
+   * Opens a stored value of either format. A server-key value takes its data key from `keys` (prepared by
+   * an async caller) or the cache; a synchronous caller whose key is not cached gets
+   * `ERR_DATA_KEY_UNAVAILABLE`, never a guess.
+   */
+  #open(
+    ciphertext: string | Uint8Array,
+    aad: Uint8Array,
+    keys?: ReadonlyMap<string, Uint8Array>,
+  ): Uint8Array {
+    if (isRemoteValue(ciphertext)) {
+      if (this.#dataKeys === undefined) {
+        throw new EnsealError(
+          ErrorCode.KEK_MISSING,
+          'this value is under a key-server data key; give FieldEncryption its dataKeys',
+        );
+      }
+      const value = parseRemoteValue(ciphertext);
+      const given = keys?.get(value.wrapped);
+      const key = given ?? this.#dataKeys.lookup(value.wrapped);
+      if (key === undefined) {
+        throw new EnsealError(
+          ErrorCode.DATA_KEY_UNAVAILABLE,
+          'the data key of this value is not cached; use the async APIs (decryptRowAsync, decryptRowsAsync) or await fields.warm(values) first',
+        );
+      }
+      try {
+        return openRemoteValue(value, key, aad);
+      } finally {
+        if (given === undefined) wipe(key);
+      }
+    }
+    if (this.#keyset === undefined) {
+      if (typeof ciphertext === 'string' && envelopeVersion(ciphertext) >= 0) {
+        throw new EnsealError(
+          ErrorCode.KEK_MISSING,
+          'this value is under a local keyset; give FieldEncryption its keyset',
+        );
+      }
+      throw new EnsealError(ErrorCode.MALFORMED, 'the value is not a field ciphertext (strict mode)');
+    }
+    return this.#keyset.decrypt(ciphertext, { aad });
   }
 
   /** Decrypts one value. Anything that is not a ciphertext of this column (and row) is an error. */
   decryptValue(table: string, column: string, ciphertext: unknown, rowId?: unknown): FieldValue {
+    return this.#decryptValue(table, column, ciphertext, rowId);
+  }
+
+  #decryptValue(
+    table: string,
+    column: string,
+    ciphertext: unknown,
+    rowId: unknown,
+    keys?: ReadonlyMap<string, Uint8Array>,
+  ): FieldValue {
     const col = this.#column(table, column);
     this.#requireRowId(table, rowId);
     if (typeof ciphertext !== 'string' && !(ciphertext instanceof Uint8Array)) {
@@ -190,12 +268,31 @@ export class FieldEncryption {
         `${table}.${column} holds a value that is not a ciphertext (strict mode)`,
       );
     }
-    return decodeValue(col.type, this.#keyset.decrypt(ciphertext, { aad: this.#aad(table, column, rowId) }));
+    return decodeValue(col.type, this.#open(ciphertext, this.#aad(table, column, rowId), keys));
   }
 
-  /** True when `ciphertext` was made under another version than the keyset's primary (rotation pending). */
+  /**
+   * True when `ciphertext` is not under the current key: for a keyset, another version than its primary;
+   * with `dataKeys`, a data key wrapped under an older server key version than the latest one seen, or a
+   * keyset value (to be moved to server keys). With `dataKeys`, await {@link ready} first.
+   */
   needsReencrypt(ciphertext: string): boolean {
-    return envelopeVersion(ciphertext) !== this.#keyset.primaryVersion;
+    if (this.#dataKeys !== undefined) {
+      if (!isRemoteValue(ciphertext)) return true;
+      const latest = this.#dataKeys.latestVersion;
+      if (latest === 0) {
+        throw new EnsealError(
+          ErrorCode.DATA_KEY_UNAVAILABLE,
+          'the key server version is not known yet; await fields.ready() first',
+        );
+      }
+      try {
+        return parseRemoteValue(ciphertext).keyVersion < latest;
+      } catch {
+        return true; // unparseable: let the re-encryption fail on it loudly
+      }
+    }
+    return envelopeVersion(ciphertext) !== this.#keyset!.primaryVersion;
   }
 
   /**
@@ -206,12 +303,106 @@ export class FieldEncryption {
     this.#column(table, column);
     this.#requireRowId(table, rowId);
     const aad = this.#aad(table, column, rowId);
-    const plain = this.#keyset.decrypt(ciphertext, { aad });
+    const plain = this.#open(ciphertext, aad);
     try {
-      return this.#keyset.encrypt(plain, { aad });
+      return this.#seal(plain, aad);
     } finally {
       plain.fill(0);
     }
+  }
+
+  /** {@link reencryptValue} that fetches an uncached data key from the key server. */
+  async reencryptValueAsync(
+    table: string,
+    column: string,
+    ciphertext: string,
+    rowId?: unknown,
+  ): Promise<string> {
+    await this.warm([ciphertext]);
+    return this.reencryptValue(table, column, ciphertext, rowId);
+  }
+
+  /**
+   * With `dataKeys`: fetches the current and the next data key from the server, so that synchronous
+   * encryption (encryptRow, the Kysely plugin, Drizzle columns) can proceed. Rejects with the server's
+   * error when it cannot. Without `dataKeys` it does nothing.
+   */
+  async ready(): Promise<void> {
+    await this.#dataKeys?.ready();
+  }
+
+  /** The data-key cache given as `dataKeys`, for its counters (`stats()`), `refresh()` and `close()`. */
+  get dataKeys(): DataKeyCache | undefined {
+    return this.#dataKeys;
+  }
+
+  /**
+   * Fetches (in one batch where the client allows) the data keys of the given stored values that are not
+   * cached, so that synchronous decryption of them succeeds while they stay cached. Other values are ignored.
+   */
+  async warm(values: Iterable<unknown>): Promise<void> {
+    const keys = await this.#unwrapFor(values);
+    for (const k of keys.values()) wipe(k);
+  }
+
+  async #unwrapFor(values: Iterable<unknown>): Promise<Map<string, Uint8Array>> {
+    if (this.#dataKeys === undefined) return new Map();
+    const wrapped = new Set<string>();
+    for (const v of values) {
+      if (!(typeof v === 'string' || v instanceof Uint8Array) || !isRemoteValue(v)) continue;
+      try {
+        wrapped.add(parseRemoteValue(v).wrapped);
+      } catch {
+        // malformed: decryption reports it, with the column's name
+      }
+    }
+    return wrapped.size === 0 ? new Map() : this.#dataKeys.unwrapAll(wrapped);
+  }
+
+  /** {@link decryptValue}, fetching the value's data key from the key server when it is not cached. */
+  async decryptValueAsync(
+    table: string,
+    column: string,
+    ciphertext: unknown,
+    rowId?: unknown,
+  ): Promise<FieldValue> {
+    const keys = await this.#unwrapFor([ciphertext]);
+    try {
+      return this.#decryptValue(table, column, ciphertext, rowId, keys);
+    } finally {
+      for (const k of keys.values()) wipe(k);
+    }
+  }
+
+  /** {@link decryptRow} for rows whose data keys may need the key server. */
+  async decryptRowAsync(table: string, row: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return (await this.decryptRowsAsync(table, [row]))[0]!;
+  }
+
+  /**
+   * Decrypts many rows, unwrapping each distinct data key once (one batch request for all uncached keys
+   * when the client supports batches).
+   */
+  async decryptRowsAsync(
+    table: string,
+    rows: readonly Record<string, unknown>[],
+  ): Promise<Record<string, unknown>[]> {
+    const spec = this.#table(table);
+    const keys = await this.#unwrapFor(rows.flatMap((r) => Object.keys(spec.columns).map((c) => r[c])));
+    try {
+      return rows.map((r) => this.#decryptRow(table, r, keys));
+    } finally {
+      for (const k of keys.values()) wipe(k);
+    }
+  }
+
+  /** {@link encryptRow} that first waits for a data key when none is cached (`ready()`). */
+  async encryptRowAsync<T extends Record<string, unknown>>(
+    table: string,
+    row: T,
+  ): Promise<Record<string, unknown>> {
+    await this.ready();
+    return this.encryptRow(table, row);
   }
 
   /** The declared schema (read-only), for integrations that rewrite queries. */
@@ -316,6 +507,14 @@ export class FieldEncryption {
 
   /** Decrypts the declared columns of a row and drops its blind-index columns. */
   decryptRow(table: string, row: Record<string, unknown>): Record<string, unknown> {
+    return this.#decryptRow(table, row);
+  }
+
+  #decryptRow(
+    table: string,
+    row: Record<string, unknown>,
+    keys?: ReadonlyMap<string, Uint8Array>,
+  ): Record<string, unknown> {
     const spec = this.#table(table);
     const rowId = spec.rowId === undefined ? undefined : row[spec.rowId];
     const out: Record<string, unknown> = { ...row };
@@ -323,7 +522,7 @@ export class FieldEncryption {
       for (const index of Object.keys(col.indexes ?? {})) delete out[index];
       const value = row[column];
       if (value === null || value === undefined) continue;
-      out[column] = this.decryptValue(table, column, value, rowId);
+      out[column] = this.#decryptValue(table, column, value, rowId, keys);
     }
     for (const index of Object.keys(spec.compoundIndexes ?? {})) delete out[index];
     return out;

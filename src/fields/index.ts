@@ -27,3 +27,12 @@ export {
   type LegacySource,
 } from './column-migration.js';
 export { rekeyBlindIndex, type RekeyBlindIndexOptions, type RekeyProgress } from './reindex.js';
+export {
+  DataKeyCache,
+  transitDataKeys,
+  transitKeyProvider,
+  type DataKeyProvider,
+  type DataKeyCacheOptions,
+  type DataKeyCacheStats,
+  type TransitDataKeyClient,
+} from './data-keys.js';

@@ -348,8 +348,8 @@ export class EnsealKyselyPlugin implements KyselyPlugin {
     const { result } = args;
     if (plan === undefined || result.rows.length === 0) return result;
     const rows: UnknownRow[] = [];
-    for (const raw of result.rows) {
-      const row = this.fields.decryptRow(plan.table, raw);
+    // Async: data keys from a key server that are not cached are fetched, each distinct one once.
+    for (const row of await this.fields.decryptRowsAsync(plan.table, result.rows)) {
       const keep = plan.filters.every((f) => {
         if (!Object.hasOwn(row, f.column)) {
           throw refuse(
