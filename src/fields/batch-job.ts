@@ -160,6 +160,7 @@ class BatchJob {
   readonly #select: string;
   #idType = '';
   #guardType = '';
+  #failed = false;
   #progress: BatchProgress = {
     scanned: 0,
     changed: 0,
@@ -222,15 +223,23 @@ class BatchJob {
       .map((_, i) => partitionKey(spec.job, i))
       .concat(partitionKey(spec.job, plan.bounds.length));
     const states = await this.#partitionStates(keys);
-    await Promise.all(
+    const outcomes = await Promise.allSettled(
       keys.map(async (key, i) => {
         const state = states.get(key) ?? { after: null, done: false };
         if (state.done) return;
         const upTo = i < plan.bounds.length ? plan.bounds[i]! : null;
         const lower = i === 0 ? null : plan.bounds[i - 1]!;
-        await this.#runRange({ after: state.after ?? lower, upTo }, { key, json: true }, true);
+        try {
+          await this.#runRange({ after: state.after ?? lower, upTo }, { key, json: true }, true);
+        } catch (err) {
+          this.#failed = true; // the other workers stop after their current batch
+          throw err;
+        }
       }),
     );
+    // Every worker has stopped before the job reports a failure, so nothing runs on behind the caller.
+    const failure = outcomes.find((o) => o.status === 'rejected');
+    if (failure !== undefined) throw (failure as PromiseRejectedResult).reason;
     this.#progress = { ...this.#progress, phase: 'sweep' };
     await this.#sweep();
     if (!spec.dryRun) await this.#clear([...keys, planKey(spec.job)]);
@@ -307,7 +316,7 @@ class BatchJob {
   ): Promise<void> {
     const { batchSize, dryRun } = this.#spec;
     let after = range.after;
-    for (;;) {
+    while (!this.#failed) {
       const step = await this.#db.transaction(async (tx) => {
         const rows = await this.#selectBatch(tx, after, range.upTo, skipLocked);
         const last = rows.length === 0 ? after : String(rows[rows.length - 1]!.id);
