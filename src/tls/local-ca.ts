@@ -512,7 +512,11 @@ export async function issueCertificate(ca: LocalCa, options: IssueOptions): Prom
   if (notAfter.getTime() > ca.cert.notAfter.getTime()) {
     throw invalidArgument('certificate lifetime', 'would outlast the CA; choose fewer days or a new CA');
   }
-  const cn = options.commonName ?? names.find((n) => n.type === 'dns')?.value;
+  // A DNS name from the SANs is already validated (LDH labels, optional leading `*.`); a given CN is checked.
+  const cn =
+    options.commonName !== undefined
+      ? checkCommonName(options.commonName)
+      : names.find((n) => n.type === 'dns')?.value;
   const keys = await generateKeys(keyType);
   const usage = keyType.startsWith('rsa')
     ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
@@ -520,7 +524,7 @@ export async function issueCertificate(ca: LocalCa, options: IssueOptions): Prom
   const serial = serialNumber();
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
-    subject: cn === undefined ? [{ O: ['enseal local CA leaf'] }] : [{ CN: [checkCommonName(cn)] }],
+    subject: cn === undefined ? [{ O: ['enseal local CA leaf'] }] : [{ CN: [cn] }],
     issuer: ca.cert.subjectName,
     notBefore: new Date(now - 60_000),
     notAfter,

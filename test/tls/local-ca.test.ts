@@ -206,6 +206,17 @@ describe('leaf certificates', () => {
     expect(out).toMatch(/verification failed/);
   });
 
+  it('a wildcard first name becomes the CN; a given CN is validated', async () => {
+    const ca = await createCa({ permit: ['.test'] });
+    const wild = await issueCertificate(ca, { names: ['*.app.test', 'app.test'] });
+    expect(new X509Certificate(wild.certPem).subject).toBe('CN=*.app.test');
+    const ipOnly = await issueCertificate(await createCa(), { names: ['127.0.0.1'] });
+    expect(new X509Certificate(ipOnly.certPem).subject).toBe('O=enseal local CA leaf');
+    expect(await asyncCodeOf(issueCertificate(ca, { names: ['a.test'], commonName: 'x, O=evil' }))).toBe(
+      'ERR_INVALID_ARGUMENT',
+    );
+  });
+
   it('caps the lifetime at 825 days and at the CA lifetime', async () => {
     const ca = await createCa({ days: 30 });
     expect(await asyncCodeOf(issueCertificate(ca, { names: ['localhost'], days: MAX_LEAF_DAYS + 1 }))).toBe(

@@ -197,7 +197,10 @@ export function registerTlsCa(tls: Command): void {
         `  SHA-256:     ${info.sha256Fingerprint}`,
         info.permitted === null
           ? '  constraints: none (the CA can vouch for any name; consider --permit)'
-          : `  permitted:   ${info.permitted.join(' ')}${info.excluded ? `\n  excluded:    ${info.excluded.join(' ')}` : ''}`,
+          : `  permitted:   ${info.permitted.join(' ')}` +
+            (info.excluded !== null && info.excluded.length > 0
+              ? `\n  excluded:    ${info.excluded.join(' ')}`
+              : ''),
         '',
         'Next: enseal tls ca trust   (prints how to trust it)',
         '      enseal tls ca issue localhost 127.0.0.1 ::1',
