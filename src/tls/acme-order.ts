@@ -146,6 +146,16 @@ export async function createCsr(
 export async function issueAcmeCertificate(options: AcmeIssueOptions): Promise<AcmeIssuedCertificate> {
   const { client } = options;
   const identifiers = identifiersFor(options.domains);
+  if (options.profile) {
+    const offered = (await client.directory()).profiles ?? {};
+    if (!Object.hasOwn(offered, options.profile)) {
+      const names = Object.keys(offered).join(', ') || 'none';
+      throw invalidArgument(
+        '--profile',
+        `"${options.profile}" is not offered by this server (offered: ${names})`,
+      );
+    }
+  }
   const { url: orderUrl, order } = await client.newOrder({
     identifiers,
     ...(options.replaces ? { replaces: options.replaces } : {}),

@@ -132,6 +132,18 @@ describe.skipIf(!available)('ACME against Pebble', () => {
     expect((err as AcmeProblemError).acmeType).toMatch(/connection|unauthorized|incorrectResponse/);
   });
 
+  it('refuses a certificate profile the server does not offer, before ordering', async () => {
+    const solver = http01Webroot(tempDir());
+    const before = client.stats.requests;
+    await expect(
+      issueAcmeCertificate({ client, domains: ['profile.enseal.test'], solver, profile: 'shortlived' }),
+    ).rejects.toMatchObject({
+      code: 'ERR_INVALID_ARGUMENT',
+      message: expect.stringContaining('offered: none'),
+    });
+    expect(client.stats.requests).toBe(before);
+  });
+
   it('keeps the account key encrypted at rest and refuses a wrong passphrase', async () => {
     const text = readFileSync(join(accountDir, 'account-key.enseal'), 'utf8');
     expect(text).not.toMatch(/"d"|PRIVATE KEY/);
