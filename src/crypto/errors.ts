@@ -60,6 +60,10 @@ export const ErrorCode = {
   ACME_UNREACHABLE: 'ERR_ACME_UNREACHABLE',
   /** No usable data key: the key server gave none in time, or a remote key is not cached for a synchronous call. */
   DATA_KEY_UNAVAILABLE: 'ERR_DATA_KEY_UNAVAILABLE',
+  /** A network peer could not be reached: host not found, connection refused or unreachable, or no TCP connection in time. */
+  CONNECT_FAILED: 'ERR_CONNECT_FAILED',
+  /** A TLS audit could not run: the port does not speak TLS, answered garbage, or accepted no protocol at all. */
+  TLS_AUDIT_FAILED: 'ERR_TLS_AUDIT_FAILED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
