@@ -418,17 +418,30 @@ export async function isCaKeySealed(keyFile: string): Promise<boolean> {
   return !(await readTextFile(keyFile, 'CA key')).startsWith('-----BEGIN');
 }
 
+/**
+ * Parses and checks a CA certificate file: PEM, BasicConstraints CA, a supported key type, readable name
+ * constraints. Any failure of the parser on a damaged file becomes ERR_MALFORMED.
+ */
+function parseCaCertificate(text: string, file: string): { cert: x509.X509Certificate; keyType: CaKeyType } {
+  try {
+    const cert = new x509.X509Certificate(text);
+    if (cert.getExtension(x509.BasicConstraintsExtension)?.ca !== true) {
+      throw new EnsealError(ErrorCode.MALFORMED, `${file} is not a CA certificate`);
+    }
+    const keyType = keyTypeOf(cert);
+    readConstraints(cert);
+    return { cert, keyType };
+  } catch (cause) {
+    if (cause instanceof EnsealError) throw cause;
+    throw new EnsealError(ErrorCode.MALFORMED, `${file} is not a readable PEM CA certificate`, { cause });
+  }
+}
+
 /** Loads a CA from its files, opening a sealed key with `passphrase`, and checks the key matches the cert. */
 export async function loadCa(files: CaFiles, passphrase?: string | Uint8Array): Promise<LocalCa> {
   x509.cryptoProvider.set(globalThis.crypto);
   const certText = await readTextFile(files.cert, 'CA certificate');
-  let cert: x509.X509Certificate;
-  try {
-    cert = new x509.X509Certificate(certText);
-  } catch (cause) {
-    throw new EnsealError(ErrorCode.MALFORMED, `${files.cert} is not a PEM certificate`, { cause });
-  }
-  const keyType = keyTypeOf(cert);
+  const { cert, keyType } = parseCaCertificate(certText, files.cert);
   let keyText = await readTextFile(files.key, 'CA key');
   if (!keyText.startsWith('-----BEGIN')) {
     if (passphrase === undefined) {
@@ -446,7 +459,12 @@ export async function loadCa(files: CaFiles, passphrase?: string | Uint8Array): 
       cause,
     });
   }
-  const publicKey = await cert.publicKey.export(alg, ['verify']);
+  let publicKey: CryptoKey;
+  try {
+    publicKey = await cert.publicKey.export(alg, ['verify']);
+  } catch (cause) {
+    throw new EnsealError(ErrorCode.MALFORMED, `${files.cert} holds an unusable public key`, { cause });
+  }
   const [priv, pub] = await Promise.all([
     globalThis.crypto.subtle.exportKey('jwk', privateKey),
     globalThis.crypto.subtle.exportKey('jwk', publicKey),

@@ -447,3 +447,76 @@ describe('real TLS with issued certificates', () => {
     }
   });
 });
+
+describe('damaged CA files', () => {
+  it('property: mutated or random CA certificate and key files fail with typed errors, never crash', async () => {
+    const dir = tempDir();
+    const { files } = await initLocalCa(dir, { permit: PERMIT });
+    const sealedDir = tempDir();
+    const sealed = await initLocalCa(sealedDir, { passphrase: 'pw', passphraseParams: fastArgon });
+    const originals = {
+      cert: readFileSync(files.cert, 'utf8'),
+      key: readFileSync(files.key, 'utf8'),
+      sealed: readFileSync(sealed.files.key, 'utf8'),
+    };
+    /** Flips bytes inside the DER of a PEM (or the text of a sealed envelope), keeping the armour intact. */
+    const mutate = (text: string, edits: [number, number][]): string => {
+      const m = /^(-----BEGIN [A-Z ]+-----\n)([\s\S]+?)(\n-----END [A-Z ]+-----\n?)$/.exec(text);
+      if (m === null) {
+        const chars = [...text];
+        for (const [at, v] of edits) chars[at % chars.length] = String.fromCharCode(33 + (v % 90));
+        return chars.join('');
+      }
+      const der = Buffer.from(m[2]!.replace(/\s/g, ''), 'base64');
+      for (const [at, v] of edits) der[at % der.length] = v;
+      return m[1]! + der.toString('base64') + m[3]!;
+    };
+    const allowed = [
+      'ERR_MALFORMED',
+      'ERR_UNSUPPORTED',
+      'ERR_DECRYPT_FAILED',
+      'ERR_KEK_MISSING',
+      'ERR_INVALID_ARGUMENT',
+    ];
+    const edits = fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), {
+      minLength: 1,
+      maxLength: 4,
+    });
+    const scenario = fc.oneof(
+      fc.record({ target: fc.constant('cert' as const), edits }),
+      fc.record({ target: fc.constant('key' as const), edits }),
+      fc.record({ target: fc.constant('sealed' as const), edits }),
+      fc.record({ target: fc.constant('random' as const), text: fc.string({ maxLength: 300 }) }),
+    );
+    const work = tempDir();
+    await fc.assert(
+      fc.asyncProperty(scenario, async (sc) => {
+        const cert = join(work, 'ca.pem');
+        const key = join(work, 'ca-key.pem');
+        writeFileSync(cert, sc.target === 'cert' ? mutate(originals.cert, sc.edits) : originals.cert);
+        if (sc.target === 'random') writeFileSync(cert, sc.text);
+        writeFileSync(
+          key,
+          sc.target === 'key'
+            ? mutate(originals.key, sc.edits)
+            : sc.target === 'sealed'
+              ? mutate(originals.sealed, sc.edits)
+              : originals.key,
+        );
+        const certFile = sc.target === 'sealed' ? sealed.files.cert : cert;
+        try {
+          const ca = await loadCa({ cert: certFile, key }, sc.target === 'sealed' ? 'pw' : undefined);
+          // Whatever loads must still be able to sign a verifiable leaf.
+          const leaf = await issueCertificate(ca, { names: ['localhost'] });
+          expect(
+            new X509Certificate(leaf.certPem).verify(new X509Certificate(ca.cert.toString('pem')).publicKey),
+          ).toBe(true);
+        } catch (err) {
+          expect(err).toBeInstanceOf(EnsealError);
+          expect(allowed).toContain((err as EnsealError).code);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
