@@ -161,6 +161,10 @@ class BatchJob {
   #idType = '';
   #guardType = '';
   #failed = false;
+  /** Id ranges where SKIP LOCKED left rows behind, for the sweep. */
+  readonly #gaps: Range[] = [];
+  /** Whether partitions had committed batches in an earlier run (whose skipped rows are unknown). */
+  #resumed = false;
   #progress: BatchProgress = {
     scanned: 0,
     changed: 0,
@@ -223,6 +227,7 @@ class BatchJob {
       .map((_, i) => partitionKey(spec.job, i))
       .concat(partitionKey(spec.job, plan.bounds.length));
     const states = await this.#partitionStates(keys);
+    this.#resumed = states.size > 0;
     const outcomes = await Promise.allSettled(
       keys.map(async (key, i) => {
         const state = states.get(key) ?? { after: null, done: false };
@@ -320,8 +325,14 @@ class BatchJob {
       const step = await this.#db.transaction(async (tx) => {
         const rows = await this.#selectBatch(tx, after, range.upTo, skipLocked);
         const last = rows.length === 0 ? after : String(rows[rows.length - 1]!.id);
-        // A short batch ends the range, unless rows were skipped as locked (the sweep gets those).
+        // A short batch ends the range (SKIP LOCKED still fills a batch past locked rows).
         const done = rows.length < batchSize;
+        if (skipLocked && !dryRun) {
+          // Rows of the paged range that SKIP LOCKED left out make the count exceed the batch (the batch's own
+          // rows are locked, so none can vanish); that range goes to the sweep.
+          const paged: Range = { after, upTo: done ? range.upTo : last };
+          if ((await this.#countRange(tx, paged)) > rows.length) this.#gaps.push(paged);
+        }
         const outcome = rows.length === 0 ? { changes: [] } : await this.#spec.process(rows, dryRun);
         if (!dryRun) {
           await this.#write(tx, outcome.changes);
@@ -342,12 +353,8 @@ class BatchJob {
     }
   }
 
-  async #selectBatch(
-    tx: SqlExecutor,
-    after: string | null,
-    upTo: string | null,
-    skipLocked: boolean,
-  ): Promise<Record<string, unknown>[]> {
+  /** `WHERE id > after AND id <= upTo` (either side optional) and its parameters. */
+  #rangeWhere(after: string | null, upTo: string | null): { where: string; params: unknown[] } {
     const where: string[] = [];
     const params: unknown[] = [];
     if (after !== null) {
@@ -358,6 +365,22 @@ class BatchJob {
       params.push(upTo);
       where.push(`${this.#id} <= ${this.#p(params.length)}`);
     }
+    return { where: where.length > 0 ? ` WHERE ${where.join(' AND ')}` : '', params };
+  }
+
+  async #countRange(tx: SqlExecutor, range: Range): Promise<number> {
+    const { where, params } = this.#rangeWhere(range.after, range.upTo);
+    const rows = await tx.query(`SELECT count(*) AS n FROM ${this.#t}${where}`, params);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  async #selectBatch(
+    tx: SqlExecutor,
+    after: string | null,
+    upTo: string | null,
+    skipLocked: boolean,
+  ): Promise<Record<string, unknown>[]> {
+    const { where, params } = this.#rangeWhere(after, upTo);
     const lock =
       this.#db.dialect === 'postgres' && !this.#spec.dryRun
         ? skipLocked
@@ -365,8 +388,7 @@ class BatchJob {
           : ' FOR UPDATE'
         : '';
     return tx.query(
-      `SELECT ${this.#select} FROM ${this.#t}${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ` +
-        `ORDER BY ${this.#id} LIMIT ${this.#spec.batchSize}${lock}`,
+      `SELECT ${this.#select} FROM ${this.#t}${where} ORDER BY ${this.#id} LIMIT ${this.#spec.batchSize}${lock}`,
       params,
     );
   }
@@ -407,18 +429,21 @@ class BatchJob {
   async #sweep(): Promise<void> {
     const { batchSize, dryRun } = this.#spec;
     if (dryRun) return; // a dry run took no locks, so it skipped nothing
+    // After a resume, what the earlier run skipped is unknown: the whole table is swept.
+    const ranges = this.#resumed ? [{ after: null, upTo: null }] : this.#gaps;
     const pending: unknown[] = [];
-    let after: string | null = null;
-    for (;;) {
-      const params: unknown[] = after === null ? [] : [after];
-      const rows = await this.#db.query(
-        `SELECT ${this.#select} FROM ${this.#t}${after === null ? '' : ` WHERE ${this.#id} > $1`} ` +
-          `ORDER BY ${this.#id} LIMIT ${SWEEP_PAGE}`,
-        params,
-      );
-      for (const row of rows) if (this.#spec.pending(row)) pending.push(row.id);
-      if (rows.length < SWEEP_PAGE) break;
-      after = String(rows[rows.length - 1]!.id);
+    for (const range of ranges) {
+      let after = range.after;
+      for (;;) {
+        const { where, params } = this.#rangeWhere(after, range.upTo);
+        const rows = await this.#db.query(
+          `SELECT ${this.#select} FROM ${this.#t}${where} ORDER BY ${this.#id} LIMIT ${SWEEP_PAGE}`,
+          params,
+        );
+        for (const row of rows) if (this.#spec.pending(row)) pending.push(row.id);
+        if (rows.length < SWEEP_PAGE) break;
+        after = String(rows[rows.length - 1]!.id);
+      }
     }
     for (let i = 0; i < pending.length; i += batchSize) {
       const ids = pending.slice(i, i + batchSize);
