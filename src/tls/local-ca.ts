@@ -18,6 +18,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
+  Certificate,
   GeneralName as AsnGeneralName,
   GeneralSubtree,
   GeneralSubtrees,
@@ -422,9 +423,22 @@ export async function isCaKeySealed(keyFile: string): Promise<boolean> {
  * Parses and checks a CA certificate file: PEM, BasicConstraints CA, a supported key type, readable name
  * constraints. Any failure of the parser on a damaged file becomes ERR_MALFORMED.
  */
-function parseCaCertificate(text: string, file: string): { cert: x509.X509Certificate; keyType: CaKeyType } {
+async function parseCaCertificate(
+  text: string,
+  file: string,
+): Promise<{ cert: x509.X509Certificate; keyType: CaKeyType }> {
   try {
     const cert = new x509.X509Certificate(text);
+    // The parser is lenient; re-encoding must give the same bytes (strict DER), and the self-signature must
+    // hold, so a damaged or edited CA certificate (say, with its name constraints removed) is refused.
+    const der = new Uint8Array(cert.rawData);
+    const again = new Uint8Array(AsnConvert.serialize(AsnConvert.parse(der, Certificate)));
+    if (der.length !== again.length || der.some((b, i) => b !== again[i])) {
+      throw new EnsealError(ErrorCode.MALFORMED, `${file} is not DER-encoded`);
+    }
+    if (!(await cert.verify({ publicKey: cert.publicKey, signatureOnly: true }))) {
+      throw new EnsealError(ErrorCode.MALFORMED, `${file} has an invalid self-signature`);
+    }
     if (cert.getExtension(x509.BasicConstraintsExtension)?.ca !== true) {
       throw new EnsealError(ErrorCode.MALFORMED, `${file} is not a CA certificate`);
     }
@@ -441,7 +455,7 @@ function parseCaCertificate(text: string, file: string): { cert: x509.X509Certif
 export async function loadCa(files: CaFiles, passphrase?: string | Uint8Array): Promise<LocalCa> {
   x509.cryptoProvider.set(globalThis.crypto);
   const certText = await readTextFile(files.cert, 'CA certificate');
-  const { cert, keyType } = parseCaCertificate(certText, files.cert);
+  const { cert, keyType } = await parseCaCertificate(certText, files.cert);
   let keyText = await readTextFile(files.key, 'CA key');
   if (!keyText.startsWith('-----BEGIN')) {
     if (passphrase === undefined) {

@@ -152,6 +152,28 @@ describe('local CA certificate', () => {
     const code = await asyncCodeOf(loadCa({ cert: join(a, 'ca.pem'), key: join(b, 'ca-key.pem') }));
     expect(code).toBe('ERR_MALFORMED');
     expect(await asyncCodeOf(openLocalCa(tempDir()))).toBe('ERR_IO');
+    // An edited CA certificate (a permitted name widened from "test" to "tesu") fails its self-signature.
+    const c = tempDir();
+    const { files } = await initLocalCa(c, { permit: ['.test'] });
+    const pem = readFileSync(files.cert, 'utf8');
+    const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const at = der.indexOf(Buffer.from('test'));
+    expect(at).toBeGreaterThan(0);
+    der[at + 3] = 'u'.charCodeAt(0);
+    writeFileSync(
+      files.cert,
+      `-----BEGIN CERTIFICATE-----\n${der.toString('base64')}\n-----END CERTIFICATE-----\n`,
+    );
+    expect(await asyncCodeOf(openLocalCa(c))).toBe('ERR_MALFORMED');
+    // A leaf is not a CA.
+    const leafDir = tempDir();
+    const leafCa = await initLocalCa(leafDir);
+    const leaf = await issueCertificate(leafCa.ca, { names: ['localhost'] });
+    writeFileSync(join(leafDir, 'leaf.pem'), leaf.certPem);
+    writeFileSync(join(leafDir, 'leaf-key.pem'), leaf.keyPem);
+    expect(
+      await asyncCodeOf(loadCa({ cert: join(leafDir, 'leaf.pem'), key: join(leafDir, 'leaf-key.pem') })),
+    ).toBe('ERR_MALFORMED');
   });
 });
 
