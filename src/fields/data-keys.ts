@@ -94,6 +94,8 @@ interface CachedKey {
 }
 
 const MAX_USES_LIMIT = 2 ** 24;
+/** Encryption keys held at once (a bulk `ready(values)` may ask for several). */
+const MAX_KEYS = 1000;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, max: number): number {
   const v = value ?? fallback;
@@ -127,8 +129,8 @@ export class DataKeyCache {
   readonly #maxAge: number;
   readonly #maxEntries: number;
   readonly #now: () => number;
-  #current: EncryptionKey | undefined;
-  #next: EncryptionKey | undefined;
+  /** Encryption keys, oldest first: the first encrypts, the rest are prefetched. */
+  #keys: EncryptionKey[] = [];
   #refill: Promise<void> | undefined;
   #lastFailure: EnsealError | undefined;
   /** Insertion order doubles as recency: a hit moves its entry to the end. */
@@ -165,11 +167,17 @@ export class DataKeyCache {
     }
   }
 
-  /** Fetches keys until a current and a next key are available; rejects with the server's error otherwise. */
-  async ready(): Promise<void> {
+  /**
+   * Fetches keys until a current and a prefetched next key are cached, and, with `values`, until the cached
+   * keys can encrypt at least that many values (for a bulk insert made synchronously). Rejects with the
+   * server's error when it cannot.
+   */
+  async ready(values = 0): Promise<void> {
     this.#open();
-    await this.#topUp();
-    if (this.#usable(this.#current) === undefined && this.#usable(this.#next) === undefined)
+    if (!Number.isInteger(values) || values < 0 || values > MAX_KEYS * this.#maxUses)
+      throw invalidArgument('values', `must be an integer 0-${MAX_KEYS * this.#maxUses}`);
+    await this.#topUp(values);
+    if (this.#available() < Math.max(values, 1))
       throw this.#lastFailure ?? unavailable('no data key is available');
   }
 
@@ -179,15 +187,10 @@ export class DataKeyCache {
    */
   take(): { key: Uint8Array; wrapped: string } {
     this.#open();
-    let k = this.#usable(this.#current);
-    if (k === undefined) {
-      this.#retire(this.#current);
-      this.#current = this.#usable(this.#next);
-      if (this.#current === undefined) this.#retire(this.#next);
-      this.#next = undefined;
-      k = this.#current;
-      void this.#topUp().catch(() => undefined);
-    }
+    this.#dropUnusable();
+    const k = this.#keys[0];
+    // The current key was used up or aged out and the prefetched one took over: fetch the next one now.
+    if (this.#keys.length < 2) void this.#topUp().catch(() => undefined);
     if (k === undefined) {
       const why = this.#lastFailure === undefined ? '' : ` (last server error: ${this.#lastFailure.code})`;
       throw unavailable(
@@ -271,9 +274,8 @@ export class DataKeyCache {
   async refresh(): Promise<void> {
     this.#open();
     await this.#refill?.catch(() => undefined);
-    this.#retire(this.#current);
-    this.#retire(this.#next);
-    this.#current = this.#next = undefined;
+    for (const k of this.#keys) this.#retire(k);
+    this.#keys = [];
     await this.ready();
   }
 
@@ -285,9 +287,8 @@ export class DataKeyCache {
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
-    this.#retire(this.#current);
-    this.#retire(this.#next);
-    this.#current = this.#next = undefined;
+    for (const k of this.#keys) this.#retire(k);
+    this.#keys = [];
     for (const e of this.#cache.values()) wipe(e.key);
     this.#cache.clear();
   }
@@ -312,29 +313,47 @@ export class DataKeyCache {
     wipe(k.key);
   }
 
-  /** Drops unusable keys and fetches until both the current and the next key are usable. */
-  #topUp(): Promise<void> {
-    if (this.#refill !== undefined) return this.#refill;
+  /** Retires (zeroes) the encryption keys that reached their use or age limit. */
+  #dropUnusable(): void {
+    this.#keys = this.#keys.filter((k) => {
+      if (this.#usable(k) !== undefined) return true;
+      this.#retire(k);
+      return false;
+    });
+  }
+
+  /** Values the cached encryption keys may still encrypt. */
+  #available(): number {
+    this.#dropUnusable();
+    return this.#keys.reduce((n, k) => n + (this.#maxUses - k.uses), 0);
+  }
+
+  /**
+   * Fetches keys until two are cached, the newest is less than half its lifetime old (so that a timer
+   * running every quarter lifetime always leaves a usable key), and `values` uses are available.
+   */
+  #topUp(values = 0): Promise<void> {
+    if (this.#refill !== undefined) {
+      // One refill at a time; a caller wanting more uses waits for it, then asks again.
+      return this.#refill.then(() => (values > 0 ? this.#topUp(values) : undefined));
+    }
+    const short = () => {
+      const newest = this.#keys[this.#keys.length - 1];
+      return (
+        this.#available() < values ||
+        this.#keys.length < 2 ||
+        newest === undefined ||
+        this.#now() - newest.born >= this.#maxAge / 2
+      );
+    };
     const run = async () => {
-      for (let i = 0; i < 2 && !this.#closed; i++) {
-        if (this.#usable(this.#current) === undefined) {
-          this.#retire(this.#current);
-          this.#current = this.#usable(this.#next);
-          if (this.#current === undefined) this.#retire(this.#next);
-          this.#next = undefined;
-        }
-        if (this.#current !== undefined && this.#usable(this.#next) !== undefined) return;
-        if (this.#next !== undefined && this.#usable(this.#next) === undefined) {
-          this.#retire(this.#next);
-          this.#next = undefined;
-        }
+      while (!this.#closed && short() && this.#keys.length < MAX_KEYS) {
         const fresh = await this.#generate();
         if (this.#closed) {
           wipe(fresh.key);
           return;
         }
-        if (this.#current === undefined) this.#current = fresh;
-        else this.#next = fresh;
+        this.#keys.push(fresh);
       }
     };
     this.#refill = run().finally(() => {

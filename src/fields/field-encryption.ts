@@ -325,10 +325,11 @@ export class FieldEncryption {
   /**
    * With `dataKeys`: fetches the current and the next data key from the server, so that synchronous
    * encryption (encryptRow, the Kysely plugin, Drizzle columns) can proceed. Rejects with the server's
-   * error when it cannot. Without `dataKeys` it does nothing.
+   * error when it cannot. Without `dataKeys` it does nothing. With `values`, keeps keys for at least that
+   * many values (a bulk insert encrypts synchronously and cannot wait for the server in the middle).
    */
-  async ready(): Promise<void> {
-    await this.#dataKeys?.ready();
+  async ready(values?: number): Promise<void> {
+    await this.#dataKeys?.ready(values);
   }
 
   /** The data-key cache given as `dataKeys`, for its counters (`stats()`), `refresh()` and `close()`. */
