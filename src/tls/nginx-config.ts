@@ -10,6 +10,9 @@
  */
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
 import { parseSanName } from './local-ca.js';
+// @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
 import type { TlsProfileName } from './profiles.js';
 
 /** A version triple parsed from `x.y.z`. */
@@ -305,4 +308,63 @@ export function wrapInHttpBlock(config: string): string {
     .map((l) => (l === '' ? '' : `    ${l}`))
     .join('\n');
   return `http {\n${body}}\n`;
+}
+
+/** True when DNS name `host` is covered by SAN `san` (exact, or a `*.` wildcard for exactly one label). */
+function covers(san: string, host: string): boolean {
+  if (san === host) return true;
+  if (!san.startsWith('*.')) return false;
+  const dot = host.indexOf('.');
+  return dot > 0 && host.slice(dot + 1) === san.slice(2);
+}
+
+/**
+ * Advice about the certificate a config will serve, against the profile's rules: key type (modern wants
+ * ECDSA), RSA size, lifetime (Mozilla: at most 90 days for modern, 366 for intermediate; 90 recommended),
+ * expiry, and whether every domain is covered. Returns human-readable warnings; an unreadable PEM gives one
+ * warning rather than an error, since the file may be meant for another machine.
+ */
+export function certificateAdvice(
+  pem: string,
+  options: { profile: TlsProfileName; domains: readonly string[]; now?: Date },
+): string[] {
+  let cert: x509.X509Certificate;
+  try {
+    const first = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/.exec(pem);
+    if (first === null) return ['the certificate file holds no PEM certificate'];
+    cert = new x509.X509Certificate(first[0]);
+  } catch {
+    return ['the certificate file could not be parsed'];
+  }
+  const warnings: string[] = [];
+  const alg = cert.publicKey.algorithm as { name: string; modulusLength?: number; namedCurve?: string };
+  const rsa = alg.name.startsWith('RSA');
+  if (rsa && options.profile === 'modern') {
+    warnings.push('the modern profile expects an ECDSA (P-256 or P-384) certificate; this one is RSA');
+  }
+  if (rsa && (alg.modulusLength ?? 0) < 2048) {
+    warnings.push(`RSA-${alg.modulusLength ?? '?'} is too small; use ECDSA P-256 or RSA 2048 or larger`);
+  }
+  const days = Math.round((cert.notAfter.getTime() - cert.notBefore.getTime()) / 86_400_000);
+  const max = options.profile === 'modern' ? 90 : 366;
+  if (days > max) {
+    warnings.push(
+      `the certificate is valid for ${days} days; the ${options.profile} profile allows ${max} (90 recommended)`,
+    );
+  }
+  const now = options.now ?? new Date();
+  if (cert.notAfter.getTime() < now.getTime())
+    warnings.push(`the certificate expired on ${cert.notAfter.toISOString()}`);
+  let sans: string[] = [];
+  try {
+    const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
+    sans = (ext?.names.items ?? []).filter((n) => n.type === 'dns').map((n) => n.value.toLowerCase());
+  } catch {
+    sans = [];
+  }
+  const uncovered = options.domains.filter(
+    (d) => !d.startsWith('*.') && !sans.some((s) => covers(s, d.toLowerCase())),
+  );
+  if (uncovered.length > 0) warnings.push(`the certificate does not cover ${uncovered.join(', ')}`);
+  return warnings;
 }

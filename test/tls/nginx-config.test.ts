@@ -4,7 +4,7 @@
  * cipher, HTTP/2, HSTS, the 308 redirect), and a property test that no input can inject a directive.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -14,13 +14,15 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnsealError } from '../../src/crypto/index.js';
 import {
+  certificateAdvice,
   generateNginxConfig,
   parseVersion,
   wrapInHttpBlock,
   type NginxConfigOptions,
 } from '../../src/tls/nginx-config.js';
-import { initLocalCa, issueCertificate, saveIssued } from '../../src/tls/local-ca.js';
+import { createCa, initLocalCa, issueCertificate, saveIssued } from '../../src/tls/local-ca.js';
 import { codeOf } from '../helpers/errors.js';
+import { tlsFixtures } from '../helpers/tls-certs.js';
 import { nginxPeer, nginxTest, startNginx, type RunningNginx } from '../helpers/nginx.js';
 
 const nginx = nginxPeer();
@@ -170,6 +172,48 @@ describe('generated text', () => {
     for (const [over, code] of cases) {
       expect({ over, code: codeOf(() => generateNginxConfig(base(over))) }).toEqual({ over, code });
     }
+  });
+});
+
+describe('certificate advice', () => {
+  it('checks key type, size, lifetime, expiry and domain coverage against the profile', async () => {
+    const f = await tlsFixtures();
+    const read = (file: string) => readFileSync(file, 'utf8');
+    const ca = await createCa();
+    const ok = await issueCertificate(ca, { names: ['localhost', '*.app.test'] });
+    const domains = ['localhost', 'x.app.test'];
+    expect(certificateAdvice(ok.chainPem, { profile: 'modern', domains })).toEqual([]);
+    expect(certificateAdvice(ok.chainPem, { profile: 'intermediate', domains: ['a.b.app.test'] })).toEqual([
+      'the certificate does not cover a.b.app.test',
+    ]);
+    const long = await issueCertificate(ca, { names: ['localhost'], days: 400 });
+    expect(certificateAdvice(long.certPem, { profile: 'intermediate', domains: ['localhost'] })).toEqual([
+      'the certificate is valid for 400 days; the intermediate profile allows 366 (90 recommended)',
+    ]);
+    expect(certificateAdvice(read(f.goodRsa.cert), { profile: 'modern', domains: ['localhost'] })).toContain(
+      'the modern profile expects an ECDSA (P-256 or P-384) certificate; this one is RSA',
+    );
+    expect(
+      certificateAdvice(read(f.goodRsa.cert), { profile: 'intermediate', domains: ['localhost'] }),
+    ).toEqual([]);
+    expect(
+      certificateAdvice(read(f.rsa1024.cert), { profile: 'intermediate', domains: ['localhost'] }),
+    ).toContain('RSA-1024 is too small; use ECDSA P-256 or RSA 2048 or larger');
+    expect(
+      certificateAdvice(read(f.expired.cert), { profile: 'intermediate', domains: ['localhost'] })[0],
+    ).toMatch(/^the certificate expired on /);
+    expect(
+      certificateAdvice(read(f.wrongName.cert), { profile: 'intermediate', domains: ['localhost'] }),
+    ).toEqual(['the certificate does not cover localhost']);
+    expect(certificateAdvice('junk', { profile: 'modern', domains: ['localhost'] })).toEqual([
+      'the certificate file holds no PEM certificate',
+    ]);
+    expect(
+      certificateAdvice('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----', {
+        profile: 'modern',
+        domains: ['localhost'],
+      }),
+    ).toEqual(['the certificate file could not be parsed']);
   });
 });
 
