@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { exportJWK, importJWK, type JWK } from 'jose';
 import { EnsealError, ErrorCode, utf8Decode } from '../crypto/index.js';
 import { openWithPassphrase, sealWithPassphrase, type PassphraseSealOptions } from '../formats/index.js';
-import { AcmeClient, type AcmeClientOptions } from './acme-client.js';
+import { AcmeClient, type AcmeClientOptions, type ExternalAccountBinding } from './acme-client.js';
 import { writeFileAtomic } from './certificate-files.js';
 
 const KEY_FILE = 'account-key.enseal';
@@ -95,6 +95,8 @@ export interface OpenAccountOptions extends AccountKeyOptions, Omit<AcmeClientOp
   readonly termsOfServiceAgreed: boolean;
   /** Contact URLs, for example `mailto:ops@example.com`. */
   readonly contact?: readonly string[];
+  /** External account binding, for CAs that require it (ZeroSSL, Google Trust Services, some private CAs). */
+  readonly externalAccountBinding?: ExternalAccountBinding;
 }
 
 /**
@@ -110,6 +112,7 @@ export async function openAcmeAccount(options: OpenAccountOptions): Promise<Acme
   const url = await client.register({
     termsOfServiceAgreed: options.termsOfServiceAgreed,
     ...(options.contact ? { contact: options.contact } : {}),
+    ...(options.externalAccountBinding ? { externalAccountBinding: options.externalAccountBinding } : {}),
   });
   if (accounts[options.directoryUrl] === url) return client;
   await writeFileAtomic(

@@ -60,6 +60,14 @@ interface HttpResponse {
   readonly body: Buffer;
 }
 
+/** External account binding credentials (RFC 8555 §7.3.4), as a CA hands them out. */
+export interface ExternalAccountBinding {
+  /** The key identifier the CA gave. */
+  readonly kid: string;
+  /** The MAC key (the CA shows it base64url-encoded; decode it first). */
+  readonly hmacKey: Uint8Array;
+}
+
 /** Counters a caller (or a test) can read: how often the server rejected a nonce and we retried. */
 export interface AcmeClientStats {
   badNonceRetries: number;
@@ -231,15 +239,33 @@ export class AcmeClient {
 
   /**
    * newAccount (§7.3): creates the account, or finds the existing one for this key (the server answers 200
-   * with its URL). Agreeing to the terms of service is the caller's decision.
+   * with its URL). Agreeing to the terms of service is the caller's decision. Some CAs require the new account
+   * to be bound to an account with them (§7.3.4): the account's public key, signed with HS256 under the MAC
+   * key the CA handed out.
    */
-  async register(options: { termsOfServiceAgreed: boolean; contact?: readonly string[] }): Promise<string> {
+  async register(options: {
+    termsOfServiceAgreed: boolean;
+    contact?: readonly string[];
+    externalAccountBinding?: ExternalAccountBinding;
+  }): Promise<string> {
     const dir = await this.directory();
+    const eab = options.externalAccountBinding;
+    if (dir.externalAccountRequired && !eab)
+      throw invalidArgument(
+        'external account binding',
+        'is required by this ACME server (--eab-kid and --eab-hmac-key-file, from your CA account)',
+      );
+    const binding = eab
+      ? await new FlattenedSign(utf8Encode(JSON.stringify(await this.#publicJwk())))
+          .setProtectedHeader({ alg: 'HS256', kid: eab.kid, url: dir.newAccount })
+          .sign(eab.hmacKey)
+      : undefined;
     const { res } = await this.#postJson(
       dir.newAccount,
       {
         termsOfServiceAgreed: options.termsOfServiceAgreed,
         ...(options.contact ? { contact: options.contact } : {}),
+        ...(binding ? { externalAccountBinding: binding } : {}),
       },
       { useJwk: true },
     );

@@ -41,6 +41,8 @@ export interface AcmeDirectory {
   readonly termsOfService?: string;
   /** Certificate profiles the server offers (name → description), when it advertises any. */
   readonly profiles?: Readonly<Record<string, string>>;
+  /** New accounts must be bound to an account at the CA (external account binding, RFC 8555 §7.3.4). */
+  readonly externalAccountRequired: boolean;
 }
 
 export type AcmeStatus =
@@ -188,6 +190,7 @@ export function parseDirectory(value: unknown): AcmeDirectory {
     ...(renewalInfo ? { renewalInfo } : {}),
     ...(termsOfService !== undefined ? { termsOfService } : {}),
     ...(profiles ? { profiles } : {}),
+    externalAccountRequired: meta.externalAccountRequired === true,
   };
 }
 

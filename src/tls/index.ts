@@ -33,7 +33,13 @@ export {
   type SanName,
   type PermittedName,
 } from './local-ca.js';
-export { AcmeClient, dns01TxtValue, type AcmeClientOptions, type AcmeClientStats } from './acme-client.js';
+export {
+  AcmeClient,
+  dns01TxtValue,
+  type AcmeClientOptions,
+  type AcmeClientStats,
+  type ExternalAccountBinding,
+} from './acme-client.js';
 export {
   AcmeProblemError,
   parseAuthorization,
@@ -99,6 +105,7 @@ export {
 } from './renewal.js';
 export {
   generateNginxConfig,
+  certificateAdvice,
   wrapInHttpBlock,
   parseVersion,
   versionAtLeast,

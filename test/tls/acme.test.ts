@@ -236,3 +236,43 @@ describe.skipIf(!available)('ACME badNonce handling', () => {
     }
   }, 30_000);
 });
+
+describe.skipIf(!available)('ACME external account binding', () => {
+  it('binds a new account with HS256 under the CA-issued MAC key, and refuses without it', async () => {
+    const hmacKey = globalThis.crypto.getRandomValues(new Uint8Array(48));
+    const eabPebble = await startPebble({
+      eab: { kid: 'kid-enseal', hmacKeyB64u: Buffer.from(hmacKey).toString('base64url') },
+    });
+    try {
+      const base = {
+        passphrase: 'p',
+        params: LOW_COST,
+        directoryUrl: eabPebble.directoryUrl,
+        ca: eabPebble.listenerCa,
+        termsOfServiceAgreed: true,
+      };
+      await expect(openAcmeAccount({ ...base, dir: tempDir() })).rejects.toMatchObject({
+        code: 'ERR_INVALID_ARGUMENT',
+        message: expect.stringContaining('external account binding'),
+      });
+      const wrong = globalThis.crypto.getRandomValues(new Uint8Array(48));
+      await expect(
+        openAcmeAccount({
+          ...base,
+          dir: tempDir(),
+          externalAccountBinding: { kid: 'kid-enseal', hmacKey: wrong },
+        }),
+      ).rejects.toMatchObject({ code: 'ERR_ACME_FAILED' });
+      const c = await openAcmeAccount({
+        ...base,
+        dir: tempDir(),
+        externalAccountBinding: { kid: 'kid-enseal', hmacKey },
+      });
+      const solver = dns01Hook({ command: dnsHookCommand(eabPebble) });
+      const issued = await issueAcmeCertificate({ client: c, domains: ['eab.enseal.test'], solver });
+      expect(certificateInfo(issued.chainPem).dnsNames).toEqual(['eab.enseal.test']);
+    } finally {
+      await eabPebble.stop();
+    }
+  }, 30_000);
+});

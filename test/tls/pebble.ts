@@ -97,8 +97,13 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Starts challtestsrv and Pebble. `nonceReject` is the percentage of good nonces Pebble rejects (default 0). */
-export async function startPebble(options: { nonceReject?: number } = {}): Promise<Pebble> {
+/**
+ * Starts challtestsrv and Pebble. `nonceReject` is the percentage of good nonces Pebble rejects (default 0);
+ * with `eab`, new accounts need that external account binding.
+ */
+export async function startPebble(
+  options: { nonceReject?: number; eab?: { kid: string; hmacKeyB64u: string } } = {},
+): Promise<Pebble> {
   const dir = tempDir();
   const tls = await ensureDevCertificates(join(dir, 'listener'));
   const ports: number[] = [];
@@ -163,7 +168,8 @@ export async function startPebble(options: { nonceReject?: number } = {}): Promi
         httpPort,
         tlsPort,
         ocspResponderURL: '',
-        externalAccountBindingRequired: false,
+        externalAccountBindingRequired: options.eab !== undefined,
+        ...(options.eab ? { externalAccountMACKeys: { [options.eab.kid]: options.eab.hmacKeyB64u } } : {}),
       },
     }),
   );

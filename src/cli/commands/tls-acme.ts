@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { EnsealError, ErrorCode, invalidArgument } from '../../crypto/index.js';
+import { EnsealError, ErrorCode, base64UrlDecode, invalidArgument } from '../../crypto/index.js';
 import {
   dns01Hook,
   http01Responder,
@@ -21,6 +21,7 @@ import {
   type CertificateInfo,
   type CertificateKeyType,
   type ChallengeSolver,
+  type ExternalAccountBinding,
   type RenewResult,
 } from '../../tls/index.js';
 import { collect, readSecretFile } from '../input.js';
@@ -43,6 +44,8 @@ interface AcmeFlags {
   passphraseFile?: string;
   email?: string[];
   agreeTos?: boolean;
+  eabKid?: string;
+  eabHmacKeyFile?: string;
   keyType: string;
   profile?: string;
   renewFraction?: string;
@@ -76,6 +79,20 @@ async function passphrase(flags: AcmeFlags): Promise<string> {
   const env = process.env.ENSEAL_ACME_PASSPHRASE;
   if (env) return env;
   return promptPassphrase(false);
+}
+
+/** EAB credentials from --eab-kid and --eab-hmac-key-file (or ENSEAL_ACME_EAB_HMAC_KEY), base64url as CAs show them. */
+function externalAccountBinding(flags: AcmeFlags): ExternalAccountBinding | undefined {
+  const keyText = flags.eabHmacKeyFile
+    ? readSecretFile(flags.eabHmacKeyFile, 'EAB HMAC key').trim()
+    : process.env.ENSEAL_ACME_EAB_HMAC_KEY?.trim();
+  if (!flags.eabKid && !keyText) return undefined;
+  if (!flags.eabKid || !keyText)
+    throw invalidArgument(
+      '--eab-kid and --eab-hmac-key-file',
+      'go together (both come from your CA account)',
+    );
+  return { kid: flags.eabKid, hmacKey: base64UrlDecode(keyText.replace(/=+$/, ''), 'EAB HMAC key') };
 }
 
 /** The responder for --challenge, opened only for the run. */
@@ -132,6 +149,7 @@ async function run(flags: AcmeFlags, mode: 'issue' | 'renew'): Promise<void> {
     if (!flags.json) process.stderr.write(`enseal: acme: ${line}\n`);
   };
   const ca = flags.caFile ? readFileSync(flags.caFile) : undefined;
+  const eab = externalAccountBinding(flags);
   const client = await openAcmeAccount({
     dir: flags.accountDir ?? defaultAccountDir(),
     passphrase: await passphrase(flags),
@@ -139,6 +157,7 @@ async function run(flags: AcmeFlags, mode: 'issue' | 'renew'): Promise<void> {
     ...(ca ? { ca } : {}),
     termsOfServiceAgreed: flags.agreeTos === true,
     ...(flags.email ? { contact: flags.email.map((e) => `mailto:${e}`) } : {}),
+    ...(eab ? { externalAccountBinding: eab } : {}),
     timeoutMs: 30_000,
     pollTimeoutMs: seconds('--timeout', flags.timeout, 3600),
   });
@@ -210,6 +229,11 @@ function addOptions(cmd: Command): Command {
     .option('--passphrase-file <file>', 'account key passphrase (else ENSEAL_ACME_PASSPHRASE, else prompt)')
     .option('--email <address>', 'account contact (repeatable)', collect)
     .option('--agree-tos', "agree to the ACME server's terms of service (needed for a new account)")
+    .option('--eab-kid <kid>', 'external account binding key id, for CAs that require it')
+    .option(
+      '--eab-hmac-key-file <file>',
+      'external account binding MAC key, base64url (else ENSEAL_ACME_EAB_HMAC_KEY)',
+    )
     .option('--key-type <type>', 'certificate key: ec-p256 or ec-p384', 'ec-p256')
     .option('--profile <name>', 'certificate profile, when the server offers profiles')
     .option('--timeout <seconds>', 'longest wait for validation or issuance', '300')
