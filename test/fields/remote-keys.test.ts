@@ -7,6 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import Database from 'better-sqlite3';
+import { sql as drizzleSql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/better-sqlite3';
+import { integer, sqliteTable } from 'drizzle-orm/sqlite-core';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +24,7 @@ import {
   type EncryptedSchema,
   type TransitDataKeyClient,
 } from '../../src/fields/index.js';
+import { encryptedTextSqlite } from '../../src/fields/drizzle.js';
 import { EnsealKyselyPlugin } from '../../src/fields/kysely.js';
 import { parseRemoteValue } from '../../src/fields/remote-value.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
@@ -363,6 +367,60 @@ describe('data-key cache limits', () => {
     );
     await fields.warm(values);
     expect(fields.decryptValue('people', 'name', values[0], 1)).toBe('v1');
+  });
+});
+
+describe('Drizzle columns with remote data keys', () => {
+  it('write after ready(); a fresh process reads only what it warmed, else a typed error', async () => {
+    const notesSchema: EncryptedSchema = { notes: { columns: { body: { type: 'string' } } } };
+    const make = () => {
+      const { wrapper } = counting();
+      const dataKeys = transitDataKeys(wrapper, KEY, { keepWarm: false });
+      caches.push(dataKeys);
+      return new FieldEncryption({ dataKeys, schema: notesSchema });
+    };
+    const sqlite = new Database(':memory:');
+    sqlite.exec('CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)');
+    const table = (f: FieldEncryption) =>
+      sqliteTable('notes', {
+        id: integer('id').primaryKey(),
+        body: encryptedTextSqlite<string>(f, 'notes', 'body'),
+      });
+    const writer = make();
+    const notes = table(writer);
+    const db = drizzle(sqlite);
+    expect(await codeOf(() => db.insert(notes).values({ id: 1, body: 'too early' }).run())).toBe(
+      'ERR_DATA_KEY_UNAVAILABLE',
+    );
+    await writer.ready();
+    db.insert(notes)
+      .values([
+        { id: 1, body: 'first' },
+        { id: 2, body: 'second' },
+      ])
+      .run();
+    expect(db.select().from(notes).all()).toEqual([
+      { id: 1, body: 'first' },
+      { id: 2, body: 'second' },
+    ]);
+    const reader = make();
+    const readerNotes = table(reader);
+    expect(await codeOf(() => db.select().from(readerNotes).all())).toBe('ERR_DATA_KEY_UNAVAILABLE');
+    // The stored text, selected through an SQL expression that bypasses the column type, warms the cache.
+    const stored = db
+      .select({ body: drizzleSql<string>`${readerNotes.body}` })
+      .from(readerNotes)
+      .all();
+    expect(stored.every((r) => r.body.startsWith('ensr1.'))).toBe(true);
+    await reader.warm(stored.map((r) => r.body));
+    expect(
+      db
+        .select()
+        .from(readerNotes)
+        .all()
+        .map((r) => r.body),
+    ).toEqual(['first', 'second']);
+    sqlite.close();
   });
 });
 
