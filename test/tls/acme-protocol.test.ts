@@ -395,5 +395,42 @@ describe('server responses are untrusted input (property tests)', () => {
         { numRuns: 60 },
       );
     });
+
+    it('refuses a response larger than 1 MiB', async () => {
+      next = { status: 200, type: 'application/json', body: `{"x":"${'a'.repeat(2 << 20)}"}` };
+      const key = (await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+        'sign',
+        'verify',
+      ])) as CryptoKeyPair;
+      const client = new AcmeClient({ directoryUrl: url, accountKey: key, ca });
+      await expect(client.directory()).rejects.toMatchObject({ code: 'ERR_MALFORMED' });
+    });
+
+    it('bounds polling: a Retry-After beyond the poll timeout ends the wait with a typed error', async () => {
+      const key = (await globalThis.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, [
+        'sign',
+        'verify',
+      ])) as CryptoKeyPair;
+      const client = new AcmeClient({ directoryUrl: url, accountKey: key, ca, pollTimeoutMs: 1000 });
+      let calls = 0;
+      const waited = client.poll(
+        'order',
+        async () => (calls++, { value: 'processing', retryAfterMs: 3_600_000 }),
+        (v) => v === 'valid',
+      );
+      await expect(waited).rejects.toMatchObject({
+        code: 'ERR_ACME_FAILED',
+        message: expect.stringContaining('did not complete'),
+      });
+      expect(calls).toBe(1);
+      // Short Retry-After values are followed until the value is final.
+      let n = 0;
+      const value = await client.poll(
+        'order',
+        async () => ({ value: ++n, retryAfterMs: 1 }),
+        (v) => v >= 3,
+      );
+      expect(value).toBe(3);
+    });
   });
 });
