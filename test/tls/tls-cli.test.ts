@@ -251,12 +251,48 @@ describe('enseal tls nginx', () => {
       const result = await nginxTest(readFileSync(file, 'utf8'));
       expect(result.output).toContain('test is successful');
     }
+    // The certificate is readable here, so it is checked: ECDSA and 90 days suit modern; one name is missing.
+    expect(printed.stderr).toBe('enseal: warning: the certificate does not cover www.localhost\n');
+    expect(
+      enseal([
+        'tls',
+        'ca',
+        'issue',
+        'localhost',
+        '--key-type',
+        'rsa-2048',
+        '--dir',
+        ca,
+        '--out',
+        join(dir, 'rsa'),
+      ]).status,
+    ).toBe(0);
+    const advised = enseal([
+      'tls',
+      'nginx',
+      '-d',
+      'localhost,other.example',
+      '--cert',
+      join(dir, 'rsa.pem'),
+      '--key',
+      join(dir, 'rsa-key.pem'),
+      '--nginx-version',
+      '1.22.1',
+      '--profile',
+      'modern',
+    ]);
+    expect(advised.status).toBe(0);
+    expect(advised.stderr).toContain(
+      'enseal: warning: the modern profile expects an ECDSA (P-256 or P-384) certificate; this one is RSA',
+    );
+    expect(advised.stderr).toContain('enseal: warning: the certificate does not cover other.example');
     const wrapped = enseal([...args, '--nginx-version', '1.22.1', '--http-block', '--json']);
     const parsed = json(wrapped);
     expect(parsed).toMatchObject({
       profile: 'intermediate',
       nginxVersion: '1.22.1',
       domains: ['localhost', 'www.localhost'],
+      warnings: ['the certificate does not cover www.localhost'],
     });
     expect(String(parsed.config).startsWith('http {\n')).toBe(true);
   });

@@ -4,11 +4,12 @@
  * the right listen syntax and session settings depend on it.
  */
 import { spawnSync } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { EnsealError, ErrorCode, invalidArgument } from '../../crypto/index.js';
 import {
+  certificateAdvice,
   generateNginxConfig,
   writeFileAtomic,
   wrapInHttpBlock,
@@ -118,6 +119,13 @@ export function registerTlsNginx(tls: Command): void {
         ...(o.root !== undefined ? { root: resolve(o.root) } : {}),
       };
       const generated = generateNginxConfig(options);
+      // The certificate may live on another machine; when it is readable here, check it against the profile.
+      const pem = await readFile(options.certificate, 'utf8').catch(() => undefined);
+      const warnings =
+        pem === undefined
+          ? []
+          : certificateAdvice(pem, { profile: options.profile, domains: options.domains });
+      if (!o.json) for (const w of warnings) process.stderr.write(`enseal: warning: ${w}\n`);
       const config = o.httpBlock ? wrapInHttpBlock(generated) : generated;
       if (o.output !== undefined) {
         const target = resolve(o.output);
@@ -137,6 +145,7 @@ export function registerTlsNginx(tls: Command): void {
             nginxVersion: options.nginxVersion,
             domains: options.domains,
             output: o.output !== undefined ? resolve(o.output) : null,
+            warnings,
             config,
           }) + '\n',
         );
