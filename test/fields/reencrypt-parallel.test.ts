@@ -216,6 +216,41 @@ describe('reencryptColumn with parallel workers (PostgreSQL)', () => {
     await pool.end();
   });
 
+  it('pages non-numeric ids (uuid) with two workers', async () => {
+    if (!server) return;
+    const url = await server.database('uuids');
+    const keyset = Keyset.generate({ purpose: 'encrypt' });
+    const fields = new FieldEncryption({
+      keyset,
+      schema: { tokens: { rowId: 'id', columns: { secret: { type: 'string' } } } },
+    });
+    const pool = new pg.Pool({ connectionString: url, max: 3 });
+    await pool.query('CREATE TABLE tokens (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), secret TEXT)');
+    const ids = (
+      await pool.query('INSERT INTO tokens (secret) SELECT NULL FROM generate_series(1, 700) RETURNING id')
+    ).rows.map((r) => r.id as string);
+    await pool.query(
+      'UPDATE tokens SET secret = v.s FROM unnest($1::uuid[], $2::text[]) AS v(id, s) WHERE tokens.id = v.id',
+      [ids, ids.map((id) => fields.encryptValue('tokens', 'secret', `t-${id}`, id))],
+    );
+    keyset.rotate();
+    const result = await reencryptColumn(fields, postgresExecutor(pool), {
+      table: 'tokens',
+      column: 'secret',
+      workers: 2,
+      batchSize: 100,
+    });
+    expect(result).toMatchObject({ scanned: 700, rewritten: 700 });
+    for (const r of (await pool.query('SELECT id, secret FROM tokens')).rows as {
+      id: string;
+      secret: string;
+    }[]) {
+      expect(fields.needsReencrypt(r.secret)).toBe(false);
+      expect(fields.decryptValue('tokens', 'secret', r.secret, r.id)).toBe(`t-${r.id}`);
+    }
+    await pool.end();
+  });
+
   it('refuses workers on SQLite and more workers than the executor has connections', async () => {
     const { fields } = setup();
     const db = new Database(join(tempDir(), 'w.db'));
