@@ -248,14 +248,16 @@ export class DataKeyCache {
           this.#stats.failures += 1;
           throw asTyped(err);
         }
-        if (keys.length !== missing.length) throw unavailable('the key server answered a batch partly');
+        const failed = keys.find((k) => !(k instanceof Uint8Array) || k.length !== 32);
+        if (failed !== undefined || keys.length !== missing.length) {
+          for (const k of keys) if (k instanceof Uint8Array) wipe(k);
+          this.#stats.failures += 1;
+          if (failed instanceof Error) throw asTyped(failed);
+          throw unavailable('the key server answered a batch with something other than 256-bit keys');
+        }
         keys.forEach((k, i) => {
-          if (k instanceof Error) {
-            this.#stats.failures += 1;
-            throw asTyped(k);
-          }
-          this.#store(missing[i]!, k);
-          out.set(missing[i]!, copy(k));
+          this.#store(missing[i]!, k as Uint8Array);
+          out.set(missing[i]!, copy(k as Uint8Array));
         });
       } else {
         for (const w of missing) out.set(w, copy(await this.#fetch(w)));
@@ -346,8 +348,10 @@ export class DataKeyCache {
         this.#now() - newest.born >= this.#maxAge / 2
       );
     };
+    // Bounded, so that a pathological clock or maxAgeMs cannot turn one refill into a flood of requests.
+    const rounds = Math.ceil(values / this.#maxUses) + 2;
     const run = async () => {
-      while (!this.#closed && short() && this.#keys.length < MAX_KEYS) {
+      for (let i = 0; i < rounds && !this.#closed && short() && this.#keys.length < MAX_KEYS; i++) {
         const fresh = await this.#generate();
         if (this.#closed) {
           wipe(fresh.key);

@@ -370,6 +370,32 @@ describe('data-key cache limits', () => {
   });
 });
 
+describe('tampered wrapped keys', () => {
+  it('a value whose wrapped key was altered fails the whole read with ERR_DECRYPT_FAILED (batch and single)', async () => {
+    const writer = remoteFields({ maxUses: 1 });
+    await writer.fields.ready(2);
+    const a = writer.fields.encryptValue('people', 'name', 'Ada', 1);
+    const b = writer.fields.encryptValue('people', 'name', 'Bob', 2);
+    const bytes = Buffer.from(a.slice('ensr1.'.length), 'base64url');
+    bytes[20]! ^= 0x40; // inside the wrapped key
+    const tampered = `ensr1.${bytes.toString('base64url')}`;
+    const reader = remoteFields();
+    expect(
+      await codeOf(
+        reader.fields.decryptRowsAsync('people', [
+          { id: 1, name: tampered },
+          { id: 2, name: b },
+        ]),
+      ),
+    ).toBe('ERR_DECRYPT_FAILED');
+    expect(reader.calls.decryptBatch).toBe(1);
+    expect(await codeOf(reader.fields.decryptValueAsync('people', 'name', tampered, 1))).toBe(
+      'ERR_DECRYPT_FAILED',
+    );
+    expect(await reader.fields.decryptValueAsync('people', 'name', b, 2)).toBe('Bob');
+  });
+});
+
 describe('Drizzle columns with remote data keys', () => {
   it('write after ready(); a fresh process reads only what it warmed, else a typed error', async () => {
     const notesSchema: EncryptedSchema = { notes: { columns: { body: { type: 'string' } } } };
