@@ -277,7 +277,7 @@ export function generateNginxConfig(options: NginxConfigOptions): string {
   }
   if (!versionAtLeast(c.nginx, '1.23.2')) {
     // Before 1.23.2 nginx never rotated ticket keys, so tickets would undermine forward secrecy.
-    line(0, '# nginx before 1.23.2 never rotates session ticket keys');
+    line(0, '# nginx before 1.23.2 keeps one ticket key until restart, which would undo forward secrecy');
     line(0, 'ssl_session_tickets off;');
   }
   if (c.ocsp !== undefined) {
