@@ -12,7 +12,7 @@ import { EnsealError, ErrorCode, base64UrlEncode, hexDecode, invalidArgument } f
 import type { AcmeClient } from './acme-client.js';
 import type { ChallengeSolver } from './acme-challenges.js';
 import type { RenewalInfo } from './acme-messages.js';
-import { issueAcmeCertificate, type CertificateKeyType } from './acme-order.js';
+import { issueAcmeCertificate, type AcmeIssuedCertificate, type CertificateKeyType } from './acme-order.js';
 import { readCertificateFile, writeCertificateFiles, type CertificateInfo } from './certificate-files.js';
 
 /** Fraction of the lifetime after which a certificate is renewed when the server gives no window. */
@@ -99,7 +99,11 @@ export function renewalDecision(
 export interface RenewOptions {
   readonly client: AcmeClient;
   readonly domains: readonly string[];
-  readonly solver: ChallengeSolver;
+  /**
+   * The challenge responder, or a function that opens one: then it is opened only when a certificate is
+   * actually due (a daily `renew` does not bind port 80 for nothing) and closed afterwards.
+   */
+  readonly solver: ChallengeSolver | (() => Promise<ChallengeSolver>);
   /** Where the chain and key live; both are replaced atomically when a new certificate is issued. */
   readonly files: { readonly cert: string; readonly key: string };
   readonly force?: boolean;
@@ -155,15 +159,21 @@ export async function renewIfDue(options: RenewOptions): Promise<RenewResult> {
   });
   if (!decision.due && previous) return { renewed: false, decision, info: previous, ari: ari !== undefined };
   options.onProgress?.(`renewing (${decision.reason})`);
-  const issued = await issueAcmeCertificate({
-    client: options.client,
-    domains: options.domains,
-    solver: options.solver,
-    ...(options.keyType ? { keyType: options.keyType } : {}),
-    ...(options.profile ? { profile: options.profile } : {}),
-    ...(ari && certId ? { replaces: certId } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  const opened = typeof options.solver === 'function' ? await options.solver() : undefined;
+  let issued: AcmeIssuedCertificate;
+  try {
+    issued = await issueAcmeCertificate({
+      client: options.client,
+      domains: options.domains,
+      solver: opened ?? (options.solver as ChallengeSolver),
+      ...(options.keyType ? { keyType: options.keyType } : {}),
+      ...(options.profile ? { profile: options.profile } : {}),
+      ...(ari && certId ? { replaces: certId } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  } finally {
+    await opened?.close();
+  }
   await writeCertificateFiles(options.files, issued.chainPem, issued.keyPem);
   return {
     renewed: true,

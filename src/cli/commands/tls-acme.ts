@@ -165,34 +165,35 @@ async function run(flags: AcmeFlags, mode: 'issue' | 'renew'): Promise<void> {
   const keyType = flags.keyType as CertificateKeyType;
   if (keyType !== 'ec-p256' && keyType !== 'ec-p384')
     throw invalidArgument('--key-type', 'must be ec-p256 or ec-p384');
-  const solver = await solverFor(flags);
+  const common = {
+    client,
+    domains,
+    keyType,
+    onProgress: say,
+    ...(flags.profile ? { profile: flags.profile } : {}),
+  };
   let result: RenewResult | { renewed: true; info: CertificateInfo; decision: { reason: string } };
-  try {
-    const common = {
-      client,
-      domains,
-      solver,
-      keyType,
-      onProgress: say,
-      ...(flags.profile ? { profile: flags.profile } : {}),
-    };
-    if (mode === 'issue') {
-      const issued = await issueAcmeCertificate(common);
+  if (mode === 'issue') {
+    const solver = await solverFor(flags);
+    try {
+      const issued = await issueAcmeCertificate({ ...common, solver });
       await writeCertificateFiles({ cert, key }, issued.chainPem, issued.keyPem);
       result = { renewed: true, info: issued.info, decision: { reason: 'issued' } };
-    } else {
-      const fraction = flags.renewFraction === undefined ? undefined : Number(flags.renewFraction);
-      if (fraction !== undefined && !(fraction > 0 && fraction <= 1))
-        throw invalidArgument('--renew-fraction', 'must be in (0, 1]');
-      result = await renewIfDue({
-        ...common,
-        files: { cert, key },
-        ...(flags.force ? { force: true } : {}),
-        ...(fraction !== undefined ? { fraction } : {}),
-      });
+    } finally {
+      await solver.close();
     }
-  } finally {
-    await solver.close();
+  } else {
+    const fraction = flags.renewFraction === undefined ? undefined : Number(flags.renewFraction);
+    if (fraction !== undefined && !(fraction > 0 && fraction <= 1))
+      throw invalidArgument('--renew-fraction', 'must be in (0, 1]');
+    // The responder opens only if a certificate is due: a daily run binds no port when there is nothing to do.
+    result = await renewIfDue({
+      ...common,
+      solver: () => solverFor(flags),
+      files: { cert, key },
+      ...(flags.force ? { force: true } : {}),
+      ...(fraction !== undefined ? { fraction } : {}),
+    });
   }
   const out = {
     renewed: result.renewed,
