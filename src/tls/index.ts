@@ -115,3 +115,33 @@ export {
   type NginxConfigOptions,
   type Version,
 } from './nginx-config.js';
+export {
+  auditTls,
+  parseTarget,
+  NOT_TESTED,
+  type AuditOptions,
+  type AuditReport,
+  type SuiteReport,
+} from './audit/audit.js';
+export {
+  rate,
+  meets,
+  parseGrade,
+  letterFor,
+  GRADE_ORDER,
+  type Cap,
+  type Grade,
+  type Letter,
+  type Rating,
+  type RatingInput,
+  type Warning,
+} from './audit/rating.js';
+export { parseHsts, HSTS_MIN_MAX_AGE, SECURITY_HEADERS, type Hsts } from './audit/http-checks.js';
+export { CIPHER_SUITES, suiteById, suiteHex, type CipherSuite } from './audit/cipher-suites.js';
+export {
+  decodeServerAnswer,
+  encodeClientHello,
+  type ServerAnswer,
+  type ServerHello,
+} from './audit/client-hello.js';
+export type { CertificateReport } from './audit/certificate-checks.js';

@@ -33,7 +33,7 @@ export interface AuditOptions {
   readonly serverName?: string;
   /** Per-connection timeout in milliseconds (default 5000). */
   readonly timeoutMs?: number;
-  /** Whole-audit deadline in milliseconds (default 60000). */
+  /** Whole-audit deadline in milliseconds (default 60000, or 12 timeouts when that is longer). */
   readonly deadlineMs?: number;
   /** Extra trust anchors (PEM strings) for a private CA. */
   readonly extraCa?: readonly string[];
@@ -189,6 +189,13 @@ interface HandshakeFindings {
   notes: string[];
 }
 
+const NODE_VERSION = {
+  'TLSv1.3': 'TLSv1.3',
+  'TLSv1.2': 'TLSv1.2',
+  'TLSv1.1': 'TLSv1.1',
+  'TLSv1.0': 'TLSv1',
+} as const;
+
 async function handshakes(
   target: ProbeTarget,
   scans: ProtocolScan[],
@@ -196,7 +203,9 @@ async function handshakes(
   checkedName: string,
 ): Promise<HandshakeFindings> {
   const supported = new Set(scans.filter((s) => s.supported).map((s) => s.protocol));
-  const best = supported.has('TLSv1.3') ? 'TLSv1.3' : supported.has('TLSv1.2') ? 'TLSv1.2' : undefined;
+  // The best protocol Node can speak, in Node's spelling; SSL-only servers get no handshake probes.
+  const best = (['TLSv1.3', 'TLSv1.2', 'TLSv1.1', 'TLSv1.0'] as const).find((p) => supported.has(p));
+  const nodeBest = best === undefined ? undefined : NODE_VERSION[best];
   const nodeCan = ['TLSv1.3', 'TLSv1.2', 'TLSv1.1', 'TLSv1.0'].some((p) => supported.has(p as ProtocolName));
   const notes: string[] = [];
   const dhe = scans
@@ -207,21 +216,21 @@ async function handshakes(
     () =>
       best === undefined
         ? Promise.resolve(undefined)
-        : nodeHandshake(target, { alpn: ['h2'], minVersion: best }),
+        : nodeHandshake(target, { alpn: ['h2'], minVersion: nodeBest! }),
     () =>
       best === undefined
         ? Promise.resolve(undefined)
-        : nodeHandshake(target, { alpn: ['http/1.1'], minVersion: best }),
+        : nodeHandshake(target, { alpn: ['http/1.1'], minVersion: nodeBest! }),
     () =>
       dhe === undefined || dhe.protocol === 'SSLv3'
         ? Promise.resolve(undefined)
         : nodeHandshake(target, {
-            minVersion: dhe.protocol.replace('.0', '') as 'TLSv1',
-            maxVersion: dhe.protocol.replace('.0', '') as 'TLSv1',
+            minVersion: NODE_VERSION[dhe.protocol as keyof typeof NODE_VERSION],
+            maxVersion: NODE_VERSION[dhe.protocol as keyof typeof NODE_VERSION],
             ciphers: 'kEDH:@SECLEVEL=0',
           }),
     ...PROBED_GROUPS.map(
-      (g) => () => (best === undefined ? Promise.resolve(undefined) : probeGroup(target, g, best)),
+      (g) => () => (best === undefined ? Promise.resolve(undefined) : probeGroup(target, g, nodeBest!)),
     ),
   ];
   const [main, h2, h11, dh, ...groupResults] = (await limited(limit, tasks)) as [
@@ -262,7 +271,7 @@ export async function auditTls(targetText: string, options: AuditOptions = {}): 
     serverName,
     ...(options.extraCa !== undefined ? { extraCa: options.extraCa } : {}),
   };
-  const deadlineMs = options.deadlineMs ?? 60_000;
+  const deadlineMs = options.deadlineMs ?? Math.max(60_000, 12 * timeoutMs);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(

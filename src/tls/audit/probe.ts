@@ -159,13 +159,13 @@ export interface GroupResult {
 }
 
 /**
- * Whether the server accepts `group`: a handshake offering only that group. Over TLS 1.2 only ECDHE suites
+ * Whether the server accepts `group`: a handshake offering only that group. Below TLS 1.3 only ECDHE suites
  * are offered, so a success proves the group was used.
  */
 export async function probeGroup(
   target: ProbeTarget,
   group: (typeof PROBED_GROUPS)[number],
-  bestProtocol: 'TLSv1.3' | 'TLSv1.2',
+  bestProtocol: 'TLSv1.3' | 'TLSv1.2' | 'TLSv1.1' | 'TLSv1',
 ): Promise<GroupResult | undefined> {
   if (group.tls13Only && bestProtocol !== 'TLSv1.3') return undefined;
   const r = await nodeHandshake(target, {
