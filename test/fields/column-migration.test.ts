@@ -112,6 +112,42 @@ describe('migrateColumn: pgcrypto on PostgreSQL', () => {
     expect(checkpoint.rows).toEqual([]);
   }, 120_000);
 
+  it('two workers convert every row, including rows the application holds locked while they pass', async (ctx) => {
+    if (pool === undefined) return ctx.skip();
+    await seed('people_parallel');
+    const fields = fieldsFor({ people_parallel: { rowId: 'id', columns: { ssn_enc: { type: 'string' } } } });
+    // The application holds 30 rows for the first part of the job; SKIP LOCKED passes them, the sweep
+    // converts them once they are released.
+    const holder = await pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT id FROM people_parallel WHERE id % 17 = 0 FOR UPDATE');
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        void holder
+          .query('COMMIT')
+          .then(() => holder.release())
+          .then(resolve);
+      }, 300),
+    );
+    const done = await migrateColumn(fields, postgresExecutor(pool), {
+      table: 'people_parallel',
+      column: 'ssn',
+      targetColumn: 'ssn_enc',
+      from: { kind: 'pgcrypto', passphrase: 'seed passphrase' },
+      batchSize: 50,
+      workers: 2,
+    });
+    await released;
+    expect(done).toMatchObject({ migrated: ROWS, skipped: 0 });
+    const rows = (await pool.query('SELECT id, ssn_enc FROM people_parallel')).rows as {
+      id: string;
+      ssn_enc: string | null;
+    }[];
+    expect(rows.filter((r) => r.ssn_enc === null)).toEqual([]);
+    for (const r of rows)
+      expect(fields.decryptValue('people_parallel', 'ssn_enc', r.ssn_enc, r.id)).toBe(`ssn-${r.id}`);
+  }, 120_000);
+
   it('refuses to write ciphertexts into the bytea column itself', async (ctx) => {
     if (pool === undefined) return ctx.skip();
     await pool.query('CREATE TABLE people_inplace (id bigint PRIMARY KEY, ssn bytea)');
