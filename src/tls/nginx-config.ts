@@ -9,7 +9,7 @@
  * `$`, backslash or whitespace can come from the user, so no input can add or change a directive.
  */
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
-import { parseSanName } from './local-ca.js';
+import { parseSanName } from './certificate-names.js';
 // @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
