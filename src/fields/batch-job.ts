@@ -304,6 +304,10 @@ class BatchJob {
         `INSERT INTO ${CHECKPOINTS} (job, cursor, updated_at) VALUES ($1, $2, $3) ON CONFLICT (job) DO NOTHING`,
         [planKey(job), JSON.stringify(plan), Date.now()],
       );
+      // Two runs started at once agree on the plan that was saved first.
+      const saved = (await this.#savedState()).plan;
+      if (saved !== undefined && saved.workers !== workers) throw this.#planMismatch(saved.workers);
+      return saved ?? plan;
     }
     return plan;
   }
