@@ -96,6 +96,10 @@ describe.skipIf(!available)('enseal tls acme (CLI) against Pebble', () => {
     expect(notDue).toMatchObject({ renewed: false, reason: 'lifetime' });
     expect(Date.parse(notDue.renewAt)).toBeGreaterThan(Date.now());
 
+    // Neither the passphrase nor anything secret shows up in the output.
+    for (const out of [issued.stderr, issued.stdout.toString(), again.stderr])
+      expect(out).not.toContain('cli account passphrase');
+
     const forced = enseal(['tls', 'acme', 'renew', ...common, '--force']);
     expect(forced.status).toBe(0);
     const second = JSON.parse(forced.stdout.toString()) as {
@@ -216,6 +220,7 @@ describe.skipIf(!available)('enseal tls acme (CLI) with external account binding
       );
       expect(r.stderr).toMatch(/wrote .*cert\.pem/);
       expect(r.status).toBe(0);
+      expect(r.stderr + r.stdout).not.toContain(key);
     } finally {
       await eabPebble.stop();
     }

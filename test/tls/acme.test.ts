@@ -132,6 +132,16 @@ describe.skipIf(!available)('ACME against Pebble', () => {
     expect((err as AcmeProblemError).acmeType).toMatch(/connection|unauthorized|incorrectResponse/);
   });
 
+  it('reports a failing dns-01 hook with its exit status and stderr', async () => {
+    const solver = dns01Hook({ command: 'echo "provider said no" >&2; exit 3' });
+    await expect(
+      issueAcmeCertificate({ client, domains: ['hookfail.enseal.test'], solver }),
+    ).rejects.toMatchObject({
+      code: 'ERR_ACME_FAILED',
+      message: expect.stringMatching(/dns-01 hook \(present\) exited 3: provider said no/),
+    });
+  });
+
   it('refuses a certificate profile the server does not offer, before ordering', async () => {
     const solver = http01Webroot(tempDir());
     const before = client.stats.requests;
