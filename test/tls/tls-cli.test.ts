@@ -5,12 +5,14 @@
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildOnce, CLI, enseal } from '../helpers/cli.js';
 import { nginxPeer, nginxTest } from '../helpers/nginx.js';
-import { run, tool } from '../helpers/peers.js';
+import { python, run, runAsync, tool } from '../helpers/peers.js';
 
 const openssl = tool('openssl', ['version'], 'apt-get install openssl');
 const nginx = nginxPeer();
@@ -322,5 +324,63 @@ describe('enseal tls nginx', () => {
     const help = enseal(['tls', 'nginx', '--help']).stdout.toString();
     expect(help).toContain('Examples:');
     expect(help).toContain('--profile <name>');
+  });
+});
+
+describe('the trust instructions work', () => {
+  it('curl --cacert, NODE_EXTRA_CA_CERTS and REQUESTS_CA_BUNDLE trust a server certificate from the CA', async () => {
+    const ca = join(dir, 'ca-trust');
+    expect(enseal(['tls', 'ca', 'init', '--dir', ca, '--permit', 'localhost,127.0.0.1']).status).toBe(0);
+    expect(
+      enseal(['tls', 'ca', 'issue', 'localhost', '--dir', ca, '--out', join(dir, 'trusted')]).status,
+    ).toBe(0);
+    const caFile = join(ca, 'ca.pem');
+    const server = createServer(
+      { cert: readFileSync(join(dir, 'trusted.pem')), key: readFileSync(join(dir, 'trusted-key.pem')) },
+      (_req, res) => res.end('trusted\n'),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    const url = `https://localhost:${port}/`;
+    try {
+      const checked: string[] = [];
+      if (tool('curl', ['--version'], 'apt-get install curl').available) {
+        const out = await runAsync('curl', [
+          '-sS',
+          '--resolve',
+          `localhost:${port}:127.0.0.1`,
+          '--cacert',
+          caFile,
+          url,
+        ]);
+        expect(out.toString()).toBe('trusted\n');
+        await expect(
+          runAsync('curl', ['-sS', '--resolve', `localhost:${port}:127.0.0.1`, url]),
+        ).rejects.toThrow();
+        checked.push('curl');
+      }
+      const nodeGet = `require('https').get(${JSON.stringify(url)}, { lookup: (h, o, cb) => o.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4) }, (r) => r.pipe(process.stdout)).on('error', (e) => { console.error(e.message); process.exit(1); })`;
+      const withEnv = await runAsync(process.execPath, ['-e', nodeGet], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile },
+      });
+      expect(withEnv.toString()).toBe('trusted\n');
+      const { NODE_EXTRA_CA_CERTS: _drop, ...without } = process.env;
+      await expect(runAsync(process.execPath, ['-e', nodeGet], { env: without })).rejects.toThrow(
+        /certificate/,
+      );
+      checked.push('node');
+      const py = python(['requests'], 'apt-get install python3-requests');
+      if (py.available) {
+        const program = `import requests; print(requests.get(${JSON.stringify(`https://localhost:${port}/`)}).text, end='')`;
+        const out = await runAsync(py.command, ['-c', program], {
+          env: { ...process.env, REQUESTS_CA_BUNDLE: caFile },
+        });
+        expect(out.toString()).toBe('trusted\n');
+        checked.push('python requests');
+      }
+      expect(checked.length).toBeGreaterThanOrEqual(1);
+    } finally {
+      server.close();
+    }
   });
 });
