@@ -87,6 +87,8 @@ export interface CertificateInfo {
   readonly notBefore: Date;
   readonly notAfter: Date;
   readonly dnsNames: readonly string[];
+  /** IP address subject alternative names. */
+  readonly ipAddresses: readonly string[];
   /** Authority key identifier, hex, when the certificate carries one. */
   readonly authorityKeyId?: string;
 }
@@ -108,6 +110,7 @@ export function certificateInfo(pem: string): CertificateInfo {
   }
   const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
   const dnsNames = san ? san.names.items.filter((n) => n.type === 'dns').map((n) => n.value) : [];
+  const ipAddresses = san ? san.names.items.filter((n) => n.type === 'ip').map((n) => n.value) : [];
   const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
   return {
     subject: cert.subject,
@@ -116,6 +119,7 @@ export function certificateInfo(pem: string): CertificateInfo {
     notBefore: cert.notBefore,
     notAfter: cert.notAfter,
     dnsNames,
+    ipAddresses,
     ...(aki?.keyId ? { authorityKeyId: aki.keyId.toLowerCase() } : {}),
   };
 }

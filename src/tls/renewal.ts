@@ -79,7 +79,7 @@ export function renewalTime(
 }
 
 function covers(info: CertificateInfo, domains: readonly string[]): boolean {
-  const names = new Set(info.dnsNames.map((n) => n.toLowerCase()));
+  const names = new Set([...info.dnsNames, ...info.ipAddresses].map((n) => n.toLowerCase()));
   return domains.every((d) => names.has(d.toLowerCase()));
 }
 

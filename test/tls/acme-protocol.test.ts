@@ -49,6 +49,7 @@ function info(notBefore: string, notAfter: string, extra: Partial<CertificateInf
     notBefore: new Date(notBefore),
     notAfter: new Date(notAfter),
     dnsNames: ['example.com'],
+    ipAddresses: [],
     ...extra,
   };
 }

@@ -78,6 +78,19 @@ describe.skipIf(!available)('ACME against Pebble', () => {
     expect(issued.keyPem).toContain('BEGIN PRIVATE KEY');
   });
 
+  it('issues for an IP address identifier (RFC 8738) with http-01, and does not renew it for its names', async () => {
+    const dir = tempDir();
+    const files = { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
+    const solver = await http01Responder({ port: pebble.httpPort, host: '127.0.0.1' });
+    await withSolver(solver, async () => {
+      const first = await renewIfDue({ client, domains: ['127.0.0.1'], solver, files });
+      expect(first.info.ipAddresses).toEqual(['127.0.0.1']);
+      expect(new X509Certificate(readFileSync(files.cert)).checkIP('127.0.0.1')).toBe('127.0.0.1');
+      const again = await renewIfDue({ client, domains: ['127.0.0.1'], solver, files });
+      expect(again).toMatchObject({ renewed: false, decision: { reason: 'lifetime' } });
+    });
+  });
+
   it('issues with tls-alpn-01 (acme-tls/1 with the acmeIdentifier extension)', async () => {
     const solver = await tlsAlpn01Responder({ port: pebble.tlsPort, host: '127.0.0.1' });
     const issued = await withSolver(solver, () =>

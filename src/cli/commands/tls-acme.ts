@@ -134,7 +134,7 @@ function describe(info: CertificateInfo) {
     serial: info.serialNumber,
     notBefore: info.notBefore.toISOString(),
     notAfter: info.notAfter.toISOString(),
-    domains: info.dnsNames,
+    domains: [...info.dnsNames, ...info.ipAddresses],
   };
 }
 
