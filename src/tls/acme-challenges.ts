@@ -18,6 +18,7 @@ import {
   type SecureContext,
   type Server as TlsServer,
 } from 'node:tls';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { EnsealError, ErrorCode, invalidArgument, sha256, utf8Encode } from '../crypto/index.js';
 import { dns01TxtValue } from './acme-client.js';
@@ -148,7 +149,7 @@ export async function tlsAlpn01Certificate(
     keys,
     signingAlgorithm: ALG,
     extensions: [
-      new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: domain }]),
+      new x509.SubjectAlternativeNameExtension([{ type: isIP(domain) ? 'ip' : 'dns', value: domain }]),
       new x509.Extension(ACME_IDENTIFIER_OID, true, value),
     ],
   });
@@ -156,6 +157,26 @@ export async function tlsAlpn01Certificate(
     cert: cert.toString('pem') + '\n',
     key: pemPrivateKey(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey)),
   };
+}
+
+/**
+ * The server name a validator sends for `identifier`: the name itself, or for an IP address its reverse-DNS
+ * name (RFC 8738 §6), since SNI cannot carry an address.
+ */
+export function sniName(identifier: string): string {
+  if (isIPv4(identifier)) return `${identifier.split('.').reverse().join('.')}.in-addr.arpa`;
+  if (isIPv6(identifier)) {
+    const [head = '', tail = ''] = identifier.split('::');
+    const groups = (part: string) => (part === '' ? [] : part.split(':'));
+    const h = groups(head);
+    const t = groups(tail);
+    const full = identifier.includes('::')
+      ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t]
+      : h;
+    const nibbles = full.map((g) => g.padStart(4, '0')).join('');
+    return `${nibbles.split('').reverse().join('.')}.ip6.arpa`;
+  }
+  return identifier.toLowerCase();
 }
 
 /**
@@ -180,10 +201,10 @@ export async function tlsAlpn01Responder(options: {
     port: typeof address === 'object' && address ? address.port : options.port,
     async present(domain, _token, keyAuthorization) {
       const { cert, key } = await tlsAlpn01Certificate(domain, keyAuthorization);
-      contexts.set(domain.toLowerCase(), createSecureContext({ cert, key }));
+      contexts.set(sniName(domain), createSecureContext({ cert, key }));
     },
     async cleanup(domain) {
-      contexts.delete(domain.toLowerCase());
+      contexts.delete(sniName(domain));
     },
     close: () => closeServer(server),
   };

@@ -62,6 +62,7 @@ export {
   dns01RecordName,
   http01Responder,
   http01Webroot,
+  sniName,
   tlsAlpn01Certificate,
   tlsAlpn01Responder,
   type ChallengeSolver,

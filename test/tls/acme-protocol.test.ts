@@ -32,6 +32,7 @@ import {
   parseRetryAfter,
   renewalDecision,
   renewIfDue,
+  sniName,
   tlsAlpn01Certificate,
   writeCertificateFiles,
   type CertificateInfo,
@@ -212,6 +213,14 @@ describe('challenges and names', () => {
     );
     expect(Buffer.from(ext.value).toString('hex')).toBe('0420' + Buffer.from(digest).toString('hex'));
     expect(certificateInfo(cert).dnsNames).toEqual(['a.example.com']);
+  });
+
+  it('names IP identifiers by their reverse-DNS name for tls-alpn-01 SNI (RFC 8738 §6)', () => {
+    expect(sniName('192.0.2.1')).toBe('1.2.0.192.in-addr.arpa');
+    expect(sniName('2001:db8::1')).toBe(
+      '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa',
+    );
+    expect(sniName('Example.COM')).toBe('example.com');
   });
 
   it('computes dns-01 record names and values (RFC 8555 §8.4)', () => {

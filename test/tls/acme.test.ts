@@ -99,6 +99,14 @@ describe.skipIf(!available)('ACME against Pebble', () => {
     await expectIssued(issued.chainPem, ['alpn.enseal.test']);
   });
 
+  it('issues for an IP address with tls-alpn-01 (SNI is the reverse-DNS name, RFC 8738)', async () => {
+    const solver = await tlsAlpn01Responder({ port: pebble.tlsPort, host: '127.0.0.1' });
+    const issued = await withSolver(solver, () =>
+      issueAcmeCertificate({ client, domains: ['127.0.0.1'], solver }),
+    );
+    expect(certificateInfo(issued.chainPem).ipAddresses).toEqual(['127.0.0.1']);
+  });
+
   it('issues with dns-01 through a hook command, including a wildcard', async () => {
     const solver = dns01Hook({ command: dnsHookCommand(pebble) });
     const issued = await issueAcmeCertificate({
