@@ -13,12 +13,32 @@ import { certificateInfo, pemPrivateKey, type CertificateInfo } from './certific
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 
-export type CertificateKeyType = 'ec-p256' | 'ec-p384';
+export type CertificateKeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072';
 
-const KEY_ALGORITHMS: Record<CertificateKeyType, EcKeyGenParams & { hash: string }> = {
+/** Certificate key algorithms, as WebCrypto key generation and signing parameters. */
+const KEY_ALGORITHMS: Record<
+  CertificateKeyType,
+  (EcKeyGenParams | RsaHashedKeyGenParams) & { hash: string }
+> = {
   'ec-p256': { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
   'ec-p384': { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' },
+  // RSA for clients that still lack ECDSA; 2048 bits is the CA/Browser Forum minimum.
+  'rsa-2048': {
+    name: 'RSASSA-PKCS1-v1_5',
+    modulusLength: 2048,
+    publicExponent: new Uint8Array([1, 0, 1]),
+    hash: 'SHA-256',
+  },
+  'rsa-3072': {
+    name: 'RSASSA-PKCS1-v1_5',
+    modulusLength: 3072,
+    publicExponent: new Uint8Array([1, 0, 1]),
+    hash: 'SHA-256',
+  },
 };
+
+/** The certificate key types `createCsr` accepts. */
+export const CERTIFICATE_KEY_TYPES = Object.keys(KEY_ALGORITHMS) as CertificateKeyType[];
 
 export interface AcmeIssueOptions {
   /** A client with a registered account. */
@@ -126,6 +146,7 @@ export async function createCsr(
 ): Promise<{ csrDer: Uint8Array; keyPem: string }> {
   x509.cryptoProvider.set(globalThis.crypto);
   const alg = KEY_ALGORITHMS[keyType];
+  if (!alg) throw invalidArgument('key type', `must be one of ${CERTIFICATE_KEY_TYPES.join(', ')}`);
   const keys = (await globalThis.crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const names = domains.map((value) => ({ type: isIP(value) ? ('ip' as const) : ('dns' as const), value }));
   const first = domains[0] ?? '';

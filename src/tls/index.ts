@@ -76,6 +76,7 @@ export {
   type OpenAccountOptions,
 } from './acme-account.js';
 export {
+  CERTIFICATE_KEY_TYPES,
   createCsr,
   identifiersFor,
   issueAcmeCertificate,

@@ -91,6 +91,21 @@ describe.skipIf(!available)('ACME against Pebble', () => {
     });
   });
 
+  it('issues an RSA-2048 certificate when asked', async () => {
+    const solver = dns01Hook({ command: dnsHookCommand(pebble) });
+    const issued = await issueAcmeCertificate({
+      client,
+      domains: ['rsa.enseal.test'],
+      solver,
+      keyType: 'rsa-2048',
+    });
+    const { createPrivateKey } = await import('node:crypto');
+    const key = createPrivateKey(issued.keyPem);
+    expect(key.asymmetricKeyType).toBe('rsa');
+    expect(key.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(new X509Certificate(splitPemChain(issued.chainPem)[0]!).checkPrivateKey(key)).toBe(true);
+  });
+
   it('issues with tls-alpn-01 (acme-tls/1 with the acmeIdentifier extension)', async () => {
     const solver = await tlsAlpn01Responder({ port: pebble.tlsPort, host: '127.0.0.1' });
     const issued = await withSolver(solver, () =>

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { EnsealError, ErrorCode, base64UrlDecode, invalidArgument } from '../../crypto/index.js';
 import {
+  CERTIFICATE_KEY_TYPES,
   dns01Hook,
   http01Responder,
   http01Webroot,
@@ -140,6 +141,9 @@ function describe(info: CertificateInfo) {
 
 async function run(flags: AcmeFlags, mode: 'issue' | 'renew'): Promise<void> {
   const { cert, key, domains } = checkFlags(flags);
+  const keyType = flags.keyType as CertificateKeyType;
+  if (!CERTIFICATE_KEY_TYPES.includes(keyType))
+    throw invalidArgument('--key-type', `must be one of ${CERTIFICATE_KEY_TYPES.join(', ')}`);
   if (mode === 'issue' && !flags.force && (existsSync(cert) || existsSync(key)))
     throw new EnsealError(
       ErrorCode.OUTPUT_EXISTS,
@@ -162,9 +166,6 @@ async function run(flags: AcmeFlags, mode: 'issue' | 'renew'): Promise<void> {
     pollTimeoutMs: seconds('--timeout', flags.timeout, 3600),
   });
   say(`account ${client.accountUrl ?? ''}`);
-  const keyType = flags.keyType as CertificateKeyType;
-  if (keyType !== 'ec-p256' && keyType !== 'ec-p384')
-    throw invalidArgument('--key-type', 'must be ec-p256 or ec-p384');
   const common = {
     client,
     domains,
@@ -235,7 +236,7 @@ function addOptions(cmd: Command): Command {
       '--eab-hmac-key-file <file>',
       'external account binding MAC key, base64url (else ENSEAL_ACME_EAB_HMAC_KEY)',
     )
-    .option('--key-type <type>', 'certificate key: ec-p256 or ec-p384', 'ec-p256')
+    .option('--key-type <type>', 'certificate key: ec-p256, ec-p384, rsa-2048 or rsa-3072', 'ec-p256')
     .option('--profile <name>', 'certificate profile, when the server offers profiles')
     .option('--timeout <seconds>', 'longest wait for validation or issuance', '300')
     .option('--json', 'print the result as JSON on stdout')
