@@ -178,7 +178,9 @@ export function registerTlsCa(tls: Command): void {
         throw invalidArgument('--key-type', `must be one of ${CA_KEY_TYPES.join(', ')}`);
       }
       const dir = o.dir !== undefined ? resolve(o.dir) : defaultCaDir();
-      const permit = (o.permit ?? []).flatMap((p) => p.split(',')).filter((p) => p.length > 0);
+      const permit = (o.permit ?? [])
+        .flatMap((p) => p.split(',').map((x) => x.trim()))
+        .filter((p) => p.length > 0);
       const passphrase = await passphraseFor(o, true);
       const { ca: created, files } = await initLocalCa(dir, {
         keyType: o.keyType as CaKeyType,

@@ -61,7 +61,7 @@ function port(value: string | undefined, what: string): number | undefined {
 }
 
 const list = (values: string[] | undefined) =>
-  (values ?? []).flatMap((v) => v.split(',')).filter((v) => v.length > 0);
+  (values ?? []).flatMap((v) => v.split(',').map((x) => x.trim())).filter((v) => v.length > 0);
 
 export function registerTlsNginx(tls: Command): void {
   tls
