@@ -125,10 +125,11 @@ export function checkCertificate(
   const notBefore = new Date(peer.valid_from);
   const notAfter = new Date(peer.valid_to);
   const leaf = handshake.leaf;
+  // Issued by itself and verifiable with its own key. X509Certificate.checkIssued is not used: it also wants
+  // keyCertSign in the key usage, which a self-signed leaf usually lacks.
   const selfSigned =
-    leaf !== undefined
-      ? leaf.checkIssued(leaf) && leaf.verify(leaf.publicKey)
-      : dn(peer.subject) === dn(peer.issuer);
+    handshake.authorizationError === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    (leaf !== undefined && leaf.subject === leaf.issuer && leaf.verify(leaf.publicKey));
   const identity = isIP(checkedName) ? checkedName : checkedName.toLowerCase();
   const nameMatches = checkServerIdentity(identity, peer) === undefined;
   const key = keyOf(leaf, peer);

@@ -329,7 +329,7 @@ export function decodeServerAnswer(buf: Uint8Array, expectSsl2 = false): ServerA
     const major = buf[pos + 1]!;
     const length = (buf[pos + 3]! << 8) | buf[pos + 4]!;
     if (type !== ContentType.handshake && type !== ContentType.alert) {
-      throw malformed(WHAT, `not a TLS record (${describeBytes(buf.subarray(pos, pos + 16))})`);
+      throw malformed(WHAT, `not a TLS record (${describeBytes(buf.subarray(pos, pos + 32))})`);
     }
     if (major !== 3) throw malformed(WHAT, `record version ${major}.${buf[pos + 2]!} is not TLS`);
     if (length === 0 || length > MAX_RECORD) throw malformed(WHAT, `record length ${length} is out of range`);
