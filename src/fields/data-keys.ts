@@ -96,6 +96,8 @@ interface CachedKey {
 const MAX_USES_LIMIT = 2 ** 24;
 /** Encryption keys held at once (a bulk `ready(values)` may ask for several). */
 const MAX_KEYS = 1000;
+/** Data-key requests in flight at once during one refill. */
+const PARALLEL_FETCHES = 8;
 
 function positiveInt(name: string, value: number | undefined, fallback: number, max: number): number {
   const v = value ?? fallback;
@@ -187,7 +189,9 @@ export class DataKeyCache {
    */
   take(): { key: Uint8Array; wrapped: string } {
     this.#open();
-    this.#dropUnusable();
+    // Only the front key encrypts; later keys are checked when they reach the front.
+    while (this.#keys.length > 0 && this.#usable(this.#keys[0]) === undefined)
+      this.#retire(this.#keys.shift());
     const k = this.#keys[0];
     // The current key was used up or aged out and the prefetched one took over: fetch the next one now.
     if (this.#keys.length < 2) void this.#topUp().catch(() => undefined);
@@ -205,6 +209,20 @@ export class DataKeyCache {
   /** The highest key version the server has wrapped a data key under (0 before any key was fetched). */
   get latestVersion(): number {
     return this.#latestVersion;
+  }
+
+  /**
+   * Runs `use` with the cached key of `wrapped`, synchronously, without copying it (the key must not escape
+   * `use`); returns undefined, counting a miss, when it is not cached.
+   */
+  withKey<T>(wrapped: string, use: (key: Uint8Array) => T): { result: T } | undefined {
+    const hit = this.#cached(wrapped);
+    if (hit === undefined) {
+      this.#stats.misses += 1;
+      return undefined;
+    }
+    this.#stats.hits += 1;
+    return { result: use(hit) };
   }
 
   /** A cached unwrapped key (a copy the caller may zero), or undefined. Counts a hit or a miss. */
@@ -331,33 +349,37 @@ export class DataKeyCache {
   }
 
   /**
-   * Fetches keys until two are cached, the newest is less than half its lifetime old (so that a timer
-   * running every quarter lifetime always leaves a usable key), and `values` uses are available.
+   * How many keys to fetch so that two are cached, `values` uses are available, and the newest is less than
+   * half its lifetime old (so that a timer running every quarter lifetime always leaves a usable key).
    */
+  #wanted(values: number): number {
+    const available = this.#available();
+    let n = Math.max(0, 2 - this.#keys.length, Math.ceil((values - available) / this.#maxUses));
+    const newest = this.#keys[this.#keys.length - 1];
+    if (n === 0 && (newest === undefined || this.#now() - newest.born >= this.#maxAge / 2)) n = 1;
+    return Math.min(n, MAX_KEYS - this.#keys.length);
+  }
+
+  /** Fetches the keys {@link #wanted} asks for, several at once; one refill runs at a time. */
   #topUp(values = 0): Promise<void> {
     if (this.#refill !== undefined) {
-      // One refill at a time; a caller wanting more uses waits for it, then asks again.
+      // A caller wanting more uses waits for the running refill, then asks again.
       return this.#refill.then(() => (values > 0 ? this.#topUp(values) : undefined));
     }
-    const short = () => {
-      const newest = this.#keys[this.#keys.length - 1];
-      return (
-        this.#available() < values ||
-        this.#keys.length < 2 ||
-        newest === undefined ||
-        this.#now() - newest.born >= this.#maxAge / 2
-      );
-    };
-    // Bounded, so that a pathological clock or maxAgeMs cannot turn one refill into a flood of requests.
-    const rounds = Math.ceil(values / this.#maxUses) + 2;
     const run = async () => {
-      for (let i = 0; i < rounds && !this.#closed && short() && this.#keys.length < MAX_KEYS; i++) {
-        const fresh = await this.#generate();
-        if (this.#closed) {
-          wipe(fresh.key);
-          return;
+      // Bounded, so that a pathological clock or maxAgeMs cannot turn one refill into a flood of requests.
+      const rounds = Math.ceil(this.#wanted(values) / PARALLEL_FETCHES) + 1;
+      for (let round = 0; round < rounds && !this.#closed; round++) {
+        const n = Math.min(this.#wanted(values), PARALLEL_FETCHES);
+        if (n === 0) return;
+        const results = await Promise.allSettled(Array.from({ length: n }, () => this.#generate()));
+        for (const r of results) {
+          if (r.status !== 'fulfilled') continue;
+          if (this.#closed) wipe(r.value.key);
+          else this.#keys.push(r.value);
         }
-        this.#keys.push(fresh);
+        const failed = results.find((r) => r.status === 'rejected');
+        if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
       }
     };
     this.#refill = run().finally(() => {

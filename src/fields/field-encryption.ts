@@ -28,7 +28,24 @@ import { envelopeBytes, parseEnvelope } from '../formats/index.js';
 import { blindIndexValue, deriveIndexKey, isNormalizer, normalize, type Normalizer } from './blind-index.js';
 import { decodeValue, encodeValue, isFieldType, type FieldType, type FieldValue } from './value-codec.js';
 import type { DataKeyCache } from './data-keys.js';
-import { isRemoteValue, openRemoteValue, parseRemoteValue, sealRemoteValue } from './remote-value.js';
+import {
+  isRemoteValue,
+  openRemoteValue,
+  parseRemoteValue,
+  remoteValuePrefix,
+  sealRemoteValue,
+  type RemoteValue,
+} from './remote-value.js';
+
+/** What an async caller prepared for synchronous decryption: unwrapped keys, and values already parsed. */
+interface Prepared {
+  readonly keys: Map<string, Uint8Array>;
+  readonly parsed: Map<string | Uint8Array, RemoteValue>;
+}
+
+function wipePrepared(prepared: Prepared): void {
+  for (const k of prepared.keys.values()) wipe(k);
+}
 
 export interface BlindIndexSpec {
   /** Index length in bits; choose it with `planBlindIndex` from the expected row count. */
@@ -151,6 +168,9 @@ function checkSchema(schema: EncryptedSchema): void {
 export class FieldEncryption {
   readonly #keyset: Keyset | undefined;
   readonly #dataKeys: DataKeyCache | undefined;
+  /** The header prefix of the data key that encrypted last (see remoteValuePrefix). */
+  #prefix: Uint8Array | undefined;
+  #prefixOf: string | undefined;
   readonly #indexRoot: Uint8Array | undefined;
   readonly #schema: EncryptedSchema;
   readonly #indexKeys = new Map<string, Uint8Array>();
@@ -199,7 +219,11 @@ export class FieldEncryption {
   #seal(plaintext: Uint8Array, aad: Uint8Array): string {
     if (this.#dataKeys !== undefined) {
       const { key, wrapped } = this.#dataKeys.take();
-      return sealRemoteValue({ key, wrapped, plaintext, aad });
+      if (wrapped !== this.#prefixOf) {
+        this.#prefix = remoteValuePrefix(wrapped); // once per data key, not per value
+        this.#prefixOf = wrapped;
+      }
+      return sealRemoteValue({ key, wrapped, plaintext, aad, prefix: this.#prefix });
     }
     return this.#keyset!.encrypt(plaintext, { aad });
   }
@@ -209,11 +233,7 @@ export class FieldEncryption {
    * an async caller) or the cache; a synchronous caller whose key is not cached gets
    * `ERR_DATA_KEY_UNAVAILABLE`, never a guess.
    */
-  #open(
-    ciphertext: string | Uint8Array,
-    aad: Uint8Array,
-    keys?: ReadonlyMap<string, Uint8Array>,
-  ): Uint8Array {
+  #open(ciphertext: string | Uint8Array, aad: Uint8Array, prepared?: Prepared): Uint8Array {
     if (isRemoteValue(ciphertext)) {
       if (this.#dataKeys === undefined) {
         throw new EnsealError(
@@ -221,20 +241,17 @@ export class FieldEncryption {
           'this value is under a key-server data key; give FieldEncryption its dataKeys',
         );
       }
-      const value = parseRemoteValue(ciphertext);
-      const given = keys?.get(value.wrapped);
-      const key = given ?? this.#dataKeys.lookup(value.wrapped);
-      if (key === undefined) {
+      const value = prepared?.parsed.get(ciphertext) ?? parseRemoteValue(ciphertext);
+      const given = prepared?.keys.get(value.wrapped);
+      if (given !== undefined) return openRemoteValue(value, given, aad);
+      const opened = this.#dataKeys.withKey(value.wrapped, (key) => openRemoteValue(value, key, aad));
+      if (opened === undefined) {
         throw new EnsealError(
           ErrorCode.DATA_KEY_UNAVAILABLE,
           'the data key of this value is not cached; use the async APIs (decryptRowAsync, decryptRowsAsync) or await fields.warm(values) first',
         );
       }
-      try {
-        return openRemoteValue(value, key, aad);
-      } finally {
-        if (given === undefined) wipe(key);
-      }
+      return opened.result;
     }
     if (this.#keyset === undefined) {
       if (typeof ciphertext === 'string' && envelopeVersion(ciphertext) >= 0) {
@@ -258,7 +275,7 @@ export class FieldEncryption {
     column: string,
     ciphertext: unknown,
     rowId: unknown,
-    keys?: ReadonlyMap<string, Uint8Array>,
+    prepared?: Prepared,
   ): FieldValue {
     const col = this.#column(table, column);
     this.#requireRowId(table, rowId);
@@ -268,7 +285,7 @@ export class FieldEncryption {
         `${table}.${column} holds a value that is not a ciphertext (strict mode)`,
       );
     }
-    return decodeValue(col.type, this.#open(ciphertext, this.#aad(table, column, rowId), keys));
+    return decodeValue(col.type, this.#open(ciphertext, this.#aad(table, column, rowId), prepared));
   }
 
   /**
@@ -342,22 +359,25 @@ export class FieldEncryption {
    * cached, so that synchronous decryption of them succeeds while they stay cached. Other values are ignored.
    */
   async warm(values: Iterable<unknown>): Promise<void> {
-    const keys = await this.#unwrapFor(values);
-    for (const k of keys.values()) wipe(k);
+    wipePrepared(await this.#prepare(values));
   }
 
-  async #unwrapFor(values: Iterable<unknown>): Promise<Map<string, Uint8Array>> {
-    if (this.#dataKeys === undefined) return new Map();
+  /** Parses the server-key values among `values` and unwraps their distinct data keys (copies: wipe them). */
+  async #prepare(values: Iterable<unknown>): Promise<Prepared> {
+    const parsed = new Map<string | Uint8Array, RemoteValue>();
+    if (this.#dataKeys === undefined) return { keys: new Map(), parsed };
     const wrapped = new Set<string>();
     for (const v of values) {
       if (!(typeof v === 'string' || v instanceof Uint8Array) || !isRemoteValue(v)) continue;
       try {
-        wrapped.add(parseRemoteValue(v).wrapped);
+        const value = parseRemoteValue(v);
+        parsed.set(v, value);
+        wrapped.add(value.wrapped);
       } catch {
         // malformed: decryption reports it, with the column's name
       }
     }
-    return wrapped.size === 0 ? new Map() : this.#dataKeys.unwrapAll(wrapped);
+    return { keys: wrapped.size === 0 ? new Map() : await this.#dataKeys.unwrapAll(wrapped), parsed };
   }
 
   /** {@link decryptValue}, fetching the value's data key from the key server when it is not cached. */
@@ -367,11 +387,11 @@ export class FieldEncryption {
     ciphertext: unknown,
     rowId?: unknown,
   ): Promise<FieldValue> {
-    const keys = await this.#unwrapFor([ciphertext]);
+    const prepared = await this.#prepare([ciphertext]);
     try {
-      return this.#decryptValue(table, column, ciphertext, rowId, keys);
+      return this.#decryptValue(table, column, ciphertext, rowId, prepared);
     } finally {
-      for (const k of keys.values()) wipe(k);
+      wipePrepared(prepared);
     }
   }
 
@@ -389,11 +409,11 @@ export class FieldEncryption {
     rows: readonly Record<string, unknown>[],
   ): Promise<Record<string, unknown>[]> {
     const spec = this.#table(table);
-    const keys = await this.#unwrapFor(rows.flatMap((r) => Object.keys(spec.columns).map((c) => r[c])));
+    const prepared = await this.#prepare(rows.flatMap((r) => Object.keys(spec.columns).map((c) => r[c])));
     try {
-      return rows.map((r) => this.#decryptRow(table, r, keys));
+      return rows.map((r) => this.#decryptRow(table, r, prepared));
     } finally {
-      for (const k of keys.values()) wipe(k);
+      wipePrepared(prepared);
     }
   }
 
@@ -511,11 +531,7 @@ export class FieldEncryption {
     return this.#decryptRow(table, row);
   }
 
-  #decryptRow(
-    table: string,
-    row: Record<string, unknown>,
-    keys?: ReadonlyMap<string, Uint8Array>,
-  ): Record<string, unknown> {
+  #decryptRow(table: string, row: Record<string, unknown>, prepared?: Prepared): Record<string, unknown> {
     const spec = this.#table(table);
     const rowId = spec.rowId === undefined ? undefined : row[spec.rowId];
     const out: Record<string, unknown> = { ...row };
@@ -523,7 +539,7 @@ export class FieldEncryption {
       for (const index of Object.keys(col.indexes ?? {})) delete out[index];
       const value = row[column];
       if (value === null || value === undefined) continue;
-      out[column] = this.#decryptValue(table, column, value, rowId, keys);
+      out[column] = this.#decryptValue(table, column, value, rowId, prepared);
     }
     for (const index of Object.keys(spec.compoundIndexes ?? {})) delete out[index];
     return out;

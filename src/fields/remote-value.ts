@@ -85,11 +85,15 @@ function wrappedForm(wrapped: string): { form: number; version: number; bytes: U
   return { form: FORM_OPAQUE, version: 0, bytes: utf8Encode(wrapped) };
 }
 
-function header(wrapped: string, nonce: Uint8Array): Uint8Array {
+/**
+ * The header up to the nonce for a wrapped key: the same for every value under one data key, so encrypting
+ * callers compute it once per key (`prefix` of {@link sealRemoteValue}).
+ */
+export function remoteValuePrefix(wrapped: string): Uint8Array {
   const w = wrappedForm(wrapped);
   if (w.bytes.length === 0 || w.bytes.length > MAX_WRAPPED_LENGTH)
     throw invalidArgument('wrapped data key', `must be 1-${MAX_WRAPPED_LENGTH} bytes`);
-  const out = new Uint8Array(FIXED + w.bytes.length + NONCE);
+  const out = new Uint8Array(FIXED + w.bytes.length);
   const view = new DataView(out.buffer);
   out[0] = REMOTE_VALUE_FORMAT;
   out[1] = SUITE_AES_256_GCM;
@@ -97,7 +101,6 @@ function header(wrapped: string, nonce: Uint8Array): Uint8Array {
   view.setUint32(5, w.version);
   view.setUint16(9, w.bytes.length);
   out.set(w.bytes, FIXED);
-  out.set(nonce, FIXED + w.bytes.length);
   return out;
 }
 
@@ -118,6 +121,7 @@ export function sealRemoteValue(input: {
   plaintext: Uint8Array;
   aad: Uint8Array;
   nonce?: Uint8Array;
+  prefix?: Uint8Array;
 }): string {
   return REMOTE_VALUE_PREFIX + base64UrlEncode(sealRemoteValueBytes(input));
 }
@@ -129,10 +133,15 @@ export function sealRemoteValueBytes(input: {
   plaintext: Uint8Array;
   aad: Uint8Array;
   nonce?: Uint8Array;
+  /** {@link remoteValuePrefix} of `wrapped`, when the caller has it already. */
+  prefix?: Uint8Array;
 }): Uint8Array {
   const nonce = input.nonce ?? randomPublicBytes(NONCE);
   if (nonce.length !== NONCE) throw invalidArgument('nonce', 'must be 12 bytes');
-  const head = header(input.wrapped, nonce);
+  const prefix = input.prefix ?? remoteValuePrefix(input.wrapped);
+  const head = new Uint8Array(prefix.length + NONCE);
+  head.set(prefix);
+  head.set(nonce, prefix.length);
   const sealed = aeadSeal('aes-256-gcm', input.key, nonce, input.plaintext, aadOf(head, input.aad));
   const out = new Uint8Array(head.length + sealed.length);
   out.set(head);
@@ -189,9 +198,10 @@ export function parseRemoteValue(value: string | Uint8Array): RemoteValue {
   return {
     wrapped,
     keyVersion: version,
-    header: bytes.slice(0, end),
-    nonce: bytes.slice(FIXED + length, end),
-    sealed: bytes.slice(end),
+    // Views, not copies: nothing here is secret or written to.
+    header: bytes.subarray(0, end),
+    nonce: bytes.subarray(FIXED + length, end),
+    sealed: bytes.subarray(end),
   };
 }
 
