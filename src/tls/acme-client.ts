@@ -325,6 +325,22 @@ export class AcmeClient {
   }
 
   /**
+   * revokeCert (§7.6), signed with the account key: the certificate (DER) and an optional RFC 5280 reason
+   * code (0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation).
+   */
+  async revokeCertificate(certDer: Uint8Array, reason?: number): Promise<void> {
+    const dir = await this.directory();
+    if (!dir.revokeCert)
+      throw new EnsealError(ErrorCode.UNSUPPORTED, 'this ACME server offers no revocation');
+    if (reason !== undefined && (!Number.isInteger(reason) || reason < 0 || reason > 10 || reason === 7))
+      throw invalidArgument('revocation reason', 'must be an RFC 5280 reason code (0-10, not 7)');
+    await this.post(dir.revokeCert, {
+      certificate: base64UrlEncode(certDer),
+      ...(reason !== undefined ? { reason } : {}),
+    });
+  }
+
+  /**
    * Renewal information (RFC 9773 §4.1): a plain GET of `renewalInfo/<certID>`, or undefined when the
    * directory does not offer it.
    */

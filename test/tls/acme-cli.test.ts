@@ -109,6 +109,37 @@ describe.skipIf(!available)('enseal tls acme (CLI) against Pebble', () => {
     expect(second.renewed).toBe(true);
     expect(second.certificate.serial).not.toBe(first.certificate.serial);
     // A fraction small enough that the fresh certificate is already due.
+    // Revoke the current certificate; a second revocation is refused by the CA with its problem type.
+    const revokeArgs = [
+      'tls',
+      'acme',
+      'revoke',
+      '--directory',
+      pebble.directoryUrl,
+      '--ca-file',
+      caFile,
+      '--account-dir',
+      join(dir, 'account'),
+      '--passphrase-file',
+      passFile,
+      '--cert',
+      join(dir, 'cert.pem'),
+      '--reason',
+      '4',
+      '--json',
+    ];
+    const revoked = enseal(revokeArgs);
+    expect(revoked.stderr).toBe('');
+    expect(JSON.parse(revoked.stdout.toString())).toMatchObject({
+      revoked: true,
+      serial: second.certificate.serial,
+    });
+    const twice = enseal(revokeArgs);
+    expect(twice.status).not.toBe(0);
+    expect(JSON.parse(twice.stderr)).toMatchObject({
+      error: { code: 'ERR_ACME_FAILED', message: expect.stringContaining('alreadyRevoked') },
+    });
+
     const early = JSON.parse(
       enseal(['tls', 'acme', 'renew', ...common, '--renew-fraction', '0.0000000001']).stdout.toString(),
     ) as { renewed: boolean; reason: string };

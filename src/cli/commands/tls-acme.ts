@@ -8,15 +8,23 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { EnsealError, ErrorCode, base64UrlDecode, invalidArgument } from '../../crypto/index.js';
+import {
+  EnsealError,
+  ErrorCode,
+  base64Decode,
+  base64UrlDecode,
+  invalidArgument,
+} from '../../crypto/index.js';
 import {
   CERTIFICATE_KEY_TYPES,
+  certificateInfo,
   dns01Hook,
   http01Responder,
   http01Webroot,
   issueAcmeCertificate,
   openAcmeAccount,
   renewIfDue,
+  splitPemChain,
   tlsAlpn01Responder,
   writeCertificateFiles,
   type CertificateInfo,
@@ -75,7 +83,7 @@ function defaultAccountDir(): string {
   return join(base, 'enseal', 'acme');
 }
 
-async function passphrase(flags: AcmeFlags): Promise<string> {
+async function passphrase(flags: { passphraseFile?: string }): Promise<string> {
   if (flags.passphraseFile !== undefined) return readSecretFile(flags.passphraseFile, 'passphrase');
   const env = process.env.ENSEAL_ACME_PASSPHRASE;
   if (env) return env;
@@ -243,6 +251,39 @@ function addOptions(cmd: Command): Command {
     .option('--force', 'issue: replace existing files; renew: renew even if not due');
 }
 
+interface RevokeFlags {
+  directory?: string;
+  cert?: string;
+  reason: string;
+  accountDir?: string;
+  caFile?: string;
+  passphraseFile?: string;
+  json?: boolean;
+}
+
+/** `revoke`: tells the CA the certificate must no longer be trusted (a leaked key, a retired host). */
+async function revoke(flags: RevokeFlags): Promise<void> {
+  if (!flags.cert) throw invalidArgument('--cert', 'is required (the certificate to revoke)');
+  const pem = readFileSync(flags.cert, 'utf8');
+  const first = splitPemChain(pem)[0];
+  if (!first) throw new EnsealError(ErrorCode.MALFORMED, `${flags.cert}: no PEM certificate found`);
+  const info = certificateInfo(pem);
+  const der = base64Decode(first.replace(/-----[^-]+-----|\s/g, ''));
+  const reason = Number(flags.reason);
+  const ca = flags.caFile ? readFileSync(flags.caFile) : undefined;
+  const client = await openAcmeAccount({
+    dir: flags.accountDir ?? defaultAccountDir(),
+    passphrase: await passphrase(flags),
+    directoryUrl: flags.directory ?? LETS_ENCRYPT,
+    ...(ca ? { ca } : {}),
+    termsOfServiceAgreed: true,
+  });
+  await client.revokeCertificate(der, reason);
+  if (flags.json)
+    process.stdout.write(JSON.stringify({ revoked: true, serial: info.serialNumber, reason }) + '\n');
+  else process.stderr.write(`enseal: acme: revoked ${flags.cert} (serial ${info.serialNumber})\n`);
+}
+
 export function registerTlsAcme(tls: Command): void {
   const acme = tls
     .command('acme')
@@ -266,4 +307,19 @@ export function registerTlsAcme(tls: Command): void {
   )
     .option('--renew-fraction <f>', 'without ARI, renew after this fraction of the lifetime (default 0.667)')
     .action((flags: AcmeFlags) => run(flags, 'renew'));
+  acme
+    .command('revoke')
+    .description('Revoke a certificate issued to this account')
+    .option('--directory <url>', `ACME directory URL (default Let's Encrypt: ${LETS_ENCRYPT})`)
+    .option('--cert <file>', 'the certificate (chain) file to revoke')
+    .option(
+      '--reason <code>',
+      'RFC 5280 reason: 0 unspecified, 1 keyCompromise, 4 superseded, 5 cessationOfOperation',
+      '0',
+    )
+    .option('--account-dir <dir>', 'where the encrypted account key lives (default ~/.config/enseal/acme)')
+    .option('--ca-file <file>', "PEM CA to trust for the ACME server's own HTTPS")
+    .option('--passphrase-file <file>', 'account key passphrase (else ENSEAL_ACME_PASSPHRASE, else prompt)')
+    .option('--json', 'print the result as JSON on stdout')
+    .action((flags: RevokeFlags) => revoke(flags));
 }
