@@ -213,7 +213,10 @@ export async function createCa(options: CreateCaOptions = {}): Promise<LocalCa> 
   const keyType = options.keyType ?? 'ecdsa-p256';
   if (!CA_KEY_TYPES.includes(keyType)) throw invalidArgument('CA key type', `use ${CA_KEY_TYPES.join(', ')}`);
   const days = checkDays(options.days ?? DEFAULT_CA_DAYS, MAX_CA_DAYS, 'CA lifetime');
-  const permitted = (options.permit ?? []).map(parsePermittedName);
+  const parsed = (options.permit ?? []).map(parsePermittedName);
+  const permitted = parsed.filter(
+    (p, i) => parsed.findIndex((q) => q.type === p.type && q.value === p.value) === i,
+  );
   const cn = checkCommonName(options.commonName ?? 'enseal local development CA');
   const keys = await generateKeys(keyType);
   const now = Date.now();

@@ -154,7 +154,8 @@ describe('enseal tls ca', () => {
       keySealed: true,
       keyType: 'ecdsa-p384',
       key: join(ca, 'ca-key.enseal'),
-      permitted: null,
+      // No --permit: constrained to local names by default.
+      permitted: ['dns:localhost', 'dns:test', 'dns:internal', 'ip:127.0.0.0/8', 'ip:::1/128'],
     });
     expect(readFileSync(join(ca, 'ca-key.enseal'), 'utf8')).not.toContain('PRIVATE KEY');
     const ok = enseal([
@@ -205,6 +206,19 @@ describe('enseal tls ca', () => {
     const r = enseal(['tls', 'ca', 'init', '--dir', join(dir, 'ca3'), '--key-type', 'rsa-1024']);
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('ERR_INVALID_ARGUMENT');
+    const both = enseal([
+      'tls',
+      'ca',
+      'init',
+      '--dir',
+      join(dir, 'ca3'),
+      '--unconstrained',
+      '--permit',
+      '.test',
+    ]);
+    expect(both.status).toBe(2);
+    const open = enseal(['tls', 'ca', 'init', '--dir', join(dir, 'ca4'), '--unconstrained', '--json']);
+    expect(json(open)).toMatchObject({ permitted: null, excluded: null });
   });
 });
 

@@ -28,6 +28,18 @@ import { collect, readSecretFile } from '../input.js';
 import { promptPassphrase } from '../passphrase.js';
 import { writeStdout } from '../run.js';
 
+/**
+ * Names a CA is constrained to when `init` gets no --permit: localhost and its subdomains, the names reserved
+ * for testing and private use (RFC 6761 `.test`, ICANN's `.internal`) and the loopback addresses.
+ */
+export const DEFAULT_PERMIT: readonly string[] = [
+  'localhost',
+  '.test',
+  '.internal',
+  '127.0.0.0/8',
+  '::1/128',
+];
+
 /** `$ENSEAL_CAROOT`, else `$XDG_DATA_HOME/enseal/ca`, else `~/.local/share/enseal/ca`. */
 export function defaultCaDir(): string {
   const root = process.env.ENSEAL_CAROOT;
@@ -124,6 +136,7 @@ interface InitFlags {
   dir?: string;
   keyType: string;
   permit?: string[];
+  unconstrained?: boolean;
   days?: string;
   name?: string;
   passphraseFile?: string;
@@ -151,7 +164,8 @@ export function registerTlsCa(tls: Command): void {
     .addHelpText(
       'after',
       '\nExamples:\n' +
-        '  enseal tls ca init --permit localhost,.test,127.0.0.1/32,::1/128\n' +
+        '  enseal tls ca init                       # constrained to localhost, .test, .internal, loopback\n' +
+        '  enseal tls ca init --permit localhost,.dev.example.com,10.0.0.0/8   # your own names instead\n' +
         '  enseal tls ca issue localhost 127.0.0.1 ::1           # writes localhost+2.pem and localhost+2-key.pem\n' +
         '  enseal tls ca issue alice.test --client --out alice    # a client certificate for mTLS\n' +
         '  enseal tls ca trust                                    # how to trust the CA\n' +
@@ -164,9 +178,10 @@ export function registerTlsCa(tls: Command): void {
     .option('--key-type <type>', `${CA_KEY_TYPES.join(', ')}`, 'ecdsa-p256')
     .option(
       '--permit <names>',
-      'constrain the CA to these domains and address blocks (comma-separated, repeatable), e.g. localhost,.test,127.0.0.1/32,::1/128',
+      `constrain the CA to these domains and address blocks (comma-separated, repeatable); default ${DEFAULT_PERMIT.join(',')}`,
       collect,
     )
+    .option('--unconstrained', 'no name constraints: the CA may vouch for any name (as mkcert does)')
     .option('--days <n>', 'CA lifetime in days (default 3650)')
     .option('--name <cn>', 'CA common name')
     .option('--passphrase-file <file>', 'seal the CA key under the passphrase in this file (Argon2id)')
@@ -178,9 +193,14 @@ export function registerTlsCa(tls: Command): void {
         throw invalidArgument('--key-type', `must be one of ${CA_KEY_TYPES.join(', ')}`);
       }
       const dir = o.dir !== undefined ? resolve(o.dir) : defaultCaDir();
-      const permit = (o.permit ?? [])
+      const listed = (o.permit ?? [])
         .flatMap((p) => p.split(',').map((x) => x.trim()))
         .filter((p) => p.length > 0);
+      if (o.unconstrained && listed.length > 0) {
+        throw invalidArgument('--unconstrained', 'cannot be combined with --permit');
+      }
+      // Constrained by default: a trusted local CA should not be able to vouch for real sites.
+      const permit = o.unconstrained ? [] : listed.length > 0 ? listed : [...DEFAULT_PERMIT];
       const passphrase = await passphraseFor(o, true);
       const { ca: created, files } = await initLocalCa(dir, {
         keyType: o.keyType as CaKeyType,
@@ -198,7 +218,7 @@ export function registerTlsCa(tls: Command): void {
         `  key:         ${files.key} (mode 0600${passphrase !== undefined ? ', sealed under the passphrase' : ''})`,
         `  SHA-256:     ${info.sha256Fingerprint}`,
         info.permitted === null
-          ? '  constraints: none (the CA can vouch for any name; consider --permit)'
+          ? '  constraints: none (the CA can vouch for any name)'
           : `  permitted:   ${info.permitted.join(' ')}` +
             (info.excluded !== null && info.excluded.length > 0
               ? `\n  excluded:    ${info.excluded.join(' ')}`
