@@ -203,7 +203,7 @@ function describe([id, name, openssl, bits]: Row): CipherSuite {
     anonymous: keyExchange === 'anon',
     nullCipher: name.includes('_WITH_NULL_'),
     rc4: name.includes('_RC4_'),
-    des: name.includes('_DES'),
+    des: /_3?DES(40)?_/.test(name),
     cbc: name.includes('_CBC_'),
     tls13,
     tls12Only: !tls13 && (aead || /_SHA(256|384)$/.test(name)),
