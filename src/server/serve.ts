@@ -225,6 +225,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   // watched and events filtered by file name, which survives any number of renames.
   const watchers: FSWatcher[] = [];
   let expiryTimer: NodeJS.Timeout | undefined;
+  let reloadTimer: NodeJS.Timeout | undefined;
   if (certFiles) {
     const files = certFiles;
     let served = readCertInfo(files.cert);
@@ -257,21 +258,23 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         );
       }
     };
-    let timer: NodeJS.Timeout | undefined;
     const byDir = new Map<string, Set<string>>();
     for (const f of [files.cert, files.key]) {
       const dir = dirname(resolve(f));
       byDir.set(dir, (byDir.get(dir) ?? new Set()).add(basename(f)));
     }
     for (const [dir, names] of byDir) {
-      watchers.push(
-        watch(dir, (_event, name) => {
-          // Some platforms omit the name; then any change in the directory triggers a (harmless) reload.
-          if (name !== null && !names.has(String(name))) return;
-          clearTimeout(timer);
-          timer = setTimeout(reload, 200);
-        }),
+      const watcher = watch(dir, (_event, name) => {
+        // Some platforms omit the name; then any change in the directory triggers a (harmless) reload.
+        if (name !== null && !names.has(String(name))) return;
+        clearTimeout(reloadTimer);
+        reloadTimer = setTimeout(reload, 200);
+      });
+      // A watcher error (the directory removed, say) must not take the server down; it keeps its certificate.
+      watcher.on('error', (err: NodeJS.ErrnoException) =>
+        app.log.warn({ code: err.code, dir }, 'TLS certificate directory watch failed; reload is off'),
       );
+      watchers.push(watcher);
     }
     // Expiry is also checked twice a day, so a certificate nobody renews is warned about while serving.
     expiryTimer = setInterval(() => checkExpiry(), EXPIRY_CHECK_MS);
@@ -294,6 +297,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
       closed = true;
       for (const w of watchers) w.close();
       clearInterval(expiryTimer);
+      clearTimeout(reloadTimer);
       redirect?.close();
       stopScheduler();
       await app.close(); // stops accepting, lets in-flight requests finish
