@@ -254,3 +254,135 @@ try {
   await server.stop().catch(() => undefined);
   rmSync(dir, { recursive: true, force: true });
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Keys from enseal serve vs a local keyset (appended section; SQLite in memory through the Kysely plugin, an
+// in-process dev server over HTTPS on a free loopback port). Measures the insert and select overhead of data
+// keys from the server (cached within limits) against a local keyset, and a cold read that must unwrap every
+// distinct data key of the result in one batch request.
+async function benchRemoteKeys() {
+  const { readFileSync } = await import('node:fs');
+  const { Writable } = await import('node:stream');
+  const { default: Database } = await import('better-sqlite3');
+  const { Kysely, SqliteDialect } = await import('kysely');
+  const { startServer } = await import('../dist/server/index.js');
+  const { EnsealClient } = await import('../dist/client/index.js');
+  const { transitDataKeys } = await import('../dist/fields/index.js');
+  const { EnsealKyselyPlugin } = await import('../dist/fields/kysely.js');
+  const N = 20_000;
+  const CHUNK_ROWS = 500;
+  const serverDir = mkdtempSync(join(tmpdir(), 'enseal-bench-remote-'));
+  const quiet = new Writable({ write: (_c, _e, cb) => cb() });
+  const srv = await startServer({
+    dev: true,
+    dataDir: serverDir,
+    port: 0,
+    logLevel: 'warn',
+    logStream: quiet,
+  });
+  const client = new EnsealClient({
+    address: srv.url,
+    token: srv.rootToken,
+    caCert: readFileSync(srv.caFile),
+  });
+  await client.createKey('bench-fields');
+  const schema = {
+    patients: {
+      rowId: 'id',
+      columns: {
+        ssn: { type: 'string', indexes: { ssn_bidx: { bits: 16, normalize: ['digits'] } } },
+        email: { type: 'string' },
+      },
+    },
+  };
+  const indexKey = randomBytes(32);
+  const caches = [];
+  const remote = (options = {}) => {
+    const dataKeys = transitDataKeys(client, 'bench-fields', { keepWarm: false, ...options });
+    caches.push(dataKeys);
+    return new FieldEncryption({ dataKeys, indexKey, schema });
+  };
+  const open = (f, database) =>
+    new Kysely({ dialect: new SqliteDialect({ database }), plugins: [new EnsealKyselyPlugin(f)] });
+  async function run(label, f) {
+    const database = new Database(':memory:');
+    database.exec('CREATE TABLE patients (id INTEGER PRIMARY KEY, ssn TEXT, ssn_bidx TEXT, email TEXT)');
+    const db = open(f, database);
+    await f.ready();
+    const ins = await timed(async () => {
+      for (let i = 0; i < N; i += CHUNK_ROWS) {
+        await f.ready(CHUNK_ROWS * 2); // keys for the chunk's 1,000 values, fetched before the statement
+        const rows = Array.from({ length: CHUNK_ROWS }, (_, j) => ({
+          id: i + j + 1,
+          ssn: ssn(i + j),
+          email: email(i + j),
+        }));
+        await db.insertInto('patients').values(rows).execute();
+      }
+    });
+    let got;
+    const sel = await timed(async () => {
+      got = await db.selectFrom('patients').selectAll().execute();
+    });
+    if (got.length !== N || got[9].ssn !== ssn(9)) throw new Error(`${label}: bad round trip`);
+    return { database, ins, sel };
+  }
+  try {
+    // Alternating rounds (the host is shared and noisy): each round measures every configuration once, and
+    // the report gives the median of the per-round ratios.
+    const ROUNDS = 3;
+    const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const r = { ins: [], ins100: [], sel: [], cold: [], cold100: [], insRef: [], selRef: [] };
+    const counts = {};
+    for (let round = 0; round < ROUNDS; round++) {
+      const local = await run(
+        'keyset',
+        new FieldEncryption({ keyset: Keyset.generate({ purpose: 'encrypt' }), indexKey, schema }),
+      );
+      const writer = remote();
+      const rem = await run('remote', writer);
+      counts.calls = writer.dataKeys.stats().generated;
+      // A process that has none of the keys cached: one batch request unwraps them all.
+      const reader = remote();
+      const coldSel = await timed(async () => {
+        const got = await open(reader, rem.database).selectFrom('patients').selectAll().execute();
+        if (got.length !== N) throw new Error('cold read');
+      });
+      counts.unwraps = reader.dataKeys.stats().unwraps;
+      // maxUses 100: a hundred times more keys, to show the per-key cost.
+      const small = remote({ maxUses: 100 });
+      const few = await run('remote maxUses=100', small);
+      counts.calls100 = small.dataKeys.stats().generated;
+      const reader2 = remote();
+      const cold2 = await timed(() =>
+        open(reader2, few.database).selectFrom('patients').selectAll().execute(),
+      );
+      counts.unwraps100 = reader2.dataKeys.stats().unwraps;
+      r.ins.push(rem.ins / local.ins);
+      r.ins100.push(few.ins / local.ins);
+      r.sel.push(rem.sel / local.sel);
+      r.cold.push(coldSel / local.sel);
+      r.cold100.push(cold2 / local.sel);
+      r.insRef.push(local.ins);
+      r.selRef.push(local.sel);
+      for (const d of [local.database, rem.database, few.database]) d.close();
+    }
+    console.log(
+      `\nkeys from enseal serve vs a local keyset (SQLite in memory, Kysely plugin, ${fmt(N)} rows × 2 encrypted columns; median of ${ROUNDS} alternating rounds)`,
+    );
+    const line = (what, ratios) => console.log(`  ${what.padEnd(62)} ${med(ratios).toFixed(2)}x the keyset`);
+    console.log(`  ${'insert, local keyset (reference)'.padEnd(62)} ${med(r.insRef).toFixed(2)} s`);
+    line(`insert, server keys, maxUses 10,000 (${counts.calls} datakey calls)`, r.ins);
+    line(`insert, server keys, maxUses 100 (${counts.calls100} datakey calls)`, r.ins100);
+    console.log(`  ${'select, local keyset (reference)'.padEnd(62)} ${med(r.selRef).toFixed(2)} s`);
+    line('select, server keys cached (the writing process)', r.sel);
+    line(`select, cold cache (${counts.unwraps} keys unwrapped in one batch)`, r.cold);
+    line(`select, cold cache, maxUses 100 (${counts.unwraps100} keys in one batch)`, r.cold100);
+  } finally {
+    for (const c of caches) c.close();
+    client.close();
+    await srv.close();
+    rmSync(serverDir, { recursive: true, force: true });
+  }
+}
+await benchRemoteKeys();
