@@ -157,7 +157,11 @@ export class AcmeClient {
           res.on('error', (err) => reject(unreachable(target, err)));
         },
       );
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      const timedOut = () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
+      // `timeout` only notices an idle socket; the deadline also ends a server that drips bytes forever.
+      const deadline = setTimeout(timedOut, this.#timeoutMs).unref();
+      req.on('timeout', timedOut);
+      req.on('close', () => clearTimeout(deadline));
       req.on('error', (err) => reject(unreachable(target, err)));
       req.end(body);
     });
