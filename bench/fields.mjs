@@ -215,8 +215,7 @@ try {
     const c = cpu[w].reduce((a, b) => (a.nodeUs + a.pgUs <= b.nodeUs + b.pgUs ? a : b));
     // One worker alternates between its crypto and its queries; two overlap them, but this process's crypto
     // runs on one thread, so it can use one core at most.
-    const bound =
-      w === 1 ? 1e6 / (c.nodeUs + c.pgUs) : Math.min(1e6 / c.nodeUs, 2e6 / (c.nodeUs + c.pgUs));
+    const bound = w === 1 ? 1e6 / (c.nodeUs + c.pgUs) : Math.min(1e6 / c.nodeUs, 2e6 / (c.nodeUs + c.pgUs));
     console.log(
       `  workers=${w}: CPU per row ${c.nodeUs.toFixed(1)} µs here + ${c.pgUs.toFixed(1)} µs PostgreSQL = ` +
         `${(c.nodeUs + c.pgUs).toFixed(1)} µs; on 2 idle cores at most ${fmt(bound)} rows/s`,
