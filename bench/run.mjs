@@ -1,5 +1,6 @@
 // Runs every benchmark in bench/ one after another (never in parallel: they would disturb each other's
 // figures). `npm run bench` builds first; pass names to run a subset: `npm run bench -- envelope fernet`.
+// tls-audit.mjs starts nginx and runs testssl.sh once (about a minute); it skips itself when either is missing.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
