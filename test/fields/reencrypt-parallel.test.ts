@@ -174,6 +174,15 @@ describe('reencryptColumn with parallel workers (PostgreSQL)', () => {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;
+    // A COMMIT the worker sent just before dying still completes: wait until its sessions are gone, so that
+    // the state read below is final.
+    for (let i = 0; i < 200; i++) {
+      const { rows } = await pool.query(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'killed-worker'",
+      );
+      if (rows[0].n === 0) break;
+      await sleep(50);
+    }
 
     const saved = (await pool.query('SELECT job, cursor FROM enseal_job_checkpoints ORDER BY job')).rows as {
       job: string;

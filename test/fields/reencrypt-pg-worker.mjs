@@ -13,7 +13,7 @@ const fields = new FieldEncryption({
   keyset,
   schema: { people: { rowId: 'id', columns: { ssn: { type: 'string' } } } },
 });
-const pool = new pg.Pool({ connectionString: url, max: 3 });
+const pool = new pg.Pool({ connectionString: url, max: 3, application_name: 'killed-worker' });
 await reencryptColumn(fields, postgresExecutor(pool), {
   table: 'people',
   column: 'ssn',
