@@ -4,6 +4,7 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, type LogEvent } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from '../../src/crypto/index.js';
@@ -15,6 +16,7 @@ import {
   type EncryptedSchema,
   type SqlExecutor,
 } from '../../src/fields/index.js';
+import { EnsealKyselyPlugin } from '../../src/fields/kysely.js';
 import { Keyset } from '../../src/keys/index.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { tempDir } from '../kms/helpers.js';
@@ -144,6 +146,51 @@ describe('rekeyBlindIndex', () => {
       /not a declared blind index/,
     );
     db.close();
+  });
+
+  it('Kysely: writes fill both indexes during the transition; queries use the first declared one', async () => {
+    const { both } = setup();
+    const spec = both.schema.people!.columns.ssn!.indexes!;
+    // The cut-over: the same indexes, the new one declared first.
+    const switched = new FieldEncryption({
+      keyset: Keyset.generate({ purpose: 'encrypt' }),
+      indexKey: randomBytes(32),
+      schema: {
+        people: {
+          rowId: 'id',
+          columns: {
+            ssn: { type: 'string', indexes: { ssn_bidx_v2: spec.ssn_bidx_v2!, ssn_bidx: spec.ssn_bidx! } },
+          },
+        },
+      },
+    });
+    const sqlite = new Database(':memory:');
+    sqlite.exec('CREATE TABLE people (id INTEGER PRIMARY KEY, ssn TEXT, ssn_bidx TEXT, ssn_bidx_v2 TEXT)');
+    for (const [fields, id] of [
+      [both, 1],
+      [switched, 2],
+    ] as const) {
+      const sent: string[] = [];
+      const db = new Kysely<{ people: { id: number; ssn: string; ssn_bidx: string; ssn_bidx_v2: string } }>({
+        dialect: new SqliteDialect({ database: sqlite }),
+        plugins: [new EnsealKyselyPlugin(fields)],
+        log: (e: LogEvent) => void sent.push(e.query.sql),
+      });
+      await db
+        .insertInto('people')
+        .values({ id, ssn: `078-05-112${id}` })
+        .execute();
+      const raw = sqlite.prepare('SELECT ssn_bidx, ssn_bidx_v2 FROM people WHERE id = ?').get(id) as Record<
+        string,
+        string | null
+      >;
+      expect(raw.ssn_bidx).toMatch(/^[0-9a-f]+$/);
+      expect(raw.ssn_bidx_v2).toBe(fields.blindIndex('people', 'ssn', 'ssn_bidx_v2', `078-05-112${id}`));
+      const found = await db.selectFrom('people').selectAll().where('ssn', '=', `078-05-112${id}`).execute();
+      expect(found.map((r) => r.id)).toEqual([id]);
+      expect(sent.at(-1)).toMatch(id === 1 ? /"ssn_bidx" = \?/ : /"ssn_bidx_v2" = \?/);
+    }
+    sqlite.close();
   });
 
   describe('PostgreSQL', () => {
