@@ -171,7 +171,9 @@ describe('rekeyBlindIndex', () => {
       [switched, 2],
     ] as const) {
       const sent: string[] = [];
-      const db = new Kysely<{ people: { id: number; ssn: string; ssn_bidx: string; ssn_bidx_v2: string } }>({
+      const db = new Kysely<{
+        people: { id: number; ssn: string; ssn_bidx: string | null; ssn_bidx_v2: string | null };
+      }>({
         dialect: new SqliteDialect({ database: sqlite }),
         plugins: [new EnsealKyselyPlugin(fields)],
         log: (e: LogEvent) => void sent.push(e.query.sql),
