@@ -251,38 +251,28 @@ export class DataKeyCache {
     this.#open();
     const out = new Map<string, Uint8Array>();
     const missing: string[] = [];
+    const pending = new Map<string, Promise<Uint8Array>>();
     for (const w of new Set(wrapped)) {
       const hit = this.lookup(w);
       if (hit !== undefined) out.set(w, hit);
+      else if (this.#inflight.has(w))
+        pending.set(w, this.#inflight.get(w)!); // another caller asked already
       else missing.push(w);
     }
-    try {
-      if (missing.length > 1 && this.#provider.unwrapMany !== undefined) {
-        this.#stats.unwraps += missing.length;
-        let keys: (Uint8Array | Error)[];
-        try {
-          keys = await this.#provider.unwrapMany(missing);
-        } catch (err) {
-          this.#stats.failures += 1;
-          throw asTyped(err);
-        }
-        const failed = keys.find((k) => !(k instanceof Uint8Array) || k.length !== 32);
-        if (failed !== undefined || keys.length !== missing.length) {
-          for (const k of keys) if (k instanceof Uint8Array) wipe(k);
-          this.#stats.failures += 1;
-          if (failed instanceof Error) throw asTyped(failed);
-          throw unavailable('the key server answered a batch with something other than 256-bit keys');
-        }
-        keys.forEach((k, i) => {
-          this.#store(missing[i]!, k as Uint8Array);
-          out.set(missing[i]!, copy(k as Uint8Array));
-        });
-      } else {
-        for (const w of missing) out.set(w, copy(await this.#fetch(w)));
-      }
-    } catch (err) {
+    if (missing.length > 1 && this.#provider.unwrapMany !== undefined) {
+      this.#fetchMany(missing).forEach((p, i) => pending.set(missing[i]!, p));
+    } else {
+      for (const w of missing) pending.set(w, this.#fetch(w));
+    }
+    const settled = await Promise.allSettled(pending.values());
+    const keys = [...pending.keys()];
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') out.set(keys[i]!, copy(r.value));
+    });
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
       for (const k of out.values()) wipe(k);
-      throw err;
+      throw (failed as PromiseRejectedResult).reason;
     }
     return out;
   }
@@ -451,6 +441,10 @@ export class DataKeyCache {
     this.#cache.set(wrapped, { key, born: now });
   }
 
+  /**
+   * One shared request per wrapped key in flight. Resolves with the provider's own buffer while the cache
+   * keeps a copy, so that an eviction (which zeroes the cached copy) never changes what a waiter reads.
+   */
   #fetch(wrapped: string): Promise<Uint8Array> {
     this.#open();
     const pending = this.#inflight.get(wrapped);
@@ -468,10 +462,44 @@ export class DataKeyCache {
         wipe(key);
         throw unavailable('the key server unwrapped a data key that is not 256 bits');
       }
-      this.#store(wrapped, key);
+      this.#store(wrapped, copy(key));
       return key;
     };
-    const p = run().finally(() => this.#inflight.delete(wrapped));
+    return this.#track(wrapped, run());
+  }
+
+  /** {@link #fetch} for several keys in one provider request; one promise per key, in order. */
+  #fetchMany(wrapped: string[]): Promise<Uint8Array>[] {
+    this.#stats.unwraps += wrapped.length;
+    const batch = (async () => {
+      let keys: (Uint8Array | Error)[];
+      try {
+        keys = await this.#provider.unwrapMany!(wrapped);
+      } catch (err) {
+        this.#stats.failures += 1;
+        throw asTyped(err);
+      }
+      const failed = keys.find((k) => !(k instanceof Uint8Array) || k.length !== 32);
+      if (failed !== undefined || keys.length !== wrapped.length) {
+        for (const k of keys) if (k instanceof Uint8Array) wipe(k);
+        this.#stats.failures += 1;
+        if (failed instanceof Error) throw asTyped(failed);
+        throw unavailable('the key server answered a batch with something other than 256-bit keys');
+      }
+      keys.forEach((k, i) => this.#store(wrapped[i]!, copy(k as Uint8Array)));
+      return keys as Uint8Array[];
+    })();
+    return wrapped.map((w, i) =>
+      this.#track(
+        w,
+        batch.then((keys) => keys[i]!),
+      ),
+    );
+  }
+
+  #track(wrapped: string, work: Promise<Uint8Array>): Promise<Uint8Array> {
+    const p = work.finally(() => this.#inflight.delete(wrapped));
+    p.catch(() => undefined); // its callers handle the error; this copy must not count as unhandled
     this.#inflight.set(wrapped, p);
     return p;
   }
