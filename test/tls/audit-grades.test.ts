@@ -55,6 +55,7 @@ describe.skipIf(!nginx.available)('enseal tls audit grades real servers as the S
       'TLSv1.3': true,
     });
     expect(r.forwardSecrecy).toBe('all');
+    expect(r.cipherOrder['TLSv1.2']).toBe('client'); // ssl_prefer_server_ciphers off, as Mozilla advises
     expect(r.aead).toBe('all');
     expect(r.certificate?.trusted).toBe(true);
     expect(r.certificate?.nameMatches).toBe(true);
@@ -203,6 +204,9 @@ describe.skipIf(!nginx.available)('enseal tls audit (the built CLI)', () => {
     const bad = enseal([...args('strong'), '--fail-under', 'Z']);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/--fail-under "Z" is not a grade .*\(ERR_INVALID_ARGUMENT\)/);
+    const noCa = enseal(['tls', 'audit', '127.0.0.1:1', '--ca-file', '/nonexistent/ca.pem']);
+    expect(noCa.status).toBe(6);
+    expect(noCa.stderr).toBe('enseal: error: cannot read --ca-file /nonexistent/ca.pem: ENOENT (ERR_IO)\n');
     const closed = enseal(['tls', 'audit', '127.0.0.1:1', '--json']);
     expect(closed.status).toBe(1);
     expect(JSON.parse(closed.stderr)).toEqual({

@@ -78,6 +78,10 @@ function protocolLines(r: AuditReport): string[] {
     }
   }
   out.push(`Forward secrecy: ${r.forwardSecrecy} of the suites; AEAD: ${r.aead} of the suites`);
+  const order = Object.entries(r.cipherOrder).map(
+    ([p, o]) => `${p} ${o === 'server' ? "server's" : "client's"}`,
+  );
+  if (order.length > 0) out.push(`Suite order: ${order.join(', ')} preference`);
   const groups = r.groups.map((g) => `${g.name} (${g.bits})`).join(', ');
   out.push(
     `Key exchange groups: ${groups || 'none accepted (or not measurable)'}${r.dhBits !== null ? `; DHE group ${r.dhBits} bits` : ''}`,

@@ -62,6 +62,8 @@ export interface AuditReport {
   readonly protocols: Readonly<Record<ProtocolName, boolean>>;
   /** Accepted suites per supported protocol, in the order the server picked them. */
   readonly suites: Readonly<Partial<Record<ProtocolName, readonly SuiteReport[]>>>;
+  /** Per protocol with two or more suites: whether the server enforces its own suite preference. */
+  readonly cipherOrder: Readonly<Partial<Record<ProtocolName, 'server' | 'client'>>>;
   readonly forwardSecrecy: 'all' | 'some' | 'none';
   readonly aead: 'all' | 'some' | 'none';
   readonly groups: readonly GroupResult[];
@@ -349,6 +351,9 @@ async function run(
     protocols,
     suites: Object.fromEntries(
       supported.filter((s) => s.suites.length > 0).map((s) => [s.protocol, s.suites.map(toReport)]),
+    ),
+    cipherOrder: Object.fromEntries(
+      supported.filter((s) => s.cipherOrder !== null).map((s) => [s.protocol, s.cipherOrder]),
     ),
     forwardSecrecy: summarise(allSuites, (s) => s.forwardSecrecy),
     aead: summarise(allSuites, (s) => s.aead),

@@ -38,6 +38,8 @@ export interface ProtocolScan {
   readonly secureRenegotiation: boolean;
   /** Why enumeration stopped, for the report: an alert name, "closed", or "timeout". */
   readonly refusal: string;
+  /** 'server' when the server picks by its own preference, 'client' when it follows the offer; null below two suites. */
+  readonly cipherOrder: 'server' | 'client' | null;
 }
 
 export interface ScanContext extends Endpoint {
@@ -94,32 +96,17 @@ export async function scanProtocol(
   const suites: CipherSuite[] = [];
   let compression = false;
   let secureRenegotiation = false;
-  for (;;) {
+  let why = 'all offered suites accepted';
+  while (offer.length > 0) {
     if (ctx.stop?.stopped === true) throw new EnsealError(ErrorCode.TLS_AUDIT_FAILED, 'audit stopped');
-    if (offer.length === 0)
-      return {
-        protocol,
-        supported: true,
-        suites,
-        compression,
-        secureRenegotiation,
-        refusal: 'all offered suites accepted',
-      };
     const outcome = await rawProbe(ctx, helloFor(ctx, protocol, offer));
     const hello = acceptance(outcome, protocol, offer);
     if (hello === undefined) {
-      const why =
+      why =
         outcome.kind === 'server-hello'
           ? `negotiated 0x${outcome.version.toString(16)} instead`
           : refusal(outcome);
-      return {
-        protocol,
-        supported: suites.length > 0,
-        suites,
-        compression,
-        secureRenegotiation,
-        refusal: why,
-      };
+      break;
     }
     if (suites.length === 0) {
       compression = hello.compression !== 0;
@@ -128,6 +115,33 @@ export async function scanProtocol(
     suites.push(suiteById(hello.cipherSuite)!);
     offer = offer.filter((id) => id !== hello.cipherSuite);
   }
+  const cipherOrder = await orderOf(ctx, protocol, suites);
+  return {
+    protocol,
+    supported: suites.length > 0,
+    suites,
+    compression,
+    secureRenegotiation,
+    refusal: why,
+    cipherOrder,
+  };
+}
+
+/**
+ * Offers the accepted suites in reverse order: a server that enforces its own preference picks its favourite
+ * (the first it picked before) again; one that follows the client picks the first offered.
+ */
+async function orderOf(
+  ctx: ScanContext,
+  protocol: Exclude<ProtocolName, 'SSLv2'>,
+  suites: readonly CipherSuite[],
+): Promise<'server' | 'client' | null> {
+  if (suites.length < 2) return null;
+  const reversed = suites.map((s) => s.id).reverse();
+  const outcome = await rawProbe(ctx, helloFor(ctx, protocol, reversed));
+  const hello = acceptance(outcome, protocol, reversed);
+  if (hello === undefined) return null;
+  return hello.cipherSuite === suites[0]!.id ? 'server' : 'client';
 }
 
 /** SSLv2: one CLIENT-HELLO; only an SSLv2 server answers with an SSLv2 SERVER-HELLO. */
@@ -148,5 +162,6 @@ export async function scanSsl2(ctx: ScanContext): Promise<ProtocolScan> {
     compression: false,
     secureRenegotiation: false,
     refusal: supported ? '' : refusal(outcome),
+    cipherOrder: null,
   };
 }
