@@ -25,31 +25,35 @@ export const ExitCode = {
 } as const;
 
 export function exitCodeFor(err: EnsealError): number {
-  switch (err.code) {
-    case ErrorCode.DECRYPT_FAILED:
-    case ErrorCode.TOKEN_EXPIRED:
-    case ErrorCode.SIGNATURE_INVALID:
-      return ExitCode.DECRYPT;
-    case ErrorCode.MALFORMED:
-      return ExitCode.MALFORMED;
-    case ErrorCode.KEY_NOT_FOUND:
-    case ErrorCode.KEK_MISSING:
-    case ErrorCode.NO_IDENTITY_MATCH:
-    case ErrorCode.PASSWORD_MISMATCH:
-    case ErrorCode.KEY_USAGE:
-    case ErrorCode.PERMISSION_DENIED:
-    case ErrorCode.SEALED:
-      return ExitCode.KEY;
-    case ErrorCode.IO:
-    case ErrorCode.OUTPUT_EXISTS:
-      return ExitCode.IO;
-    case ErrorCode.INVALID_ARGUMENT:
-    case ErrorCode.UNSUPPORTED:
-      return ExitCode.USAGE;
-    default:
-      return ExitCode.FAILURE;
-  }
+  return EXIT_CODES[err.code] ?? ExitCode.FAILURE;
 }
+
+/** The CLI exit status of each error code, as docs/errors.md lists them (a test keeps the two in step). */
+const EXIT_CODES: Partial<Record<string, number>> = {
+  [ErrorCode.DECRYPT_FAILED]: ExitCode.DECRYPT,
+  [ErrorCode.TOKEN_EXPIRED]: ExitCode.DECRYPT,
+  [ErrorCode.SIGNATURE_INVALID]: ExitCode.DECRYPT,
+  [ErrorCode.MALFORMED]: ExitCode.MALFORMED,
+  [ErrorCode.KEY_NOT_FOUND]: ExitCode.KEY,
+  [ErrorCode.KEK_MISSING]: ExitCode.KEY,
+  [ErrorCode.NO_IDENTITY_MATCH]: ExitCode.KEY,
+  [ErrorCode.PASSWORD_MISMATCH]: ExitCode.KEY,
+  [ErrorCode.KEY_USAGE]: ExitCode.KEY,
+  [ErrorCode.PERMISSION_DENIED]: ExitCode.KEY,
+  [ErrorCode.SEALED]: ExitCode.KEY,
+  [ErrorCode.UNSEAL_FAILED]: ExitCode.KEY,
+  [ErrorCode.KEY_PENDING_DELETION]: ExitCode.KEY,
+  [ErrorCode.NOT_ALLOWED]: ExitCode.KEY,
+  [ErrorCode.IO]: ExitCode.IO,
+  [ErrorCode.OUTPUT_EXISTS]: ExitCode.IO,
+  [ErrorCode.STORE]: ExitCode.IO,
+  [ErrorCode.AUDIT_FAILED]: ExitCode.IO,
+  [ErrorCode.ACME_UNREACHABLE]: ExitCode.IO,
+  [ErrorCode.INVALID_ARGUMENT]: ExitCode.USAGE,
+  [ErrorCode.UNSUPPORTED]: ExitCode.USAGE,
+  [ErrorCode.INVALID_STATE]: ExitCode.USAGE,
+  [ErrorCode.KEY_EXISTS]: ExitCode.USAGE,
+};
 
 /** True when the user asked for machine-readable output anywhere on the command line. */
 export function wantsJson(argv: readonly string[]): boolean {
