@@ -240,7 +240,7 @@ function jobOptions(cmd: Command): Command {
     .option('--id <column>', 'the row-id column (unique, ordered) to page on', 'id')
     .option('--no-bound-to-row', 'do not bind ciphertexts to the row id')
     .option('--batch-size <n>', 'rows per transaction', '1000')
-    .option('--workers <n>', 'parallel workers (PostgreSQL only; SQLite runs one)', '1')
+    .option('--workers <n>', 'parallel workers (PostgreSQL only; 1 on SQLite)', '1')
     .option('--job <name>', 'checkpoint name')
     .option('--dry-run', 'decrypt and count, write nothing')
     .option('--json', 'print the result as JSON');
@@ -269,7 +269,7 @@ export function registerDb(program: Command): void {
     .option('--batch-size <n>', 'rows per transaction', '2000')
     .option(
       '--workers <n>',
-      'parallel workers, each on its own connection with FOR UPDATE SKIP LOCKED (PostgreSQL only; SQLite runs one)',
+      'parallel workers, each on its own connection with FOR UPDATE SKIP LOCKED (PostgreSQL only; 1 on SQLite)',
       '1',
     )
     .option('--job <name>', 'checkpoint name (default reencrypt:<table>.<column>)')
@@ -323,7 +323,10 @@ export function registerDb(program: Command): void {
     .requiredOption('--keyset <file>', 'the sealed keyset the column is encrypted with')
     .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
     .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
-    .requiredOption('--index-key-file <file>', 'root key of the new index: 32 bytes, hex or base64')
+    .requiredOption(
+      '--index-key-file <file>',
+      'the root key the application uses for the new index (its own indexKey, else the FieldEncryption indexKey): 32 bytes, hex or base64',
+    )
     .requiredOption('--table <name>')
     .requiredOption('--column <name>', 'the encrypted column the index is computed from')
     .option(
@@ -344,7 +347,7 @@ export function registerDb(program: Command): void {
       'the values were encrypted without the row id bound (no rowId in the schema)',
     )
     .option('--batch-size <n>', 'rows per transaction', '2000')
-    .option('--workers <n>', 'parallel workers (PostgreSQL only; SQLite runs one)', '1')
+    .option('--workers <n>', 'parallel workers (PostgreSQL only; 1 on SQLite)', '1')
     .option('--job <name>', 'checkpoint name (default reindex:<table>.<to>)')
     .option('--dry-run', 'decrypt and compute every index value, count what would change, write nothing')
     .option('--json', 'print the result (and progress lines on stderr) as JSON')
