@@ -392,6 +392,35 @@ describe('data-key cache limits', () => {
   });
 });
 
+describe('least privilege', () => {
+  it('a token allowed only datakey and decrypt on the key is enough to write and to read cold', async () => {
+    const policy = `path "transit/datakey/plaintext/${KEY}" { capabilities = ["update"] }
+path "transit/decrypt/${KEY}" { capabilities = ["update"] }`;
+    expect((await ctx.call('PUT', '/v1/sys/policies/acl/fields-app', { body: { policy } })).status).toBe(204);
+    const created = await ctx.call('POST', '/v1/auth/token/create', { body: { policies: ['fields-app'] } });
+    const token = (created.body as { auth: { client_token: string } }).auth.client_token;
+    const narrow = new EnsealClient({
+      address: ctx.server.url,
+      token,
+      caCert: readFileSync(ctx.server.caFile!),
+    });
+    try {
+      const writer = remoteFields({ maxUses: 1 }, narrow);
+      await writer.fields.ready(2);
+      const rows = [1, 2].map((id) => ({
+        id,
+        name: writer.fields.encryptValue('people', 'name', `n${id}`, id),
+      }));
+      const reader = remoteFields({}, narrow);
+      expect((await reader.fields.decryptRowsAsync('people', rows)).map((r) => r.name)).toEqual(['n1', 'n2']);
+      expect(reader.calls.decryptBatch).toBe(1);
+      expect(await codeOf(narrow.rotateKey(KEY))).toBe('ERR_PERMISSION_DENIED');
+    } finally {
+      narrow.close();
+    }
+  });
+});
+
 describe('tampered wrapped keys', () => {
   it('a value whose wrapped key was altered fails the whole read with ERR_DECRYPT_FAILED (batch and single)', async () => {
     const writer = remoteFields({ maxUses: 1 });
