@@ -15,8 +15,11 @@ import { wrappedKeyVersion } from './remote-value.js';
 
 /** Where data keys come from: anything that can make a fresh key and unwrap one it made earlier. */
 export interface DataKeyProvider {
-  /** A fresh 256-bit data key and its wrapped form. `version` is the wrapping key's version, if known. */
-  generate(): Promise<{ plaintext: Uint8Array; wrapped: string; version?: number }>;
+  /**
+   * A fresh 256-bit data key and its wrapped form. A wrapped key of the form `vault:v<N>:…` tells the
+   * wrapping key's version (which re-encryption compares); any other form has none.
+   */
+  generate(): Promise<{ plaintext: Uint8Array; wrapped: string }>;
   /** The data key inside `wrapped`; a wrapped key it did not make fails (`ERR_DECRYPT_FAILED` or similar). */
   unwrap(wrapped: string): Promise<Uint8Array>;
   /** Optional: several keys in one round trip, in order; per-item failures as `Error`s. */
@@ -206,7 +209,10 @@ export class DataKeyCache {
     return { key: k.key, wrapped: k.wrapped };
   }
 
-  /** The highest key version the server has wrapped a data key under (0 before any key was fetched). */
+  /**
+   * The highest key version the server has wrapped a data key under (0 before any key was fetched, and for
+   * providers whose wrapped keys carry no version).
+   */
   get latestVersion(): number {
     return this.#latestVersion;
   }
@@ -379,7 +385,7 @@ export class DataKeyCache {
   }
 
   async #generate(): Promise<EncryptionKey> {
-    let out: { plaintext: Uint8Array; wrapped: string; version?: number };
+    let out: { plaintext: Uint8Array; wrapped: string };
     try {
       out = await this.#provider.generate();
     } catch (err) {
@@ -398,7 +404,7 @@ export class DataKeyCache {
     }
     this.#lastFailure = undefined;
     this.#stats.generated += 1;
-    const version = out.version ?? wrappedKeyVersion(out.wrapped);
+    const version = wrappedKeyVersion(out.wrapped);
     if (version > this.#latestVersion) this.#latestVersion = version;
     // Values made under this key will be read back soon: cache it for decryption too (its own copy).
     this.#store(out.wrapped, copy(out.plaintext));

@@ -297,7 +297,8 @@ export class FieldEncryption {
     if (this.#dataKeys !== undefined) {
       if (!isRemoteValue(ciphertext)) return true;
       const latest = this.#dataKeys.latestVersion;
-      if (latest === 0) {
+      // 0 is also the version of a provider that does not report one: only "nothing fetched yet" is unknown.
+      if (latest === 0 && this.#dataKeys.stats().generated === 0) {
         throw new EnsealError(
           ErrorCode.DATA_KEY_UNAVAILABLE,
           'the key server version is not known yet; await fields.ready() first',

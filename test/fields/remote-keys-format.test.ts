@@ -243,6 +243,41 @@ describe('ensr1 vectors (docs/vectors/field-remote.json)', () => {
   });
 });
 
+describe('a provider whose wrapped keys carry no version', () => {
+  it('round-trips, and needsReencrypt is false once a key was fetched (unknown before)', async () => {
+    const store = new Map<string, Uint8Array>();
+    let n = 0;
+    const provider: DataKeyProvider = {
+      generate: async () => {
+        const plaintext = randomBytes(32);
+        const wrapped = `kms://app/${n++}`;
+        store.set(wrapped, plaintext.slice());
+        return { plaintext, wrapped };
+      },
+      unwrap: async (w) => store.get(w)!.slice(),
+    };
+    const dataKeys = new DataKeyCache(provider, { keepWarm: false, maxUses: 2 });
+    const fields = new FieldEncryption({ dataKeys, schema: { t: { columns: { v: { type: 'json' } } } } });
+    expect(codeOf(() => fields.needsReencrypt('ensr1.AAAA'))).toBe('ERR_DATA_KEY_UNAVAILABLE');
+    await fields.ready(5);
+    const values = [1, 2, 3, 4, 5].map((i) => fields.encryptValue('t', 'v', { i }));
+    expect(new Set(values.map((v) => parseRemoteValue(v).wrapped)).size).toBe(3);
+    expect(values.every((v) => parseRemoteValue(v).keyVersion === 0 && !fields.needsReencrypt(v))).toBe(true);
+    dataKeys.close();
+    const reader = new FieldEncryption({
+      dataKeys: new DataKeyCache(provider, { keepWarm: false }),
+      schema: { t: { columns: { v: { type: 'json' } } } },
+    });
+    expect(
+      await reader.decryptRowsAsync(
+        't',
+        values.map((v) => ({ v })),
+      ),
+    ).toEqual([1, 2, 3, 4, 5].map((i) => ({ v: { i } })));
+    reader.dataKeys!.close();
+  });
+});
+
 describe('ensr1 decoder', () => {
   const TYPED = ['ERR_MALFORMED', 'ERR_UNSUPPORTED', 'ERR_DECRYPT_FAILED'];
   const key = randomBytes(32);
