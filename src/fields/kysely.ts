@@ -5,6 +5,10 @@
  * encrypted column's plaintext to the database, or silently return wrong rows, is refused with
  * `ERR_NOT_ALLOWED` before the query is sent.
  *
+ * With data keys from a key server (`dataKeys`), writes are encrypted synchronously under cached keys (await
+ * `fields.ready()` first) and results are decrypted asynchronously: the distinct data keys of a result set
+ * that are not cached are unwrapped in one batch request.
+ *
  * @example
  * ```ts no-run
  * const db = new Kysely<DB>({ dialect, plugins: [new EnsealKyselyPlugin(fields)] });
