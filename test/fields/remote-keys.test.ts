@@ -370,6 +370,27 @@ describe('data-key cache limits', () => {
     expect(dataKeys.stats().unwraps).toBe(3);
   });
 
+  it('keepWarm: the refresh timer fetches a key before the cached ones age out, so a quiet process can write', async () => {
+    const clock = { now: 5_000_000 };
+    const { wrapper, calls } = counting();
+    // maxAgeMs 4 s: the timer runs every second (real time) and judges ages on the injected clock.
+    const dataKeys = transitDataKeys(wrapper, KEY, { maxAgeMs: 4000, now: () => clock.now });
+    caches.push(dataKeys);
+    const fields = new FieldEncryption({ dataKeys, indexKey, schema });
+    await fields.ready();
+    expect(calls.dataKey).toBe(2);
+    clock.now += 2500; // past half the lifetime: the next tick fetches a fresh key
+    for (let waited = 0; calls.dataKey < 3 && waited < 15_000; waited += 50)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(calls.dataKey).toBe(3);
+    await fields.ready(); // the fetch has landed (no new request: nothing is missing)
+    expect(calls.dataKey).toBe(3);
+    clock.now += 2000; // the first two keys are 4.5 s old now, the fresh one 2 s
+    const value = fields.encryptValue('people', 'name', 'quiet', 1);
+    expect(fields.decryptValue('people', 'name', value, 1)).toBe('quiet');
+    dataKeys.close();
+  });
+
   it('maxEntries bounds the decryption cache (least recently used dropped)', async () => {
     const writer = remoteFields({ maxUses: 1 });
     await writer.fields.ready(4);
