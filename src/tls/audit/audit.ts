@@ -208,13 +208,13 @@ async function handshakes(
   // The best protocol Node can speak, in Node's spelling; SSL-only servers get no handshake probes.
   const best = (['TLSv1.3', 'TLSv1.2', 'TLSv1.1', 'TLSv1.0'] as const).find((p) => supported.has(p));
   const nodeBest = best === undefined ? undefined : NODE_VERSION[best];
-  const nodeCan = ['TLSv1.3', 'TLSv1.2', 'TLSv1.1', 'TLSv1.0'].some((p) => supported.has(p as ProtocolName));
+  const nodeCan = best !== undefined;
   const notes: string[] = [];
   const dhe = scans
     .flatMap((s) => s.suites.map((suite) => ({ protocol: s.protocol, suite })))
     .find((x) => x.suite.keyExchange === 'DHE');
   const tasks: (() => Promise<unknown>)[] = [
-    () => (nodeCan ? nodeHandshake(target) : Promise.resolve(undefined)),
+    () => (nodeCan ? nodeHandshake(target, { minVersion: nodeBest! }) : Promise.resolve(undefined)),
     () =>
       best === undefined
         ? Promise.resolve(undefined)
