@@ -138,6 +138,36 @@ interface Plan {
   bounds: string[];
 }
 
+const isCursor = (v: unknown): v is string | null => v === null || typeof v === 'string';
+const isPlan = (v: unknown): v is Plan =>
+  typeof v === 'object' &&
+  v !== null &&
+  Number.isInteger((v as Plan).workers) &&
+  Array.isArray((v as Plan).bounds) &&
+  (v as Plan).bounds.every((b) => typeof b === 'string');
+const isPartitionState = (v: unknown): v is PartitionState =>
+  typeof v === 'object' &&
+  v !== null &&
+  isCursor((v as PartitionState).after) &&
+  typeof (v as PartitionState).done === 'boolean';
+
+/** A parallel job's checkpoint row, checked: a damaged one stops the job instead of paging wrong ranges. */
+function readCheckpoint<T>(row: Record<string, unknown>, valid: (v: unknown) => v is T): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(String(row.cursor));
+  } catch {
+    value = undefined;
+  }
+  if (!valid(value)) {
+    throw new EnsealError(
+      ErrorCode.MALFORMED,
+      `checkpoint "${String(row.job)}" in ${CHECKPOINTS} is not readable; delete the job's rows to start over`,
+    );
+  }
+  return value;
+}
+
 const planKey = (job: string) => `${job}#plan`;
 const partitionKey = (job: string, i: number) => `${job}#${i}`;
 
@@ -270,7 +300,7 @@ class BatchJob {
     const out: { single?: string | null; plan?: Plan } = {};
     for (const row of rows) {
       if (row.job === job) out.single = (row.cursor as string | null) ?? null;
-      else out.plan = JSON.parse(String(row.cursor)) as Plan;
+      else out.plan = readCheckpoint(row, isPlan);
     }
     return out;
   }
@@ -281,7 +311,7 @@ class BatchJob {
     const rows = await this.#db.query(`SELECT job, cursor FROM ${CHECKPOINTS} WHERE job = ANY($1::text[])`, [
       keys,
     ]);
-    for (const row of rows) out.set(String(row.job), JSON.parse(String(row.cursor)) as PartitionState);
+    for (const row of rows) out.set(String(row.job), readCheckpoint(row, isPartitionState));
     return out;
   }
 

@@ -257,6 +257,13 @@ describe('reencryptColumn with parallel workers (PostgreSQL)', () => {
       expect(fields.needsReencrypt(r.secret)).toBe(false);
       expect(fields.decryptValue('tokens', 'secret', r.secret, r.id)).toBe(`t-${r.id}`);
     }
+    // A damaged partition plan stops the job rather than paging wrong ranges.
+    await pool.query(
+      `INSERT INTO enseal_job_checkpoints VALUES ('reencrypt:tokens.secret#plan', '{"workers":2,"bounds":[7]}', 0)`,
+    );
+    await expect(
+      reencryptColumn(fields, postgresExecutor(pool), { table: 'tokens', column: 'secret', workers: 2 }),
+    ).rejects.toMatchObject({ code: 'ERR_MALFORMED' });
     await pool.end();
   });
 
