@@ -34,6 +34,7 @@ beforeAll(async () => {
     'wrongName',
     'rsa1024',
     'serve',
+    'serveIntermediate',
   ]);
 });
 afterAll(async () => {
@@ -138,12 +139,25 @@ describe.skipIf(!nginx.available)('enseal tls audit grades real servers as the S
     expect(r.rating.caps).toEqual([]);
     expect(r.rating.grade).toBe('A+');
   });
+
+  it('enseal serve (intermediate profile): TLS 1.2 adds ECDHE AEAD suites only, still A+', () => {
+    const r = t.reports.serveIntermediate!;
+    expect(
+      Object.entries(r.protocols)
+        .filter(([, on]) => on)
+        .map(([p]) => p),
+    ).toEqual(['TLSv1.2', 'TLSv1.3']);
+    for (const s of r.suites['TLSv1.2']!) expect(s).toMatchObject({ keyExchange: 'ECDHE', aead: true });
+    expect(r.secureRenegotiation).toBe(true);
+    expect(r.rating.caps).toEqual([]);
+    expect(r.rating.grade).toBe('A+');
+  });
 });
 
 describe.skipIf(!nginx.available || !sslscan.available)(
   'protocol and cipher findings agree with sslscan',
   () => {
-    it.each(['strong', 'weak', 'serve'] as const)('%s', async (name) => {
+    it.each(['strong', 'weak', 'serve', 'serveIntermediate'] as const)('%s', async (name) => {
       const theirs = await sslscanFindings(t.hostPort(name));
       const mine = auditFindings(t.reports[name]!);
       expect(mine.protocols).toEqual(theirs.protocols);

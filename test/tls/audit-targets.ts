@@ -1,6 +1,7 @@
 /**
  * Audit targets shared by the auditor's tests: real nginx servers built from the nginx harness's strong and
- * weak blocks with the fixture certificates, plus `enseal serve` (modern profile), each audited once.
+ * weak blocks with the fixture certificates, plus `enseal serve` (modern and intermediate profiles), each
+ * audited once.
  * Also the readers for testssl.sh and sslscan output, normalised to "TLSv1.2 0xc02f" entries.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { tlsFixtures, type CertFixture, type TlsFixtures } from '../helpers/tls-
 import { devServer } from '../server/helpers.js';
 
 export type NginxTarget = 'strong' | 'noHsts' | 'weak' | 'expired' | 'selfSigned' | 'wrongName' | 'rsa1024';
-export type TargetName = NginxTarget | 'serve';
+export type TargetName = NginxTarget | 'serve' | 'serveIntermediate';
 
 /** The strong block with OpenSSL's security level lowered, so nginx accepts an RSA-1024 key at all. */
 const seclevel0 = (block: string) => block.replace(/(ssl_ciphers [^;]+);/, '$1:@SECLEVEL=0;');
@@ -43,30 +44,34 @@ export interface Targets {
 export async function startTargets(names: readonly TargetName[]): Promise<Targets> {
   const fx = await tlsFixtures();
   const servers: Partial<Record<NginxTarget, RunningNginx>> = {};
-  let serve: Awaited<ReturnType<typeof devServer>> | undefined;
+  const serves: Partial<Record<'serve' | 'serveIntermediate', Awaited<ReturnType<typeof devServer>>>> = {};
+  const isServe = (name: TargetName): name is 'serve' | 'serveIntermediate' =>
+    name === 'serve' || name === 'serveIntermediate';
   const trust = (name: NginxTarget): CertFixture =>
     name === 'weak' || name === 'rsa1024' ? fx.goodRsa : fx.goodEcdsa;
   const targets: Targets = {
     reports: {},
     hostPort: (name) => {
-      if (name === 'serve') {
-        const u = new URL(serve!.server.url);
+      if (isServe(name)) {
+        const u = new URL(serves[name]!.server.url);
         return `${u.hostname}:${u.port}`;
       }
       return `127.0.0.1:${servers[name]!.httpsPort}`;
     },
-    caFile: (name) => (name === 'serve' ? serve!.server.caFile! : trust(name).caFile),
+    caFile: (name) => (isServe(name) ? serves[name]!.server.caFile! : trust(name).caFile),
     httpPort: (name) => servers[name]!.httpPort,
     stop: async () => {
       await Promise.all(Object.values(servers).map((s) => s?.stop()));
-      await serve?.server.close();
+      await Promise.all(Object.values(serves).map((s) => s?.server.close()));
     },
   };
   try {
     await Promise.all(
       names.map(async (name) => {
-        if (name === 'serve') serve = await devServer();
-        else servers[name] = await startNginx({ http: BLOCKS[name](fx) });
+        if (name === 'serve') serves.serve = await devServer();
+        else if (name === 'serveIntermediate') {
+          serves.serveIntermediate = await devServer({ tlsProfile: 'intermediate' });
+        } else servers[name] = await startNginx({ http: BLOCKS[name](fx) });
       }),
     );
     for (const name of names) {
@@ -74,7 +79,7 @@ export async function startTargets(names: readonly TargetName[]): Promise<Target
         serverName: 'localhost',
         extraCa: [readFileSync(targets.caFile(name), 'utf8')],
         // enseal serve has no plain-HTTP listener here: port 1 has nothing, which the report must say.
-        httpPort: name === 'serve' ? 1 : targets.httpPort(name),
+        httpPort: isServe(name) ? 1 : targets.httpPort(name),
       };
       targets.reports[name] = await auditTls(targets.hostPort(name), options);
     }
