@@ -11,7 +11,7 @@
  * server ({@link DataKeyCache.unwrap}); a synchronous read finds only what is cached.
  */
 import { EnsealError, ErrorCode, invalidArgument, wipe } from '../crypto/index.js';
-import { wrappedKeyVersion } from './remote-value.js';
+import { remoteValuePrefix, wrappedKeyVersion } from './remote-value.js';
 
 /** Where data keys come from: anything that can make a fresh key and unwrap one it made earlier. */
 export interface DataKeyProvider {
@@ -120,6 +120,17 @@ function unavailable(message: string, cause?: unknown): EnsealError {
 function asTyped(err: unknown): EnsealError {
   if (err instanceof EnsealError) return err;
   return unavailable('the key server request failed', err);
+}
+
+/** True when a wrapped key fits in a field value's header (checked once per key, not per value). */
+function storable(wrapped: unknown): boolean {
+  if (typeof wrapped !== 'string') return false;
+  try {
+    remoteValuePrefix(wrapped);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A key copied out of the cache, so that evicting the cached one cannot zero it under its user. */
@@ -393,13 +404,12 @@ export class DataKeyCache {
       this.#lastFailure = asTyped(err);
       throw this.#lastFailure;
     }
-    if (
-      !(out.plaintext instanceof Uint8Array) ||
-      out.plaintext.length !== 32 ||
-      typeof out.wrapped !== 'string'
-    ) {
-      wipe(out.plaintext);
-      this.#lastFailure = unavailable('the key server gave a data key that is not 256 bits');
+    const plaintext: unknown = out?.plaintext;
+    if (!(plaintext instanceof Uint8Array) || plaintext.length !== 32 || !storable(out.wrapped)) {
+      if (plaintext instanceof Uint8Array) wipe(plaintext);
+      this.#lastFailure = unavailable(
+        'the key server gave something other than a 256-bit key and its wrapped form',
+      );
       throw this.#lastFailure;
     }
     this.#lastFailure = undefined;
@@ -465,7 +475,7 @@ export class DataKeyCache {
         throw asTyped(err);
       }
       if (!(key instanceof Uint8Array) || key.length !== 32) {
-        wipe(key);
+        if (key instanceof Uint8Array) wipe(key);
         throw unavailable('the key server unwrapped a data key that is not 256 bits');
       }
       this.#store(wrapped, copy(key));
@@ -485,6 +495,7 @@ export class DataKeyCache {
         this.#stats.failures += 1;
         throw asTyped(err);
       }
+      if (!Array.isArray(keys)) keys = [];
       const failed = keys.find((k) => !(k instanceof Uint8Array) || k.length !== 32);
       if (failed !== undefined || keys.length !== wrapped.length) {
         for (const k of keys) if (k instanceof Uint8Array) wipe(k);

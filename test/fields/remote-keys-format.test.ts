@@ -23,7 +23,7 @@ import {
   sealRemoteValueBytes,
 } from '../../src/fields/remote-value.js';
 import { encodeValue, type FieldType } from '../../src/fields/value-codec.js';
-import { codeOf } from '../helpers/errors.js';
+import { asyncCodeOf, codeOf } from '../helpers/errors.js';
 
 const VECTORS_FILE = fileURLToPath(new URL('../../docs/vectors/field-remote.json', import.meta.url));
 const KEY = '000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f';
@@ -275,6 +275,66 @@ describe('a provider whose wrapped keys carry no version', () => {
       ),
     ).toEqual([1, 2, 3, 4, 5].map((i) => ({ v: { i } })));
     reader.dataKeys!.close();
+  });
+});
+
+describe('a misbehaving provider', () => {
+  it('gets typed errors, never a crash or a short key in use', async () => {
+    const schema = { t: { columns: { v: { type: 'string' as const } } } };
+    let serial = 0;
+    const bad = (over: Partial<DataKeyProvider>): FieldEncryption =>
+      new FieldEncryption({
+        dataKeys: new DataKeyCache(
+          {
+            generate: async () => ({ plaintext: randomBytes(32), wrapped: `w${serial++}` }),
+            unwrap: async () => randomBytes(32),
+            ...over,
+          },
+          { keepWarm: false },
+        ),
+        schema,
+      });
+    const odd = [
+      { plaintext: 'x', wrapped: 'w' },
+      { plaintext: randomBytes(16), wrapped: 'w' },
+      { plaintext: randomBytes(32), wrapped: 5 },
+      { plaintext: randomBytes(32), wrapped: '' },
+      { plaintext: randomBytes(32), wrapped: 'x'.repeat(5000) },
+      undefined,
+    ];
+    for (const out of odd) {
+      const f = bad({ generate: async () => out as never });
+      expect(await asyncCodeOf(f.ready())).toBe('ERR_DATA_KEY_UNAVAILABLE');
+      expect(codeOf(() => f.encryptValue('t', 'v', 'x'))).toBe('ERR_DATA_KEY_UNAVAILABLE');
+    }
+    const good = bad({});
+    await good.ready();
+    const value = good.encryptValue('t', 'v', 'x');
+    for (const unwrap of [
+      async () => randomBytes(16),
+      async () => 'key' as never,
+      async () => Promise.reject(new Error('down')),
+    ]) {
+      expect(await asyncCodeOf(bad({ unwrap }).decryptValueAsync('t', 'v', value))).toBe(
+        'ERR_DATA_KEY_UNAVAILABLE',
+      );
+    }
+    // Two values under two distinct data keys, so that decryption takes the batch path.
+    const other = bad({});
+    await other.ready();
+    const rows = [{ v: value }, { v: other.encryptValue('t', 'v', 'z') }];
+    const batches = [
+      async () => 'no' as never,
+      async () => [randomBytes(32)],
+      async () => [randomBytes(32), randomBytes(8)],
+      async () => [new Error('x'), new Error('y')],
+      async () => Promise.reject(new Error('down')),
+    ];
+    for (const unwrapMany of batches) {
+      expect(await asyncCodeOf(bad({ unwrapMany }).decryptRowsAsync('t', rows))).toBe(
+        'ERR_DATA_KEY_UNAVAILABLE',
+      );
+    }
   });
 });
 
