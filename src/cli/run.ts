@@ -81,6 +81,11 @@ export function configureProgram(program: Command): Command {
 }
 
 export async function runCli(program: Command, argv: readonly string[]): Promise<void> {
+  // `enseal … | head` closes the pipe early; that ends the output, it is not a crash worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
     await program.parseAsync(argv as string[]);
   } catch (err) {

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildOnce, enseal } from '../helpers/cli.js';
+import { CLI, buildOnce, enseal } from '../helpers/cli.js';
 import { python, runPython } from '../helpers/peers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'enseal-cli-'));
@@ -16,6 +17,19 @@ describe('enseal CLI basics', () => {
     expect(help.status).toBe(0);
     expect(help.stdout.toString()).toContain('keyset');
     expect(enseal(['--version']).stdout.toString().trim()).toMatch(/^\d+\.\d+\.\d+$/);
+  });
+
+  it('a reader that closes the pipe early (| head) ends the output quietly', () => {
+    // The shell: enseal --help | head -c 1. The parent reads one byte and closes its end of the pipe.
+    const r = spawnSync(
+      'sh',
+      ['-c', `"${process.execPath}" "${CLI}" tls nginx --help | head -c 1 >/dev/null`],
+      {
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toContain('EPIPE');
   });
 
   it('usage errors exit 2 with an enseal: error: line', () => {
