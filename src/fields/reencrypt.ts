@@ -67,6 +67,10 @@ export async function reencryptColumn(
     job: options.job ?? `reencrypt:${table}.${column}`,
     dryRun: options.dryRun === true,
     async process(rows, dryRun) {
+      // Values under server data keys: unwrap this batch's keys in one call and reserve keys for the new values,
+      // so the synchronous re-encryption below never finds its cache empty. Keyset values make both no-ops.
+      await fields.warm(rows.map((row) => row.value));
+      await fields.ready(dryRun ? undefined : rows.length);
       const changes: BatchChange[] = [];
       for (const row of rows) {
         if (row.value === null || row.value === undefined) continue;

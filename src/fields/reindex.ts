@@ -79,6 +79,7 @@ export async function rekeyBlindIndex(
     job: options.job ?? `reindex:${table}.${to}`,
     dryRun: options.dryRun === true,
     async process(rows) {
+      await fields.warm(rows.map((row) => row.value)); // server data keys: one unwrap call per batch
       const changes: BatchChange[] = [];
       let unchanged = 0;
       for (const row of rows) {

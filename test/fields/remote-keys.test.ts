@@ -542,12 +542,13 @@ describe('server key rotation', () => {
     expect(fields.needsReencrypt(String(old[0]!.name))).toBe(false);
     await fields.dataKeys!.refresh();
     expect(fields.needsReencrypt(String(old[0]!.name))).toBe(true);
-    // One value, async; then the whole column through reencryptColumn once the old keys are cached.
+    // One value, async; then the whole column through reencryptColumn.
     const moved = await later.fields.reencryptValueAsync('people', 'score', String(old[0]!.score), 1);
     expect(parseRemoteValue(moved).keyVersion).toBe(2);
     expect(later.fields.decryptValue('people', 'score', moved, 1)).toBe(person(1).score);
-    await later.fields.warm(old.map((r) => r.name));
-    const done = await reencryptColumn(later.fields, sqliteExecutor(database), {
+    // A fresh job process: nothing cached and no ready(); the job fetches what it needs batch by batch.
+    const job = remoteFields();
+    const done = await reencryptColumn(job.fields, sqliteExecutor(database), {
       table: 'people',
       column: 'name',
     });
