@@ -15,18 +15,23 @@ import {
   reencryptColumn,
   rekeyBlindIndex,
   sqliteExecutor,
+  transitDataKeys,
   type BlindIndexSpec,
+  type DataKeyCache,
   type FieldType,
   type LegacySource,
   type SqlExecutor,
 } from '../../fields/index.js';
 import { readSecretFile } from '../input.js';
 import { writeStdout } from '../run.js';
+import type { Keyset } from '../../keys/index.js';
+import { clientFor, type ServerFlags } from '../server-client.js';
 import { loadKeysetFile, type KekOptions } from './keyset.js';
 
-interface DbFlags extends KekOptions {
+interface DbFlags extends KekOptions, ServerFlags {
   database: string;
-  keyset: string;
+  keyset?: string;
+  transitKey?: string;
   table: string;
   column: string;
   id: string;
@@ -180,12 +185,39 @@ function legacySource(flags: MigrateFlags): LegacySource {
   }
 }
 
+/** Adds the ways a job gets its keys: a sealed keyset file, data keys from `enseal serve`, or both. */
+function keyOptions(cmd: Command, keysetHelp: string): Command {
+  return cmd
+    .option('--keyset <file>', keysetHelp)
+    .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
+    .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
+    .option(
+      '--transit-key <name>',
+      'data keys from this enseal serve key (ensr1. values); with --keyset too, keyset values move to it',
+    )
+    .option('--address <url>', 'with --transit-key: server address (env ENSEAL_ADDR)')
+    .option('--token <token>', 'with --transit-key: token (env ENSEAL_TOKEN; prefer the env var)')
+    .option('--ca-cert <file>', 'with --transit-key: CA certificate to trust (env ENSEAL_CACERT)');
+}
+
+/** The keys of a job: `keyset`, `dataKeys` or both, as the flags ask; at least one is required. */
+async function jobKeys(flags: DbFlags): Promise<{ keyset?: Keyset; dataKeys?: DataKeyCache }> {
+  if (flags.keyset === undefined && flags.transitKey === undefined)
+    throw invalidArgument('--keyset', 'give --keyset <file>, --transit-key <name>, or both');
+  return {
+    ...(flags.keyset !== undefined ? { keyset: await loadKeysetFile(flags.keyset, flags) } : {}),
+    ...(flags.transitKey !== undefined
+      ? { dataKeys: transitDataKeys(clientFor(flags), flags.transitKey) }
+      : {}),
+  };
+}
+
 /** Shared by `migrate` and `encrypt-column`: converts a column in resumable batches. */
 async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<void> {
-  const keyset = await loadKeysetFile(flags.keyset, flags);
+  const keys = await jobKeys(flags);
   const fieldColumn = flags.targetColumn ?? flags.column;
   const fields = new FieldEncryption({
-    keyset,
+    ...keys,
     schema: {
       [flags.table]: {
         ...(flags.boundToRow ? { rowId: flags.id } : {}),
@@ -220,16 +252,16 @@ async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<vo
   } catch (err) {
     throw storeError(err);
   } finally {
+    fields.dataKeys?.close(); // zeroes the cached data keys
     await close();
   }
 }
 
 function jobOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>')
-    .requiredOption('--keyset <file>', 'the sealed keyset to encrypt with')
-    .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
-    .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
+  return keyOptions(
+    cmd.requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>'),
+    'the sealed keyset to encrypt with',
+  )
     .requiredOption('--table <name>')
     .requiredOption('--column <name>', 'the column holding the current values')
     .option('--type <type>', 'string (default), number, boolean, date, json or bytes', 'string')
@@ -248,17 +280,13 @@ function jobOptions(cmd: Command): Command {
 
 export function registerDb(program: Command): void {
   const db = program.command('db').description('Jobs on encrypted database columns');
-  db.command('reencrypt')
+  const reencrypt = db
+    .command('reencrypt')
     .description(
-      "Re-encrypt a column under the keyset's current version (online, resumable, one batch per transaction)",
+      "Re-encrypt a column under the keyset's current version or the server key's latest (online, resumable, one batch per transaction)",
     )
-    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>')
-    .requiredOption(
-      '--keyset <file>',
-      'the sealed keyset the column is encrypted with (after `enseal keyset rotate`)',
-    )
-    .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
-    .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
+    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>');
+  keyOptions(reencrypt, 'the sealed keyset the column is encrypted with (after `enseal keyset rotate`)')
     .requiredOption('--table <name>')
     .requiredOption('--column <name>')
     .option('--id <column>', 'the row-id column (unique, ordered) to page on', 'id')
@@ -276,9 +304,8 @@ export function registerDb(program: Command): void {
     .option('--dry-run', 'count what would change, write nothing')
     .option('--json', 'print the result (and progress lines on stderr) as JSON')
     .action(async (flags: DbFlags) => {
-      const keyset = await loadKeysetFile(flags.keyset, flags);
       const fields = new FieldEncryption({
-        keyset,
+        ...(await jobKeys(flags)),
         schema: {
           [flags.table]: {
             ...(flags.boundToRow ? { rowId: flags.id } : {}),
@@ -311,18 +338,18 @@ export function registerDb(program: Command): void {
       } catch (err) {
         throw storeError(err);
       } finally {
+        fields.dataKeys?.close(); // zeroes the cached data keys
         await close();
       }
     });
 
-  db.command('reindex')
+  const reindex = db
+    .command('reindex')
     .description(
       'Fill a new blind-index column (re-keyed, or with new bits/normalizers) from the decrypted values, online and resumable, while the application writes both indexes',
     )
-    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>')
-    .requiredOption('--keyset <file>', 'the sealed keyset the column is encrypted with')
-    .option('--kek-file <file>', 'key-encryption key file (else ENSEAL_KEK)')
-    .option('--passphrase-file <file>', 'the keyset is sealed with a passphrase read from this file')
+    .requiredOption('--database <url>', 'postgres://user@host/db or sqlite:<path>');
+  keyOptions(reindex, 'the sealed keyset the column is encrypted with')
     .requiredOption(
       '--index-key-file <file>',
       'the root key the application uses for the new index (its own indexKey, else the FieldEncryption indexKey): 32 bytes, hex or base64',
@@ -352,7 +379,7 @@ export function registerDb(program: Command): void {
     .option('--dry-run', 'decrypt and compute every index value, count what would change, write nothing')
     .option('--json', 'print the result (and progress lines on stderr) as JSON')
     .action(async (flags: ReindexFlags) => {
-      const keyset = await loadKeysetFile(flags.keyset, flags);
+      const keys = await jobKeys(flags);
       const spec: BlindIndexSpec = {
         bits: Number(flags.bits),
         indexKey: readIndexKey(flags.indexKeyFile),
@@ -361,7 +388,7 @@ export function registerDb(program: Command): void {
           : {}),
       };
       const fields = new FieldEncryption({
-        keyset,
+        ...keys,
         schema: {
           [flags.table]: {
             ...(flags.boundToRow ? { rowId: flags.id } : {}),
@@ -401,6 +428,7 @@ export function registerDb(program: Command): void {
       } catch (err) {
         throw storeError(err);
       } finally {
+        fields.dataKeys?.close(); // zeroes the cached data keys
         await close();
       }
     });
