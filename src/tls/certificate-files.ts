@@ -20,10 +20,18 @@ export function pemPrivateKey(pkcs8: ArrayBuffer): string {
   return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
 }
 
-/** A positive 128-bit serial number as hex. */
+/** The PKCS#8 DER inside a PEM private key; `what` names the file in the error. */
+export function pkcs8FromPem(pem: string, what: string): Uint8Array<ArrayBuffer> {
+  const m = /^-----BEGIN PRIVATE KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PRIVATE KEY-----\s*$/.exec(pem);
+  if (m === null) throw new EnsealError(ErrorCode.MALFORMED, `${what} is not a PKCS#8 PEM private key`);
+  return new Uint8Array(Buffer.from(m[1]!.replace(/\s/g, ''), 'base64'));
+}
+
+/** A random 128-bit serial number as hex. */
 export function randomSerial(): string {
   const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
-  bytes[0]! &= 0x7f;
+  // 0x40..0x7f: positive, and never a leading zero byte that would make the DER INTEGER non-minimal.
+  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
   return hexEncode(bytes);
 }
 
@@ -40,6 +48,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     const handle = await open(temp, 'wx', mode);
     try {
       await handle.writeFile(data);
+      await handle.chmod(mode); // the umask may have narrowed the create mode
       await handle.sync();
     } finally {
       await handle.close();

@@ -12,7 +12,6 @@ export {
   parseSanName,
   parsePermittedName,
   permittedBy,
-  writeFileAtomic,
   caFilesIn,
   initLocalCa,
   findLocalCa,
@@ -91,6 +90,7 @@ export {
   readCertificateFile,
   splitPemChain,
   writeCertificateFiles,
+  writeFileAtomic,
   type CertificateInfo,
 } from './certificate-files.js';
 export {

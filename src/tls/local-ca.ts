@@ -13,12 +13,13 @@
  * envelope (Argon2id, key-committing AEAD). Every file is written atomically (temp file, fsync, rename), so
  * an interrupted run never leaves a half-written key or certificate.
  */
-import { access, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { access, mkdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
 import { EnsealError, ErrorCode, invalidArgument, utf8Decode, type Argon2Params } from '../crypto/index.js';
 import { openWithPassphrase, sealWithPassphrase } from '../formats/index.js';
+import { pemPrivateKey, pkcs8FromPem, randomSerial, writeFileAtomic } from './certificate-files.js';
 import {
   nameConstraintsExtension,
   parsePermittedName,
@@ -103,28 +104,6 @@ function keyTypeOf(cert: x509.X509Certificate): CaKeyType {
   );
 }
 
-function serialNumber(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
-  // 0x40..0x7f: positive, and never a leading zero byte that would make the DER INTEGER non-minimal.
-  bytes[0] = (bytes[0]! & 0x3f) | 0x40;
-  return Buffer.from(bytes).toString('hex');
-}
-
-function pkcs8Pem(der: ArrayBuffer): string {
-  const b64 = Buffer.from(der)
-    .toString('base64')
-    .replace(/(.{64})/g, '$1\n')
-    .replace(/\n$/, '');
-  return `-----BEGIN PRIVATE KEY-----\n${b64}\n-----END PRIVATE KEY-----\n`;
-}
-
-function pkcs8Der(pem: string): Uint8Array<ArrayBuffer> {
-  const m = /^-----BEGIN PRIVATE KEY-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END PRIVATE KEY-----\s*$/.exec(pem);
-  if (m === null)
-    throw new EnsealError(ErrorCode.MALFORMED, 'the CA key file is not a PKCS#8 PEM private key');
-  return new Uint8Array(Buffer.from(m[1]!.replace(/\s/g, ''), 'base64'));
-}
-
 async function generateKeys(type: LeafKeyType): Promise<CryptoKeyPair> {
   return (await globalThis.crypto.subtle.generateKey(algorithms(type).generate, true, [
     'sign',
@@ -134,34 +113,6 @@ async function generateKeys(type: LeafKeyType): Promise<CryptoKeyPair> {
 
 // ---------------------------------------------------------------------------------------------------------
 // Files
-
-/**
- * Writes `data` to `path` atomically: a temp file beside it (created with `mode`, so a key is never
- * readable by others even for an instant), fsync, rename over the target, fsync the directory.
- */
-export async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${serialNumber().slice(0, 8)}.tmp`);
-  try {
-    const fh = await open(tmp, 'wx', mode);
-    try {
-      await fh.writeFile(data);
-      await fh.chmod(mode); // the umask may have narrowed or the platform widened the create mode
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-    const dir = await open(dirname(path), 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  } catch (cause) {
-    await unlink(tmp).catch(() => undefined);
-    throw new EnsealError(ErrorCode.IO, `cannot write ${path}`, { cause });
-  }
-}
 
 async function readTextFile(path: string, what: string): Promise<string> {
   try {
@@ -221,7 +172,7 @@ export async function createCa(options: CreateCaOptions = {}): Promise<LocalCa> 
   const keys = await generateKeys(keyType);
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: serialNumber(),
+    serialNumber: randomSerial(),
     name: [{ CN: [cn] }, { O: ['enseal local CA (development only)'] }],
     notBefore: new Date(now - 60_000),
     notAfter: new Date(now + days * DAY),
@@ -258,7 +209,7 @@ export interface SaveCaOptions {
 
 /** Writes the CA certificate (0644) and key (0600, sealed when a passphrase is given) atomically. */
 export async function saveCa(ca: LocalCa, files: CaFiles, options: SaveCaOptions = {}): Promise<void> {
-  const keyPem = pkcs8Pem(await globalThis.crypto.subtle.exportKey('pkcs8', ca.privateKey));
+  const keyPem = pemPrivateKey(await globalThis.crypto.subtle.exportKey('pkcs8', ca.privateKey));
   const keyText =
     options.passphrase === undefined
       ? keyPem
@@ -322,7 +273,13 @@ export async function loadCa(files: CaFiles, passphrase?: string | Uint8Array): 
   const alg = algorithms(keyType).import;
   let privateKey: CryptoKey;
   try {
-    privateKey = await globalThis.crypto.subtle.importKey('pkcs8', pkcs8Der(keyText), alg, true, ['sign']);
+    privateKey = await globalThis.crypto.subtle.importKey(
+      'pkcs8',
+      pkcs8FromPem(keyText, 'the CA key file'),
+      alg,
+      true,
+      ['sign'],
+    );
   } catch (cause) {
     if (cause instanceof EnsealError) throw cause;
     throw new EnsealError(ErrorCode.MALFORMED, 'the CA key does not match the CA certificate type', {
@@ -409,7 +366,7 @@ export async function issueCertificate(ca: LocalCa, options: IssueOptions): Prom
   const usage = keyType.startsWith('rsa')
     ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
     : x509.KeyUsageFlags.digitalSignature;
-  const serial = serialNumber();
+  const serial = randomSerial();
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: serial,
     subject: cn === undefined ? [{ O: ['enseal local CA leaf'] }] : [{ CN: [cn] }],
@@ -436,7 +393,7 @@ export async function issueCertificate(ca: LocalCa, options: IssueOptions): Prom
   return {
     certPem,
     chainPem: certPem + ca.cert.toString('pem') + '\n',
-    keyPem: pkcs8Pem(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey)),
+    keyPem: pemPrivateKey(await globalThis.crypto.subtle.exportKey('pkcs8', keys.privateKey)),
     notAfter,
     serialNumber: serial,
     names,
