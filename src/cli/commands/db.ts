@@ -212,6 +212,60 @@ async function jobKeys(flags: DbFlags): Promise<{ keyset?: Keyset; dataKeys?: Da
   };
 }
 
+/** What every job is given: its connection, worker count and progress callback, set from the flags. */
+interface JobRun {
+  readonly exec: SqlExecutor;
+  readonly common: {
+    idColumn: string;
+    batchSize: number;
+    workers: number;
+    job?: string;
+    dryRun?: boolean;
+    onProgress: (p: { scanned: number }) => void;
+  };
+}
+
+/**
+ * Runs one batch job the way every `enseal db` command does: connect, progress bar over the table's row count,
+ * the job, then a summary line (or JSON) and the connection and cached data keys released whatever happens.
+ */
+async function runJob<R extends object>(
+  flags: DbFlags,
+  fields: FieldEncryption,
+  job: (run: JobRun) => Promise<R>,
+  describe: (result: R) => string,
+  extra: Record<string, unknown> = {},
+): Promise<void> {
+  const workers = workerCount(flags);
+  const { db: exec, close } = await connect(flags.database, workers);
+  try {
+    const bar = progressReporter(await countRows(exec, flags.table), flags.json === true);
+    const result = await job({
+      exec,
+      common: {
+        idColumn: flags.id,
+        batchSize: Number(flags.batchSize),
+        workers,
+        ...(flags.job ? { job: flags.job } : {}),
+        ...(flags.dryRun ? { dryRun: true } : {}),
+        onProgress: (p) => bar.update(p.scanned),
+      },
+    });
+    bar.stop();
+    const summary = { ...result, ...extra, dryRun: flags.dryRun === true, seconds: bar.seconds() };
+    await writeStdout(
+      flags.json
+        ? JSON.stringify(summary) + '\n'
+        : `${describe(result)} in ${summary.seconds.toFixed(1)} s\n`,
+    );
+  } catch (err) {
+    throw storeError(err);
+  } finally {
+    fields.dataKeys?.close(); // zeroes the cached data keys
+    await close();
+  }
+}
+
 /** Shared by `migrate` and `encrypt-column`: converts a column in resumable batches. */
 async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<void> {
   const keys = await jobKeys(flags);
@@ -225,36 +279,20 @@ async function runMigration(flags: MigrateFlags, from: LegacySource): Promise<vo
       },
     },
   });
-  const workers = workerCount(flags);
-  const { db: exec, close } = await connect(flags.database, workers);
-  try {
-    const total = await countRows(exec, flags.table);
-    const bar = progressReporter(total, flags.json === true);
-    const result = await migrateColumn(fields, exec, {
-      table: flags.table,
-      column: flags.column,
-      ...(flags.targetColumn ? { targetColumn: flags.targetColumn } : {}),
-      idColumn: flags.id,
-      from,
-      batchSize: Number(flags.batchSize),
-      workers,
-      ...(flags.job ? { job: flags.job } : {}),
-      ...(flags.dryRun ? { dryRun: true } : {}),
-      onProgress: (p) => bar.update(p.scanned),
-    });
-    bar.stop();
-    const summary = { ...result, dryRun: flags.dryRun === true, seconds: bar.seconds() };
-    await writeStdout(
-      flags.json
-        ? JSON.stringify(summary) + '\n'
-        : `${flags.dryRun ? 'would convert' : 'converted'} ${result.migrated} of ${result.scanned} rows (${result.skipped} already enseal) in ${summary.seconds.toFixed(1)} s\n`,
-    );
-  } catch (err) {
-    throw storeError(err);
-  } finally {
-    fields.dataKeys?.close(); // zeroes the cached data keys
-    await close();
-  }
+  await runJob(
+    flags,
+    fields,
+    ({ exec, common }) =>
+      migrateColumn(fields, exec, {
+        ...common,
+        table: flags.table,
+        column: flags.column,
+        ...(flags.targetColumn ? { targetColumn: flags.targetColumn } : {}),
+        from,
+      }),
+    (r) =>
+      `${flags.dryRun ? 'would convert' : 'converted'} ${r.migrated} of ${r.scanned} rows (${r.skipped} already enseal)`,
+  );
 }
 
 function jobOptions(cmd: Command): Command {
@@ -313,34 +351,13 @@ export function registerDb(program: Command): void {
           },
         },
       });
-      const workers = workerCount(flags);
-      const { db: exec, close } = await connect(flags.database, workers);
-      try {
-        const total = await countRows(exec, flags.table);
-        const bar = progressReporter(total, flags.json === true);
-        const result = await reencryptColumn(fields, exec, {
-          table: flags.table,
-          column: flags.column,
-          idColumn: flags.id,
-          batchSize: Number(flags.batchSize),
-          workers,
-          ...(flags.job ? { job: flags.job } : {}),
-          ...(flags.dryRun ? { dryRun: true } : {}),
-          onProgress: (p) => bar.update(p.scanned),
-        });
-        bar.stop();
-        const summary = { ...result, dryRun: flags.dryRun === true, seconds: bar.seconds() };
-        await writeStdout(
-          flags.json
-            ? JSON.stringify(summary) + '\n'
-            : `${flags.dryRun ? 'would re-encrypt' : 're-encrypted'} ${result.rewritten} of ${result.scanned} rows in ${summary.seconds.toFixed(1)} s\n`,
-        );
-      } catch (err) {
-        throw storeError(err);
-      } finally {
-        fields.dataKeys?.close(); // zeroes the cached data keys
-        await close();
-      }
+      await runJob(
+        flags,
+        fields,
+        ({ exec, common }) =>
+          reencryptColumn(fields, exec, { ...common, table: flags.table, column: flags.column }),
+        (r) => `${flags.dryRun ? 'would re-encrypt' : 're-encrypted'} ${r.rewritten} of ${r.scanned} rows`,
+      );
     });
 
   const reindex = db
@@ -397,40 +414,20 @@ export function registerDb(program: Command): void {
         },
       });
       if (flags.from === flags.to) throw invalidArgument('--from', 'must differ from --to');
-      const workers = workerCount(flags);
-      const { db: exec, close } = await connect(flags.database, workers);
-      try {
-        const total = await countRows(exec, flags.table);
-        const bar = progressReporter(total, flags.json === true);
-        const result = await rekeyBlindIndex(fields, exec, {
-          table: flags.table,
-          column: flags.column,
-          to: flags.to,
-          idColumn: flags.id,
-          batchSize: Number(flags.batchSize),
-          workers,
-          ...(flags.job ? { job: flags.job } : {}),
-          ...(flags.dryRun ? { dryRun: true } : {}),
-          onProgress: (p) => bar.update(p.scanned),
-        });
-        bar.stop();
-        const summary = {
-          ...result,
-          ...(flags.from ? { replaces: flags.from } : {}),
-          dryRun: flags.dryRun === true,
-          seconds: bar.seconds(),
-        };
-        await writeStdout(
-          flags.json
-            ? JSON.stringify(summary) + '\n'
-            : `${flags.dryRun ? 'would index' : 'indexed'} ${result.indexed} of ${result.scanned} rows into ${flags.to} (${result.unchanged} already right) in ${summary.seconds.toFixed(1)} s\n`,
-        );
-      } catch (err) {
-        throw storeError(err);
-      } finally {
-        fields.dataKeys?.close(); // zeroes the cached data keys
-        await close();
-      }
+      await runJob(
+        flags,
+        fields,
+        ({ exec, common }) =>
+          rekeyBlindIndex(fields, exec, {
+            ...common,
+            table: flags.table,
+            column: flags.column,
+            to: flags.to,
+          }),
+        (r) =>
+          `${flags.dryRun ? 'would index' : 'indexed'} ${r.indexed} of ${r.scanned} rows into ${flags.to} (${r.unchanged} already right)`,
+        flags.from ? { replaces: flags.from } : {},
+      );
     });
 
   jobOptions(
