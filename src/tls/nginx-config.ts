@@ -13,7 +13,7 @@ import { parseSanName } from './certificate-names.js';
 // @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import type { TlsProfileName } from './profiles.js';
+import { INTERMEDIATE_TLS12_CIPHERS, type TlsProfileName } from './profiles.js';
 
 /** A version triple parsed from `x.y.z`. */
 export interface Version {
@@ -74,14 +74,6 @@ export interface NginxConfigOptions {
 
 /** Mozilla's groups; X25519MLKEM768 needs OpenSSL 3.5. */
 const GROUPS = ['X25519MLKEM768', 'X25519', 'prime256v1', 'secp384r1'];
-const INTERMEDIATE_CIPHERS = [
-  'ECDHE-ECDSA-AES128-GCM-SHA256',
-  'ECDHE-RSA-AES128-GCM-SHA256',
-  'ECDHE-ECDSA-AES256-GCM-SHA384',
-  'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305',
-  'ECDHE-RSA-CHACHA20-POLY1305',
-];
 export const HSTS_MAX_AGE = 63072000;
 
 /**
@@ -264,7 +256,7 @@ export function generateNginxConfig(options: NginxConfigOptions): string {
   line(0, `# ${c.profile} configuration`);
   line(0, `ssl_protocols ${c.profile === 'modern' ? 'TLSv1.3' : 'TLSv1.2 TLSv1.3'};`);
   line(0, `ssl_ecdh_curve ${groups.join(':')};`);
-  if (c.profile === 'intermediate') line(0, `ssl_ciphers ${INTERMEDIATE_CIPHERS.join(':')};`);
+  if (c.profile === 'intermediate') line(0, `ssl_ciphers ${INTERMEDIATE_TLS12_CIPHERS.join(':')};`);
   line(0, 'ssl_prefer_server_ciphers off;');
   line();
   if (c.profile === 'modern') {

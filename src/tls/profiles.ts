@@ -17,14 +17,15 @@ export interface TlsProfile {
 }
 
 const TLS13 = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
-const INTERMEDIATE_TLS12 = [
+/** Mozilla intermediate's TLS 1.2 suites (OpenSSL names): ECDHE key exchange and AEAD only. */
+export const INTERMEDIATE_TLS12_CIPHERS: readonly string[] = Object.freeze([
   'ECDHE-ECDSA-AES128-GCM-SHA256',
   'ECDHE-RSA-AES128-GCM-SHA256',
   'ECDHE-ECDSA-AES256-GCM-SHA384',
   'ECDHE-RSA-AES256-GCM-SHA384',
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':');
+]);
 
 export const TLS_PROFILES: Readonly<Record<TlsProfileName, TlsProfile>> = Object.freeze({
   modern: {
@@ -37,7 +38,7 @@ export const TLS_PROFILES: Readonly<Record<TlsProfileName, TlsProfile>> = Object
   intermediate: {
     minVersion: 'TLSv1.2',
     maxVersion: 'TLSv1.3',
-    ciphers: `${TLS13}:${INTERMEDIATE_TLS12}`,
+    ciphers: `${TLS13}:${INTERMEDIATE_TLS12_CIPHERS.join(':')}`,
     ecdhCurve: 'X25519:P-256:P-384',
     honorCipherOrder: false,
   },
