@@ -282,9 +282,14 @@ describe('enseal db reencrypt --workers (PostgreSQL)', () => {
     );
     expect(run.status).toBe(0);
     expect(JSON.parse(run.stdout.toString())).toMatchObject({ scanned: 3000, rewritten: 3000 });
-    // Progress lines, if the run lasted long enough to print any, are JSON too.
-    for (const line of run.stderr.split('\n').filter(Boolean))
-      expect(JSON.parse(line)).toHaveProperty('rowsPerSecond');
+    // Progress lines (at least the final one) are JSON too, and the last one accounts for every row.
+    const progress = run.stderr
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { progress: number; total: number; rowsPerSecond: number });
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    for (const p of progress) expect(p).toHaveProperty('rowsPerSecond');
+    expect(progress.at(-1)).toMatchObject({ progress: 3000, total: 3000 });
     const after = new FieldEncryption({ keyset: await open(), schema });
     for (const r of (await pool.query('SELECT id, ssn FROM people')).rows as { id: string; ssn: string }[]) {
       expect(after.needsReencrypt(r.ssn)).toBe(false);

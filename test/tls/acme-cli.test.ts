@@ -303,6 +303,9 @@ describe('enseal tls acme: bad input', () => {
   });
 
   it('rejects usage errors before contacting anything', () => {
+    const usageDir = tempDir();
+    const usagePass = join(usageDir, 'pass.txt');
+    writeFileSync(usagePass, 'usage test passphrase\n');
     const r1 = enseal(['tls', 'acme', 'issue', '--cert', 'c', '--key', 'k']);
     expect(r1.stderr).toContain('--domain');
     expect(r1.status).toBe(2);
@@ -321,9 +324,12 @@ describe('enseal tls acme: bad input', () => {
       '--key',
       'k',
       '--passphrase-file',
-      '/dev/null',
+      usagePass,
+      '--account-dir',
+      usageDir,
     ]);
-    expect(r3.status).not.toBe(0);
+    expect(r3.stderr).toContain('must be an https URL');
+    expect(r3.status).toBe(2);
     const help = enseal(['tls', 'acme', '--help']);
     expect(help.stdout.toString()).toContain('issue');
     expect(help.stdout.toString()).toContain('renew');

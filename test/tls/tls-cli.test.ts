@@ -388,7 +388,7 @@ describe('the trust instructions work', () => {
         expect(out.toString()).toBe('trusted\n');
         checked.push('python requests');
       }
-      expect(checked.length).toBeGreaterThanOrEqual(1);
+      expect(checked).toEqual(['curl', 'node', 'python requests']);
     } finally {
       server.close();
     }

@@ -105,20 +105,26 @@ function progressReporter(total: number, json: boolean) {
       seconds: () => (Date.now() - start) / 1000,
     };
   }
+  // Off a terminal: a line every PROGRESS_EVERY_MS, and a last one at the end, so a log always shows the rate.
   let last = start;
+  let latest = 0;
+  const print = (done: number) => {
+    const p = { progress: Math.min(done, total), total, rowsPerSecond: rate(done), etaSeconds: eta(done) };
+    process.stderr.write(
+      json
+        ? JSON.stringify(p) + '\n'
+        : `${p.progress}/${total} rows, ${p.rowsPerSecond} rows/s, ETA ${p.etaSeconds ?? '?'} s\n`,
+    );
+  };
   return {
     update: (done: number) => {
+      latest = done;
       const now = Date.now();
       if (now - last < PROGRESS_EVERY_MS) return;
       last = now;
-      const p = { progress: Math.min(done, total), total, rowsPerSecond: rate(done), etaSeconds: eta(done) };
-      process.stderr.write(
-        json
-          ? JSON.stringify(p) + '\n'
-          : `${p.progress}/${total} rows, ${p.rowsPerSecond} rows/s, ETA ${p.etaSeconds ?? '?'} s\n`,
-      );
+      print(done);
     },
-    stop: () => undefined,
+    stop: () => print(latest),
     seconds: () => (Date.now() - start) / 1000,
   };
 }
