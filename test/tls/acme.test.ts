@@ -3,7 +3,7 @@
  * renewal (not due, then due by the lifetime rule, then forced) with atomic writes, and badNonce retries.
  */
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -22,6 +22,7 @@ import {
   type ChallengeSolver,
 } from '../../src/tls/index.js';
 import { tempDir } from '../kms/helpers.js';
+import { nginxPeer, startNginx } from '../helpers/nginx.js';
 import { dnsHookCommand, pebbleAvailable, startPebble, type Pebble } from './pebble.js';
 
 const LOW_COST = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
@@ -133,16 +134,14 @@ describe.skipIf(!available)('ACME against Pebble', () => {
     await expectIssued(issued.chainPem, ['dns.enseal.test', '*.dns.enseal.test']);
   });
 
-  it('issues with http-01 through a webroot served by a separate web server', async () => {
-    // The webroot is served by a plain static file server standing in for nginx or Apache.
+  it('issues with http-01 through a webroot served by nginx', async (ctx) => {
+    if (!nginxPeer().available) return ctx.skip();
+    // The deployment this mode is for: nginx already owns port 80 and serves the webroot; enseal only writes
+    // the challenge file there. (The second listen is a harness port, so startNginx waits for the server.)
     const webroot = tempDir();
-    const { createServer } = await import('node:http');
-    const server = createServer((req, res) => {
-      const file = join(webroot, (req.url ?? '/').split('?')[0]!);
-      if (!file.startsWith(webroot) || !existsSync(file)) return void res.writeHead(404).end();
-      res.end(readFileSync(file));
+    const server = await startNginx({
+      http: `server { listen 127.0.0.1:${pebble.httpPort}; listen 127.0.0.1:{{HTTP_PORT}}; root ${webroot}; }`,
     });
-    await new Promise<void>((r) => server.listen(pebble.httpPort, '127.0.0.1', () => r()));
     try {
       const issued = await issueAcmeCertificate({
         client,
@@ -153,7 +152,7 @@ describe.skipIf(!available)('ACME against Pebble', () => {
       // Cleanup removed the challenge file.
       expect(readdirSync(join(webroot, '.well-known', 'acme-challenge'))).toEqual([]);
     } finally {
-      await new Promise((r) => server.close(r));
+      await server.stop();
     }
   });
 
