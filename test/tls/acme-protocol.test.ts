@@ -310,19 +310,29 @@ describe('server responses are untrusted input (property tests)', () => {
     )
     .map(([base, path, replacement]) => {
       const copy = structuredClone(base) as Record<string, unknown>;
+      // Own properties only: fast-check likes keys such as "__proto__", and following one would write into
+      // Object.prototype and break every later test in this process.
+      const set = (target: Record<string, unknown>, key: string) =>
+        Object.defineProperty(target, key, {
+          value: replacement,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       let node: Record<string, unknown> = copy;
       for (const key of path.slice(0, -1)) {
-        const next = node[key];
+        const next = Object.hasOwn(node, key) ? node[key] : undefined;
         if (typeof next !== 'object' || next === null) break;
         node = next as Record<string, unknown>;
       }
-      node[path.at(-1)!] = replacement;
+      set(node, path.at(-1)!);
       const keys = Object.keys(node);
-      if (keys.length > 0) node[keys[path.length % keys.length]!] = replacement;
+      if (keys.length > 0) set(node, keys[path.length % keys.length]!);
       return copy;
     });
 
   it('every parser returns or throws an EnsealError, for random and mutated JSON', () => {
+    const prototypeBefore = Object.getOwnPropertyNames(Object.prototype);
     fc.assert(
       fc.property(
         fc.oneof(fc.anything(), fc.jsonValue(), mutated),
@@ -337,6 +347,7 @@ describe('server responses are untrusted input (property tests)', () => {
       ),
       { numRuns: 2000 },
     );
+    expect(Object.getOwnPropertyNames(Object.prototype)).toEqual(prototypeBefore); // nothing polluted
   });
 
   it('problem documents keep their type and detail, without control characters', () => {
