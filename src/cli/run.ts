@@ -48,6 +48,8 @@ const EXIT_CODES: Partial<Record<string, number>> = {
   [ErrorCode.OUTPUT_EXISTS]: ExitCode.IO,
   [ErrorCode.STORE]: ExitCode.IO,
   [ErrorCode.AUDIT_FAILED]: ExitCode.IO,
+  [ErrorCode.RECORD_TAMPERED]: ExitCode.IO,
+  [ErrorCode.RATE_LIMITED]: ExitCode.IO,
   [ErrorCode.ACME_UNREACHABLE]: ExitCode.IO,
   [ErrorCode.INVALID_ARGUMENT]: ExitCode.USAGE,
   [ErrorCode.UNSUPPORTED]: ExitCode.USAGE,

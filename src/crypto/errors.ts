@@ -64,6 +64,10 @@ export const ErrorCode = {
   CONNECT_FAILED: 'ERR_CONNECT_FAILED',
   /** A TLS audit could not run: the port does not speak TLS, answered garbage, or accepted no protocol at all. */
   TLS_AUDIT_FAILED: 'ERR_TLS_AUDIT_FAILED',
+  /** Too many failed authentications from this address, or too many requests: wait and retry. */
+  RATE_LIMITED: 'ERR_RATE_LIMITED',
+  /** A stored record (token, policy, key settings, backup) fails its authenticator: it was forged or modified. */
+  RECORD_TAMPERED: 'ERR_RECORD_TAMPERED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -261,6 +261,11 @@ export class KeyManager {
     return this.#seal.status();
   }
 
+  /** True until this node is unsealed (and again after it seals): the HTTP front answers 503 meanwhile. */
+  get sealed(): boolean {
+    return this.#seal.keyring === undefined || this.#audit === undefined;
+  }
+
   /** Creates the root key and keyring. Shamir shares (if any) are returned once and never stored. */
   init(options: InitOptions = {}): Promise<InitResult> {
     return this.#seal.init(options);

@@ -12,41 +12,26 @@ import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { DOCS_HTML } from './docs-page.js';
 import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
 import type { TokenInfo } from './tokens.js';
-import { capabilitiesFor, type Capability } from './policies.js';
+import { capabilitiesFor } from './policies.js';
+import { AuthThrottle } from './auth-throttle.js';
+import {
+  capabilityNeeded,
+  checkRouteAccess,
+  listFlag,
+  recordRoute,
+  resolveAclPath,
+  targetProblem,
+  type RouteAccess,
+} from './route-access.js';
 import { registerAuthRoutes } from './auth-routes.js';
 import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
 
-/** The key a transit path names (`transit/encrypt/orders` → `orders`), or '' for other paths. */
-function keyFromPath(rel: string): string {
-  const m =
-    /^transit\/(?:keys|encrypt|decrypt|rewrap|sign|verify|hmac|datakey\/[a-z]+|export\/[a-z-]+|backup)\/([A-Za-z0-9_.-]{1,128})/.exec(
-      rel,
-    );
-  return m ? m[1]! : '';
-}
-
 /** Request bodies above this close the connection after the response (see the onSend hook). */
 const LARGE_BODY_BYTES = 16 * 1024;
 
-/** Paths (after `/v1/`) that answer without a token, as in Vault. */
-const PUBLIC = new Set(['sys/health', 'sys/seal-status', 'sys/init', 'sys/unseal', 'sys/openapi.json']);
-
-/** What a method needs, Vault-style. */
-function capabilityOf(method: string, url: string): Capability {
-  // Vault clients turn LIST into GET ?list=true (Node's HTTP parser has no LIST method).
-  if (method === 'GET' && /[?&]list=true(&|$)/.test(url)) return 'list';
-  switch (method) {
-    case 'GET':
-    case 'HEAD':
-      return 'read';
-    case 'DELETE':
-      return 'delete';
-    default:
-      return 'update';
-  }
-}
+const denied = (message: string) => new HttpError(403, `ERR_PERMISSION_DENIED: ${message}`);
 
 /**
  * The identity of a verified client certificate, as a token-like record: the TLS layer already checked
@@ -175,34 +160,77 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const seedsKey = options.seedsKey ?? 'seeds';
+  const throttle = new AuthThrottle(options.authThrottle);
   // Refusals of a token are audited and counted like any other denied operation, so a probing client shows
-  // up. Requests with no valid token are only counted: auditing them would let anyone on the network fill
-  // the audit log (they are rate limited per address, not per token).
-  const deny = (request: FastifyRequest, rel: string) =>
+  // up. Requests with no valid token are only counted, under one series per route: auditing them would let
+  // anyone on the network fill the audit log, and naming their keys would let them grow the metrics.
+  const deny = (request: FastifyRequest, key: string) =>
     options.km.recordDenied(
       `http.${request.method.toLowerCase()}`,
-      keyFromPath(rel),
+      request.token ? key : '',
       ErrorCode.PERMISSION_DENIED,
       {
-        caller: request.token
-          ? `token:${request.token.displayName}:${request.token.accessor}`
-          : `anonymous:${request.ip}`,
+        caller: request.token ? `token:${request.token.displayName}:${request.token.accessor}` : 'anonymous',
       },
       request.token !== undefined,
     );
 
+  // Deny by default: a route without an access rule cannot be registered.
+  app.addHook('onRoute', (route) => {
+    const access = route.config?.access;
+    checkRouteAccess(String(route.method), route.url, access);
+    for (const method of [route.method].flat()) recordRoute(app, { method, url: route.url, access: access! });
+  });
+
   app.addHook('onRequest', async (request) => {
-    const path = request.url.split('?')[0]!;
-    // The seeds' routes are authorised as the transit calls they stand for.
-    const rel =
-      path === '/encrypt'
-        ? `transit/encrypt/${seedsKey}`
-        : path === '/decrypt'
-          ? `transit/decrypt/${seedsKey}`
-          : path.startsWith('/v1/')
-            ? path.slice(4)
-            : undefined;
-    if (rel === undefined) return;
+    const raw = request.raw.url ?? '';
+    const problem = targetProblem(raw);
+    if (problem !== undefined) throw new HttpError(400, `ERR_INVALID_ARGUMENT: ${problem}`);
+    const template = request.routeOptions.url;
+    const access: RouteAccess | undefined = request.routeOptions.config?.access;
+    if (access?.public) return;
+    if (options.km.sealed) throw new HttpError(503, 'ERR_SEALED: the service is sealed; unseal it first');
+    const params = (request.params ?? {}) as Record<string, string>;
+    const resolved =
+      template !== undefined && access !== undefined
+        ? resolveAclPath(template, raw, params, access)
+        : undefined;
+    if (resolved !== undefined && 'problem' in resolved)
+      throw new HttpError(400, `ERR_INVALID_ARGUMENT: ${resolved.problem}`);
+    const list = listFlag(raw);
+    if (list === 'invalid') throw new HttpError(400, 'ERR_INVALID_ARGUMENT: list must be list=true');
+    if (access !== undefined && (list === 'list') !== (access.list === true)) {
+      throw access.list
+        ? new HttpError(405, 'ERR_INVALID_ARGUMENT: this is a list route; ask with ?list=true')
+        : new HttpError(400, 'ERR_INVALID_ARGUMENT: list=true is only for list routes');
+    }
+    await authenticate(request);
+    if (request.token === undefined) {
+      throttle.fail(request.ip);
+      await deny(request, '');
+      throw denied('a valid token is required (X-Vault-Token or Authorization: Bearer)');
+    }
+    // Unknown paths answer 404 only to a caller with a token, as in Vault.
+    if (resolved === undefined || access === undefined) return;
+    const aclPath = resolved.path;
+    const policies = await options.policies.resolve(request.token.policies);
+    const caps = capabilitiesFor(policies, request.token.policies, aclPath);
+    const need = capabilityNeeded(request.method, access, list === 'list');
+    const ok = caps.has(need) || (need === 'update' && caps.has('create'));
+    if (!ok || (access.sudo && !caps.has('sudo'))) {
+      await deny(request, params.name ?? '');
+      throw denied(
+        `this token's policies do not allow ${need}${access.sudo ? ' with sudo' : ''} on ${aclPath}`,
+      );
+    }
+    request.aclPath = aclPath;
+  });
+
+  /** Sets `request.token` from the token header or a verified client certificate, throttled per address. */
+  const authenticate = async (request: FastifyRequest) => {
+    if (throttle.blocked(request.ip)) {
+      throw new HttpError(429, 'ERR_RATE_LIMITED: too many failed authentications from this address');
+    }
     const token = tokenOf(request);
     if (token !== undefined) {
       const info = await options.tokens.lookup(token);
@@ -212,23 +240,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       const cert = certificateIdentity(request, options.clientCertPolicies);
       if (cert) request.token = cert;
     }
-    if (PUBLIC.has(rel)) return;
-    if (request.token === undefined) {
-      await deny(request, rel);
-      throw new HttpError(
-        403,
-        'ERR_PERMISSION_DENIED: a valid token is required (X-Vault-Token or Authorization: Bearer)',
-      );
-    }
-    const policies = await options.policies.resolve(request.token.policies);
-    const caps = capabilitiesFor(policies, request.token.policies, rel);
-    const need = capabilityOf(request.method, request.url);
-    const ok = caps.has(need) || (need === 'update' && caps.has('create'));
-    if (!ok) {
-      await deny(request, rel);
-      throw new HttpError(403, `ERR_PERMISSION_DENIED: this token's policies do not allow ${need} on ${rel}`);
-    }
-  });
+  };
 
   // Node 20's HTTPS server drops a keep-alive connection (llhttp HPE_PAUSED, "socket hang up" at the client)
   // when a large request body follows a response on the same TLS socket. Closing the connection after a
@@ -245,16 +257,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
-  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
-  app.get('/docs', { schema: { hide: true } }, async (_request, reply) =>
+  const publicPage = { schema: { hide: true }, config: { access: { public: true } } } as const;
+  app.get('/', publicPage, async (_request, reply) => reply.redirect('/docs'));
+  app.get('/docs', publicPage, async (_request, reply) =>
     reply.type('text/html; charset=utf-8').send(DOCS_HTML),
   );
-  app.get('/v1/sys/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/v1/sys/openapi.json', publicPage, async () => app.swagger());
 
   registerTransitRoutes(app, options.km);
   registerSysRoutes(app, options);
   registerAuthRoutes(app, options);
   registerSeedRoutes(app, options.km, seedsKey);
+  options.extraRoutes?.(app);
   await app.ready();
   return app;
 }

@@ -28,7 +28,7 @@ function tokenData(info: TokenInfo, now: number): Record<string, unknown> {
 
 export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): void {
   const { tokens, km } = options;
-  const tag = (summary: string) => ({ schema: { tags: ['auth'], summary } });
+  const tag = (summary: string) => ({ schema: { tags: ['auth'], summary }, config: { access: {} } });
 
   app.get('/v1/auth/token/lookup-self', tag('Look up the calling token'), async (request) =>
     vaultResponse(tokenData(request.token!, Date.now())),

@@ -6,6 +6,7 @@ import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../crypto/index.js';
 import type { KeyManager } from '../kms/index.js';
+import type { AuthThrottleOptions } from './auth-throttle.js';
 import type { PolicyStore } from './policy-store.js';
 import type { TokenInfo, TokenStore } from './tokens.js';
 
@@ -29,6 +30,13 @@ export interface AppOptions {
   bodyLimit?: number;
   /** Requests per minute per token (default 60,000). */
   rateLimitPerMinute?: number;
+  /** Failed authentications allowed per client address before 429 (default 100 a minute). */
+  authThrottle?: AuthThrottleOptions;
+  /**
+   * More routes, registered after the built-in ones under the same rules: each needs `config.access`, or the
+   * application refuses to start.
+   */
+  extraRoutes?: (app: FastifyInstance) => void;
   /** The key behind the seeds' `/encrypt` and `/decrypt` routes (default `seeds`). */
   seedsKey?: string;
 }
@@ -36,6 +44,8 @@ export interface AppOptions {
 declare module 'fastify' {
   interface FastifyRequest {
     token?: TokenInfo;
+    /** The ACL path the request was authorised on (set by the authorization hook). */
+    aclPath?: string;
   }
 }
 

@@ -8,3 +8,4 @@ export { startServer, loadConfigFile, type ServeConfig, type RunningServer } fro
 export { TokenStore, type TokenInfo } from './tokens.js';
 export { PolicyStore } from './policy-store.js';
 export { parsePolicy, capabilitiesFor, type Policy, type Capability } from './policies.js';
+export { registeredRoutes, type RegisteredRoute, type RouteAccess } from './route-access.js';

@@ -11,7 +11,10 @@ import { callerOf, type FastifyInstance } from './http.js';
 export function registerSeedRoutes(app: FastifyInstance, km: KeyManager, keyName: string): void {
   app.post(
     '/encrypt',
-    { schema: { tags: ['seeds'], summary: "The seeds' /encrypt, authenticated and audited" } },
+    {
+      schema: { tags: ['seeds'], summary: "The seeds' /encrypt, authenticated and audited" },
+      config: { access: { path: () => `transit/encrypt/${keyName}` } },
+    },
     async (request) => {
       const b = (request.body ?? {}) as { data?: unknown };
       if (typeof b.data !== 'string') throw invalidArgument('data', 'must be a string');
@@ -22,7 +25,10 @@ export function registerSeedRoutes(app: FastifyInstance, km: KeyManager, keyName
   );
   app.post(
     '/decrypt',
-    { schema: { tags: ['seeds'], summary: "The seeds' /decrypt, authenticated and audited" } },
+    {
+      schema: { tags: ['seeds'], summary: "The seeds' /decrypt, authenticated and audited" },
+      config: { access: { path: () => `transit/decrypt/${keyName}` } },
+    },
     async (request) => {
       const b = (request.body ?? {}) as { encrypted_data?: unknown };
       if (typeof b.encrypted_data !== 'string') throw invalidArgument('encrypted_data', 'must be a string');

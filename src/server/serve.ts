@@ -47,6 +47,8 @@ export interface ServeConfig {
   redirectHttp?: string;
   /** Requests per minute per token before 429 (default 60,000). */
   rateLimitPerMinute?: number;
+  /** Failed authentications per client address per minute before 429 (default 100). */
+  authFailuresPerMinute?: number;
   /** Offer HTTP/2 by ALPN as well as HTTP/1.1 (default true). */
   http2?: boolean;
   logLevel?: string;
@@ -91,6 +93,7 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
     'insecureHttp',
     'http2',
     'rateLimitPerMinute',
+    'authFailuresPerMinute',
     'tlsClientCa',
     'clientCertPolicies',
     'redirectHttp',
@@ -206,6 +209,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     ...(https ? { https } : {}),
     ...(config.http2 !== false ? { http2: true } : {}),
     ...(config.rateLimitPerMinute ? { rateLimitPerMinute: config.rateLimitPerMinute } : {}),
+    ...(config.authFailuresPerMinute ? { authThrottle: { maxFailures: config.authFailuresPerMinute } } : {}),
     ...(config.tlsClientCa ? { clientCertPolicies: config.clientCertPolicies ?? { '*': ['default'] } } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
   });

@@ -13,6 +13,7 @@ import {
   type FastifyInstance,
   type FastifyRequest,
 } from './http.js';
+import type { RouteAccess } from './route-access.js';
 
 const VERSION = '0.1.0';
 
@@ -50,12 +51,17 @@ export function setExtraMetrics(km: object, source: () => string): void {
 
 export function registerSysRoutes(app: FastifyInstance, options: AppOptions): void {
   const { km, tokens, policies } = options;
-  const tag = (summary: string) => ({ schema: { tags: ['sys'], summary } });
+  const tag = (summary: string, access: RouteAccess = {}) => ({
+    schema: { tags: ['sys'], summary },
+    config: { access },
+  });
+  const PUBLIC = { public: true } as const;
+  const SUDO = { sudo: true } as const;
   const ctx = (request: FastifyRequest) => ({ caller: callerOf(request) });
 
   app.get(
     '/v1/sys/health',
-    tag('Health for load balancers: 200 unsealed, 503 sealed, 501 not initialised'),
+    tag('Health for load balancers: 200 unsealed, 503 sealed, 501 not initialised', PUBLIC),
     async (_request, reply) => {
       const s = await km.status();
       const code = !s.initialized ? 501 : s.sealed ? 503 : 200;
@@ -68,7 +74,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
       });
     },
   );
-  app.get('/v1/sys/seal-status', tag('Seal status and unseal progress'), async () =>
+  app.get('/v1/sys/seal-status', tag('Seal status and unseal progress', PUBLIC), async () =>
     sealStatus(await km.status()),
   );
 
@@ -81,27 +87,27 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
     const { token } = await tokens.create({ policies: ['root'], ttlMs: 0, displayName: 'root' });
     return { keys: result.shares, keys_base64: result.shares, root_token: token };
   };
-  app.put('/v1/sys/init', tag('Initialise: root key, unseal shares, root token (shown once)'), init);
-  app.post('/v1/sys/init', tag('Initialise (POST form)'), init);
+  app.put('/v1/sys/init', tag('Initialise: root key, unseal shares, root token (shown once)', PUBLIC), init);
+  app.post('/v1/sys/init', tag('Initialise (POST form)', PUBLIC), init);
 
   const unseal = async (request: FastifyRequest) => {
     const b = body(request);
     if (typeof b.key !== 'string') throw invalidArgument('key', 'must be an unseal share');
     return sealStatus(await km.unseal(b.key, ctx(request)));
   };
-  app.put('/v1/sys/unseal', tag('Submit one unseal share'), unseal);
-  app.post('/v1/sys/unseal', tag('Submit one unseal share'), unseal);
+  app.put('/v1/sys/unseal', tag('Submit one unseal share', PUBLIC), unseal);
+  app.post('/v1/sys/unseal', tag('Submit one unseal share', PUBLIC), unseal);
 
   const seal = async (request: FastifyRequest, reply: { code(n: number): { send(): unknown } }) => {
     await km.seal(ctx(request));
     return reply.code(204).send();
   };
-  app.put('/v1/sys/seal', tag('Seal this node (wipes keys from memory)'), seal);
-  app.post('/v1/sys/seal', tag('Seal this node'), seal);
+  app.put('/v1/sys/seal', tag('Seal this node (wipes keys from memory)', SUDO), seal);
+  app.post('/v1/sys/seal', tag('Seal this node', SUDO), seal);
 
   app.post(
     '/v1/sys/rekey',
-    tag('New unseal shares for the same root key; needs current shares'),
+    tag('New unseal shares for the same root key; needs current shares', SUDO),
     async (request) => {
       const b = body(request);
       const result = await km.rekey(
@@ -112,21 +118,21 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
       return vaultResponse({ keys: result.shares, keys_base64: result.shares, t: result.threshold });
     },
   );
-  app.post('/v1/sys/rotate', tag('Rotate the keyring (re-wraps every key online)'), async (request) =>
+  app.post('/v1/sys/rotate', tag('Rotate the keyring (re-wraps every key online)', SUDO), async (request) =>
     vaultResponse(await km.rotateKeyring(ctx(request))),
   );
 
-  app.get('/v1/sys/audit/verify', tag('Verify the audit chain'), async () =>
+  app.get('/v1/sys/audit/verify', tag('Verify the audit chain', SUDO), async () =>
     vaultResponse(await km.verifyAudit()),
   );
-  app.get('/v1/sys/audit/export', tag('Audit entries as JSON lines'), async (_request, reply) => {
+  app.get('/v1/sys/audit/export', tag('Audit entries as JSON lines', SUDO), async (_request, reply) => {
     const lines: string[] = [];
     for await (const line of km.exportAudit()) lines.push(line);
     return reply.type('application/x-ndjson').send(lines.join(''));
   });
   app.get(
     '/v1/sys/audit/query',
-    tag('Audit entries filtered by key, op, caller or outcome'),
+    tag('Audit entries filtered by key, op, caller or outcome', SUDO),
     async (request) => {
       const q = request.query as Record<string, string | undefined>;
       const limit = Math.min(Number(q.limit ?? 100) || 100, 1000);
@@ -144,7 +150,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
   );
   app.post(
     '/v1/sys/audit-hash',
-    tag('The keyed hash under which a value appears in the audit log'),
+    tag('The keyed hash under which a value appears in the audit log', SUDO),
     async (request) => {
       const b = body(request);
       if (typeof b.input !== 'string') throw invalidArgument('input', 'must be a string');
@@ -161,7 +167,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
 
   app.post(
     '/v1/sys/backup',
-    tag('Back up every key, as an age file to recipients or a passphrase'),
+    tag('Back up every key, as an age file to recipients or a passphrase', SUDO),
     async (request) => {
       const b = body(request);
       const file = await backupAllKeys(
@@ -175,7 +181,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
       return vaultResponse({ backup: base64Encode(file) });
     },
   );
-  app.post('/v1/sys/restore', tag('Restore keys from a backup'), async (request) => {
+  app.post('/v1/sys/restore', tag('Restore keys from a backup', SUDO), async (request) => {
     const b = body(request);
     if (typeof b.backup !== 'string') throw invalidArgument('backup', 'must be base64');
     const identities = typeof b.identity === 'string' ? parseAgeIdentityFile(b.identity) : [];
@@ -220,7 +226,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
     await policies.delete((request.params as { name: string }).name);
     return reply.code(204).send();
   });
-  app.get('/v1/sys/policies/acl', tag('List ACL policies (?list=true)'), async () =>
+  app.get('/v1/sys/policies/acl', tag('List ACL policies (?list=true)', { list: true }), async () =>
     vaultResponse({ keys: await policies.list() }),
   );
 }

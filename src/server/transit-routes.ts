@@ -25,6 +25,7 @@ import {
   type KeyType,
 } from '../kms/index.js';
 import { callerOf, HttpError, vaultResponse, type FastifyInstance, type FastifyRequest } from './http.js';
+import type { RouteAccess } from './route-access.js';
 
 type Body = Record<string, unknown>;
 const MAX_BATCH = 10_000;
@@ -235,7 +236,14 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     properties: { name: { type: 'string', maxLength: 128 } },
     required: ['name'],
   } as const;
-  const s = (summary: string) => ({ schema: { tags: ['transit'], summary, params: nameParam } });
+  const s = (summary: string, access: RouteAccess = {}) => ({
+    schema: { tags: ['transit'], summary, params: nameParam },
+    config: { access },
+  });
+  const t = (summary: string, access: RouteAccess = {}) => ({
+    schema: { tags: ['transit'], summary },
+    config: { access },
+  });
 
   app.post('/v1/transit/keys/:name', s('Create a named key'), async (request) => {
     const info = await km.createKey(name(request), createOptions(bodyOf(request)), ctxOf(request));
@@ -253,15 +261,7 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     if (keys.length === 0) throw new HttpError(404, 'no keys');
     return vaultResponse({ keys });
   };
-  app.get(
-    '/v1/transit/keys',
-    { schema: { tags: ['transit'], summary: 'List keys (?list=true)' } },
-    async (request) => {
-      if ((request.query as { list?: string }).list !== 'true')
-        throw new HttpError(405, 'list keys with ?list=true');
-      return list(request);
-    },
-  );
+  app.get('/v1/transit/keys', t('List keys (?list=true)', { list: true }), list);
   app.post(
     '/v1/transit/keys/:name/config',
     s('Change min versions, deletion, export switches, rotation period'),
@@ -327,7 +327,7 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
   );
   app.post(
     '/v1/transit/backup/:name',
-    s('Back up one key to recipients or a passphrase'),
+    s('Back up one key to recipients or a passphrase', { capability: 'read' }),
     async (request) => {
       const b = bodyOf(request);
       const recipients = Array.isArray(b.recipients)
@@ -358,11 +358,7 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     }
     return vaultResponse({ restored });
   };
-  app.post(
-    '/v1/transit/restore',
-    { schema: { tags: ['transit'], summary: 'Restore keys from a backup' } },
-    restore,
-  );
+  app.post('/v1/transit/restore', t('Restore keys from a backup'), restore);
   app.post('/v1/transit/restore/:name', s('Restore one key from its backup'), restore);
 
   /** Parses each batch item on its own, so a malformed item becomes that item's error, not the request's. */
@@ -475,7 +471,7 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
   );
   app.post(
     '/v1/transit/datakey/:kind/:name',
-    { schema: { tags: ['transit'], summary: 'Generate a data key (plaintext or wrapped)' } },
+    t('Generate a data key (plaintext or wrapped)'),
     async (request) => {
       const { kind } = request.params as { kind: string };
       if (kind !== 'plaintext' && kind !== 'wrapped')
@@ -554,16 +550,8 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     const bytes = randomBytes(n);
     return vaultResponse({ random_bytes: b.format === 'hex' ? hexEncode(bytes) : base64Encode(bytes) });
   };
-  app.post(
-    '/v1/transit/random',
-    { schema: { tags: ['transit'], summary: 'Random bytes from the CSPRNG' } },
-    random,
-  );
-  app.post(
-    '/v1/transit/random/:bytes',
-    { schema: { tags: ['transit'], summary: 'Random bytes from the CSPRNG' } },
-    random,
-  );
+  app.post('/v1/transit/random', t('Random bytes from the CSPRNG'), random);
+  app.post('/v1/transit/random/:bytes', t('Random bytes from the CSPRNG'), random);
   const hash = async (request: FastifyRequest) => {
     const b = bodyOf(request);
     const alg = String((request.params as { alg?: string }).alg ?? b.algorithm ?? 'sha2-256');
@@ -573,6 +561,6 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
     const sum = digest(h, b64('input', b.input)!);
     return vaultResponse({ sum: b.format === 'base64' ? base64Encode(sum) : hexEncode(sum) });
   };
-  app.post('/v1/transit/hash', { schema: { tags: ['transit'], summary: 'Hash input' } }, hash);
-  app.post('/v1/transit/hash/:alg', { schema: { tags: ['transit'], summary: 'Hash input' } }, hash);
+  app.post('/v1/transit/hash', t('Hash input'), hash);
+  app.post('/v1/transit/hash/:alg', t('Hash input'), hash);
 }
