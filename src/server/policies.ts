@@ -1,8 +1,8 @@
 /**
  * Access control as Vault's ACL policies: a policy maps path patterns to capabilities; everything is denied
  * unless a policy allows it; an explicit `deny` wins. Patterns are exact paths, or end in `*` (any suffix), and
- * may use `+` for exactly one path segment. When several patterns match, the most specific one decides:
- * exact beats glob, a longer literal prefix beats a shorter one, fewer `+` beats more.
+ * may use `+` for exactly one path segment. When several patterns match, the one of highest priority decides,
+ * by Vault's documented rules ({@link higherPriority}); the same pattern in several policies merges.
  *
  * Policies are written in Vault's HCL subset (`path "transit/encrypt/orders" { capabilities = ["update"] }`)
  * or its JSON form (`{"path": {"transit/encrypt/orders": {"capabilities": ["update"]}}}`).
@@ -41,34 +41,122 @@ function rule(path: unknown, caps: unknown): PolicyRule {
   return { path: path.replace(/^\/+/, ''), capabilities: caps as Capability[] };
 }
 
-/** Parses a policy document in HCL (the `path` blocks subset) or JSON. */
+/** Largest policy document accepted. */
+export const MAX_POLICY_BYTES = 64 * 1024;
+
+/**
+ * Parses a policy document in HCL (the `path` blocks subset) or JSON. The HCL reader is a single pass over
+ * the text (no backtracking regular expressions), so hostile input costs time linear in its length. An
+ * attribute it does not know (Vault's `allowed_parameters`, `denied_parameters`, …) is refused rather than
+ * ignored: ignoring a restriction would grant more than its author meant.
+ */
 export function parsePolicy(name: string, text: string): Policy {
   checkPolicyName(name);
-  if (typeof text !== 'string' || text.length > 64 * 1024)
-    throw malformed('policy', 'must be text up to 64 KiB');
+  if (typeof text !== 'string' || text.length > MAX_POLICY_BYTES)
+    throw malformed('policy', `must be text up to ${MAX_POLICY_BYTES / 1024} KiB`);
   const trimmed = text.trim();
   const rules: PolicyRule[] = [];
   if (trimmed.startsWith('{')) {
-    let doc: { path?: Record<string, { capabilities?: unknown }> };
+    let doc: unknown;
     try {
-      doc = JSON.parse(trimmed) as typeof doc;
+      doc = JSON.parse(trimmed);
     } catch {
       throw malformed('policy', 'is not valid JSON');
     }
-    for (const [path, body] of Object.entries(doc.path ?? {})) rules.push(rule(path, body?.capabilities));
-  } else {
-    const withoutComments = trimmed.replace(/^\s*(#|\/\/).*$/gm, '');
-    const block = /path\s+"([^"]*)"\s*\{\s*capabilities\s*=\s*\[([^\]]*)\]\s*\}/g;
-    let consumed = withoutComments;
-    for (const m of withoutComments.matchAll(block)) {
-      const caps = [...m[2]!.matchAll(/"([^"]*)"/g)].map((c) => c[1]);
-      rules.push(rule(m[1], caps));
-      consumed = consumed.replace(m[0], '');
+    const paths = (doc as { path?: unknown }).path;
+    if (typeof paths !== 'object' || paths === null || Array.isArray(paths))
+      throw malformed('policy', 'must be {"path": {"<pattern>": {"capabilities": [...]}}}');
+    for (const [path, body] of Object.entries(paths as Record<string, unknown>)) {
+      const keys = typeof body === 'object' && body !== null ? Object.keys(body) : [];
+      const unknown = keys.find((k) => k !== 'capabilities');
+      if (unknown !== undefined) throw malformed('policy', `attribute "${unknown}" is not supported`);
+      rules.push(rule(path, (body as { capabilities?: unknown } | null)?.capabilities));
     }
-    if (consumed.trim().length > 0)
-      throw malformed('policy', 'has text outside `path "…" { capabilities = [...] }` blocks');
+  } else {
+    rules.push(...parseHcl(tokenize(text)));
   }
   return { name, rules };
+}
+
+type Token =
+  | { readonly kind: 'word' | 'string'; readonly text: string; readonly at: number }
+  | { readonly kind: 'punct'; readonly text: '{' | '}' | '[' | ']' | '=' | ','; readonly at: number };
+
+/** Splits HCL into words, strings and punctuation, dropping whitespace and comments; one pass. */
+function tokenize(text: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+      i++;
+    } else if (c === '#' || (c === '/' && text[i + 1] === '/')) {
+      while (i < n && text[i] !== '\n') i++;
+    } else if (c === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2);
+      if (end === -1) throw malformed('policy', `has an unterminated comment at offset ${i}`);
+      i = end + 2;
+    } else if (c === '"') {
+      const end = text.indexOf('"', i + 1);
+      const nl = text.indexOf('\n', i + 1);
+      if (end === -1 || (nl !== -1 && nl < end))
+        throw malformed('policy', `has an unterminated string at offset ${i}`);
+      tokens.push({ kind: 'string', text: text.slice(i + 1, end), at: i });
+      i = end + 1;
+    } else if ('{}[]=,'.includes(c)) {
+      tokens.push({ kind: 'punct', text: c as '{', at: i });
+      i++;
+    } else if (/[A-Za-z_]/.test(c)) {
+      const start = i;
+      while (i < n && /[A-Za-z0-9_-]/.test(text[i]!)) i++;
+      tokens.push({ kind: 'word', text: text.slice(start, i), at: start });
+    } else {
+      throw malformed('policy', `has an unexpected character at offset ${i}`);
+    }
+  }
+  return tokens;
+}
+
+/** `path "<pattern>" { capabilities = ["…", …] }`, repeated. */
+function parseHcl(tokens: readonly Token[]): PolicyRule[] {
+  const rules: PolicyRule[] = [];
+  let i = 0;
+  const expect = (kind: Token['kind'], text?: string): Token => {
+    const t = tokens[i];
+    if (t === undefined || t.kind !== kind || (text !== undefined && t.text !== text)) {
+      const where = t === undefined ? 'at the end' : `at offset ${t.at}`;
+      throw malformed(
+        'policy',
+        `expected ${text ?? kind} ${where}: write path "…" { capabilities = [...] } blocks`,
+      );
+    }
+    i++;
+    return t;
+  };
+  while (i < tokens.length) {
+    expect('word', 'path');
+    const path = expect('string').text;
+    expect('punct', '{');
+    let caps: string[] | undefined;
+    while (tokens[i]?.text !== '}' || tokens[i]?.kind !== 'punct') {
+      const attr = expect('word').text;
+      if (attr !== 'capabilities') throw malformed('policy', `attribute "${attr}" is not supported`);
+      if (caps !== undefined) throw malformed('policy', `"${path}" sets capabilities twice`);
+      expect('punct', '=');
+      expect('punct', '[');
+      caps = [];
+      while (!(tokens[i]?.kind === 'punct' && tokens[i]?.text === ']')) {
+        caps.push(expect('string').text);
+        if (tokens[i]?.kind === 'punct' && tokens[i]?.text === ',') i++;
+        else break;
+      }
+      expect('punct', ']');
+    }
+    expect('punct', '}');
+    rules.push(rule(path, caps));
+  }
+  return rules;
 }
 
 /** Built-in policies: `root` may do everything; `default` lets a token look itself up and revoke itself. */
@@ -100,18 +188,31 @@ function matches(pattern: string, path: string): boolean {
   return true;
 }
 
-/** Specificity for "most specific match wins": exact first, then longer literal prefix, then fewer `+`. */
-function specificity(pattern: string): [number, number, number] {
-  const exact = pattern.endsWith('*') ? 0 : 1;
-  const literal = pattern.replace(/\*$/, '').replace(/\+/g, '').length;
-  const plus = (pattern.match(/\+/g) ?? []).length;
-  return [exact, literal, -plus];
+/** Where the first `+` or `*` is, or the pattern's length when it has neither (an exact path). */
+function firstWildcard(pattern: string): number {
+  const plus = pattern.indexOf('+');
+  const glob = pattern.indexOf('*');
+  const found = [plus, glob].filter((i) => i !== -1);
+  return found.length === 0 ? Number.POSITIVE_INFINITY : Math.min(...found);
 }
 
-function moreSpecific(a: string, b: string): boolean {
-  const [x, y] = [specificity(a), specificity(b)];
-  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! > y[i]!;
-  return false;
+/**
+ * Vault's priority between two patterns that both match a path: `a` wins over `b` when, in order,
+ * its first wildcard comes later, it does not end in `*` while `b` does, it has fewer `+` segments, it is
+ * longer, or it is greater lexicographically.
+ */
+export function higherPriority(a: string, b: string): boolean {
+  const wa = firstWildcard(a);
+  const wb = firstWildcard(b);
+  if (wa !== wb) return wa > wb;
+  const ga = a.endsWith('*');
+  const gb = b.endsWith('*');
+  if (ga !== gb) return gb;
+  const pa = a.split('+').length;
+  const pb = b.split('+').length;
+  if (pa !== pb) return pa < pb;
+  if (a.length !== b.length) return a.length > b.length;
+  return a > b;
 }
 
 /**
@@ -134,7 +235,7 @@ export function capabilitiesFor(
     }
   }
   let best: string | undefined;
-  for (const pattern of merged.keys()) if (best === undefined || moreSpecific(pattern, best)) best = pattern;
+  for (const pattern of merged.keys()) if (best === undefined || higherPriority(pattern, best)) best = pattern;
   const caps = best === undefined ? new Set<Capability>() : merged.get(best)!;
   return caps.has('deny') ? new Set() : caps;
 }
