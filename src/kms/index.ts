@@ -44,3 +44,4 @@ export {
 } from './usage-monitor.js';
 export { checkKeyName } from './names.js';
 export { formatVersioned, parseVersioned } from './ciphertext.js';
+export { RecordAuthenticator, recordTampered } from './record-seal.js';

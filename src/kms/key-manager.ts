@@ -19,6 +19,7 @@ import {
   invalidArgument,
   isEnsealError,
   randomBytes,
+  utf8Decode,
   utf8Encode,
   wipe,
   type RsaSignatureScheme,
@@ -67,6 +68,7 @@ import {
   type SealStatus,
 } from './seal.js';
 import { UsageMonitor, type UsageMonitorOptions, type UsageCounter } from './usage-monitor.js';
+import { RECORD_KEY_LABEL, RecordAuthenticator, recordTampered } from './record-seal.js';
 
 const DAY = 24 * 60 * 60 * 1000;
 /** Default waiting period before a scheduled deletion takes effect (AWS KMS's minimum). */
@@ -77,6 +79,12 @@ const INDEX_CONTEXT_ID = '#index';
 const MAX_CACHED_CONTEXTS = 10_000;
 /** Largest batch accepted in one call. */
 export const MAX_BATCH_ITEMS = 10_000;
+
+/** The metrics label of requests that named no existing key. */
+const UNKNOWN_KEY = '(unknown)';
+
+/** Meta prefixes of the server's right-conferring records, authenticated by {@link KeyManager.records}. */
+const LEGACY_RECORD_PREFIXES = ['token/', 'policy/'] as const;
 
 export interface KeyManagerOptions {
   store: Store;
@@ -90,6 +98,8 @@ export interface KeyManagerOptions {
   /** Shortest deletion waiting period callers may ask for (default 7 days). */
   minDeletionWaitMs?: number;
   monitor?: UsageMonitorOptions;
+  /** Called when a stored record fails its authenticator (a store writer forged or altered it). */
+  onTampered?: (kind: string, name: string) => void;
 }
 
 /** Who is calling; recorded in the audit log and the usage counters. */
@@ -224,6 +234,8 @@ export class KeyManager {
   #audit: AuditLog | undefined;
   readonly #cache = new Map<string, CachedKey>();
   readonly #loading = new Map<string, Promise<CachedKey>>();
+  readonly #onTampered: ((kind: string, name: string) => void) | undefined;
+  #tampered = 0;
 
   private constructor(options: KeyManagerOptions) {
     this.#store = options.store;
@@ -234,6 +246,7 @@ export class KeyManager {
     this.#minDeletionWait = options.minDeletionWaitMs ?? DEFAULT_DELETION_WAIT_MS;
     this.#seal = new SealState(this.#store, this.#clock);
     this.#monitor = new UsageMonitor(options.monitor);
+    this.#onTampered = options.onTampered;
   }
 
   /**
@@ -266,9 +279,21 @@ export class KeyManager {
     return this.#seal.keyring === undefined || this.#audit === undefined;
   }
 
-  /** Creates the root key and keyring. Shamir shares (if any) are returned once and never stored. */
-  init(options: InitOptions = {}): Promise<InitResult> {
-    return this.#seal.init(options);
+  /**
+   * Creates the root key and keyring. Shamir shares (if any) are returned once and never stored. The audit
+   * log starts with an `init` entry (so an initialised store always has a head checkpoint), and `seed` may
+   * write the first authenticated records (the root token) in the same transaction.
+   */
+  init(
+    options: InitOptions = {},
+    seed?: (tx: StoreTransaction, records: RecordAuthenticator) => Promise<AuditEvent['detail']>,
+  ): Promise<InitResult> {
+    return this.#seal.init(options, async (tx, keyring) => {
+      const detail = await seed?.(tx, this.#recordsOf(keyring));
+      await this.#auditFor(keyring).appendInTransaction(tx, [
+        { op: 'init', caller: 'local', outcome: 'ok', ...(detail ? { detail } : {}) },
+      ]);
+    });
   }
 
   /** Adds one unseal share; returns progress. Unseals when the threshold is reached. */
@@ -287,6 +312,7 @@ export class KeyManager {
 
   async #afterUnseal(status: SealStatus, ctx: CallContext): Promise<SealStatus> {
     if (status.sealed || this.#audit !== undefined) return status;
+    if (!this.#seal.keyring!.recordsAuthenticated) await this.#authenticateLegacyRecords();
     this.#audit = this.#auditFor(this.#seal.keyring!);
     const failed = this.#seal.failedAttempts;
     this.#seal.failedAttempts = 0;
@@ -297,6 +323,35 @@ export class KeyManager {
       detail: { failedAttemptsWhileSealed: failed },
     });
     return status;
+  }
+
+  /**
+   * A store written before records were authenticated: seal every token, policy and key-settings record
+   * once, then mark the keyring so that from now on an unauthenticated record is refused as tampered.
+   */
+  async #authenticateLegacyRecords(): Promise<void> {
+    const root = this.#seal.rootKey!;
+    const sealed = await this.#store.transaction(async (tx) => {
+      const keyring = this.#seal.keyringFor(await readSealedKeyring(tx, 'update'));
+      if (keyring.recordsAuthenticated) return undefined;
+      const records = this.#recordsOf(keyring);
+      for (const prefix of LEGACY_RECORD_PREFIXES) {
+        for (const key of await tx.listMeta(prefix)) {
+          const raw = utf8Decode((await tx.getMeta(key))!);
+          if (RecordAuthenticator.isSealed(raw)) continue;
+          await tx.putMeta(key, utf8Encode(records.seal(prefix.slice(0, -1), key.slice(prefix.length), raw)));
+        }
+      }
+      for (const name of await tx.listKeys({ limit: Number.MAX_SAFE_INTEGER })) {
+        const row = (await tx.getKey(name, { forUpdate: true }))!;
+        if (RecordAuthenticator.isSealed(row.doc)) continue;
+        await tx.updateKey({ ...row, doc: records.seal('key-settings', name, row.doc) });
+      }
+      const next = keyring.withRecordsAuthenticated().seal(root);
+      await writeSealedKeyring(tx, next);
+      return next;
+    });
+    if (sealed) this.#seal.keyringFor(sealed);
   }
 
   #auditFor(keyring: Keyring): AuditLog {
@@ -425,7 +480,7 @@ export class KeyManager {
       const row = await tx.getVersion(ref.name, ref.version);
       const keyRow = await tx.getKey(ref.name);
       if (row === undefined || keyRow === undefined) return;
-      const label = versionLabel(ref.name, ref.version, parsePolicy(keyRow.doc).type);
+      const label = versionLabel(ref.name, ref.version, this.#openDoc(keyring, keyRow).type);
       const secret = keyring.unwrap(row.term, label, row.wrapped);
       const { term, wrapped } = keyring.wrap(label, secret);
       wipe(secret);
@@ -445,6 +500,98 @@ export class KeyManager {
     const keyring = this.#seal.keyring;
     if (keyring === undefined || this.#audit === undefined) throw sealedError();
     return keyring;
+  }
+
+  // ---------------------------------------------------------------- authenticated records
+
+  #recordsOf(keyring: Keyring): RecordAuthenticator {
+    return new RecordAuthenticator(keyring.subkey(RECORD_KEY_LABEL));
+  }
+
+  /**
+   * The authenticator of right-conferring records (token records, ACL policies): a store writer without the
+   * unseal shares can neither forge nor alter them. ERR_SEALED while sealed.
+   */
+  records(): RecordAuthenticator {
+    return this.#recordsOf(this.#requireUnsealed());
+  }
+
+  #sealDoc(policy: KeyPolicy): string {
+    return this.records().seal('key-settings', policy.name, JSON.stringify(policy));
+  }
+
+  #openDoc(keyring: Keyring, row: KeyRow): KeyPolicy {
+    const policy = parsePolicy(this.#recordsOf(keyring).open('key-settings', row.name, row.doc));
+    if (policy.name !== row.name) throw recordTampered('key-settings', row.name);
+    return policy;
+  }
+
+  /** {@link #openDoc}, reporting a tampered record before refusing it. */
+  async #openDocReported(keyring: Keyring, row: KeyRow): Promise<KeyPolicy> {
+    try {
+      return this.#openDoc(keyring, row);
+    } catch (err) {
+      if (err instanceof EnsealError && err.code === ErrorCode.RECORD_TAMPERED)
+        this.reportTampered('key-settings', row.name);
+      throw err;
+    }
+  }
+
+  /**
+   * Records that a stored record failed its authenticator: audited (when the log can be written), counted
+   * in the metrics and the usage monitor, and handed to the `onTampered` callback. The record is never used.
+   */
+  reportTampered(kind: string, name: string): void {
+    this.#tampered += 1;
+    this.#onTampered?.(kind, name);
+    this.#monitor.observe(this.#clock(), '', `store.tampered.${kind}`, 'system:store', 'error');
+    // Not awaited: callers may be inside a store transaction, and the audit write needs one of its own.
+    void this.#audit
+      ?.record({
+        op: 'store.tampered',
+        caller: 'system:store',
+        outcome: 'error',
+        code: ErrorCode.RECORD_TAMPERED,
+        detail: { kind, name: name.slice(0, 128) },
+      })
+      .catch(() => undefined);
+  }
+
+  /**
+   * Runs a change to the server's own records (tokens, policies) in one store transaction, with its audit
+   * entry appended in the same transaction: the change and its record commit together or not at all.
+   */
+  async changeRecords<T>(
+    op: string,
+    ctx: CallContext,
+    fn: (
+      tx: StoreTransaction,
+      records: RecordAuthenticator,
+    ) => Promise<{ result: T; detail?: AuditEvent['detail'] }>,
+  ): Promise<T> {
+    return this.#run(op, '', ctx, async () => {
+      const records = this.records();
+      const audit = this.#audit!;
+      const result = await this.#store.transaction(async (tx) => {
+        const out = await fn(tx, records);
+        await audit.appendInTransaction(tx, [
+          {
+            op,
+            caller: ctx.caller ?? 'local',
+            outcome: 'ok',
+            ...(out.detail ? { detail: out.detail } : {}),
+          },
+        ]);
+        return out.result;
+      });
+      return { result, audited: true };
+    });
+  }
+
+  /** Reads inside one store transaction (token and policy lookups), with the record authenticator. */
+  readRecords<T>(fn: (tx: StoreTransaction, records: RecordAuthenticator) => Promise<T>): Promise<T> {
+    const records = this.records();
+    return this.#store.transaction((tx) => fn(tx, records));
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -482,7 +629,9 @@ export class KeyManager {
       out = await fn();
     } catch (err) {
       const outcome = outcomeOf(err);
-      this.#monitor.observe(this.#clock(), name, op, caller, outcome);
+      // A name that is not a key must not become a metrics series of its own.
+      const label = err instanceof EnsealError && err.code === ErrorCode.KEY_NOT_FOUND ? UNKNOWN_KEY : name;
+      this.#monitor.observe(this.#clock(), label, op, caller, outcome);
       const code = err instanceof EnsealError ? err.code : 'ERR_INTERNAL';
       await this.#record({ op, caller, outcome, ...(name ? { key: name } : {}), code });
       throw err;
@@ -559,8 +708,8 @@ export class KeyManager {
       this.#cache.delete(name);
       throw notFound(name);
     }
-    const policy = parsePolicy(row.doc);
     let keyring = this.#requireUnsealed();
+    const policy = await this.#openDocReported(keyring, row);
     if ([...versions, ...(index ? [index] : [])].some((v) => !keyring.hasTerm(v.term))) {
       keyring = await this.#reloadKeyring();
     }
@@ -759,7 +908,7 @@ export class KeyManager {
       const keyring = await this.#keyringIn(tx);
       const now = this.#clock();
       const policy = newPolicy(name, options, now);
-      const inserted = await tx.insertKey({ name, doc: JSON.stringify(policy), updatedAt: now });
+      const inserted = await tx.insertKey({ name, doc: this.#sealDoc(policy), updatedAt: now });
       if (!inserted) throw new EnsealError(ErrorCode.KEY_EXISTS, `a key named "${name}" already exists`);
       await this.#insertVersion(tx, keyring, policy, 1, now);
       if (policy.derived) {
@@ -801,11 +950,11 @@ export class KeyManager {
     checkKeyName(name);
     const row = await tx.getKey(name, { forUpdate: true });
     if (row === undefined) throw notFound(name);
-    return parsePolicy(row.doc);
+    return this.#openDocReported(this.#requireUnsealed(), row);
   }
 
   async #writePolicy(tx: StoreTransaction, policy: KeyPolicy): Promise<void> {
-    const row: KeyRow = { name: policy.name, doc: JSON.stringify(policy), updatedAt: this.#clock() };
+    const row: KeyRow = { name: policy.name, doc: this.#sealDoc(policy), updatedAt: this.#clock() };
     if (!(await tx.updateKey(row))) throw notFound(policy.name);
   }
 
@@ -1321,7 +1470,7 @@ export class KeyManager {
       if (r === undefined) throw notFound(name);
       return { row: r, versions: await tx.getVersions(name), contexts: await tx.listContexts(name) };
     });
-    const policy = parsePolicy(row.doc);
+    const policy = await this.#openDocReported(keyring, row);
     let ring = keyring;
     if ([...versions, ...contexts].some((v) => !ring.hasTerm(v.term))) ring = await this.#reloadKeyring();
     return {
@@ -1359,7 +1508,7 @@ export class KeyManager {
           );
         await tx.deleteKey(name);
       }
-      await tx.insertKey({ name, doc: JSON.stringify(snapshot.policy), updatedAt: this.#clock() });
+      await tx.insertKey({ name, doc: this.#sealDoc(snapshot.policy), updatedAt: this.#clock() });
       for (const v of snapshot.versions) {
         const secret = base64Decode(v.material);
         const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, snapshot.policy.type), secret);
@@ -1399,7 +1548,8 @@ export class KeyManager {
    */
   async recordDenied(op: string, key: string, code: string, ctx: CallContext, audit = true): Promise<void> {
     const caller = ctx.caller ?? 'local';
-    this.#monitor.observe(this.#clock(), key, op, caller, 'denied');
+    // Counted without the key: a refused caller may name anything, and names must not grow the metrics.
+    this.#monitor.observe(this.#clock(), '', op, caller, 'denied');
     if (this.#audit === undefined || !audit) return;
     await this.#audit
       .record({ op, caller, outcome: 'denied', code, ...(key ? { key } : {}) })
@@ -1434,7 +1584,8 @@ export class KeyManager {
     for (const name of await this.allKeyNames()) {
       const row = await this.#store.transaction((tx) => tx.getKey(name));
       if (row === undefined) continue;
-      const policy = parsePolicy(row.doc);
+      const policy = await this.#openDocReported(this.#requireUnsealed(), row).catch(() => undefined);
+      if (policy === undefined) continue;
       if (policy.deletionScheduledFor !== undefined) {
         if (policy.deletionScheduledFor <= now && (await this.#purge(name, now))) purged.push(name);
         continue;

@@ -38,6 +38,21 @@ interface KeyringJson {
   terms: { term: number; key: string; createdAt: number }[];
   audit: string;
   index: string;
+  /** 1 once every token, policy and key-settings record in the store is authenticated. */
+  records?: 1;
+  /** The audit head when the keyring was last sealed: the log may grow past it, never fall behind it. */
+  anchor?: AuditAnchor;
+}
+
+/** An audit log position recorded in the sealed keyring, so a rolled-back log is noticed. */
+export interface AuditAnchor {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+interface KeyringFlags {
+  readonly records: boolean;
+  readonly anchor?: AuditAnchor | undefined;
 }
 
 /** The unsealed keyring. Holders must call {@link Keyring.wipe} when sealing. */
@@ -49,11 +64,27 @@ export class Keyring {
   /** Keys the hashes of contexts and other sensitive values, so they are comparable but not readable. */
   readonly indexKey: Uint8Array;
 
-  private constructor(terms: KeyringTerm[], current: number, auditKey: Uint8Array, indexKey: Uint8Array) {
+  /** Whether every right-conferring record in the store carries an authenticator (see record-seal.ts). */
+  readonly recordsAuthenticated: boolean;
+  readonly auditAnchor: AuditAnchor | undefined;
+
+  private constructor(
+    terms: KeyringTerm[],
+    current: number,
+    auditKey: Uint8Array,
+    indexKey: Uint8Array,
+    flags: KeyringFlags,
+  ) {
     this.#terms = new Map(terms.map((t) => [t.term, t]));
     this.current = current;
     this.auditKey = auditKey;
     this.indexKey = indexKey;
+    this.recordsAuthenticated = flags.records;
+    this.auditAnchor = flags.anchor;
+  }
+
+  get #flags(): KeyringFlags {
+    return { records: this.recordsAuthenticated, anchor: this.auditAnchor };
   }
 
   static create(now: number): Keyring {
@@ -62,7 +93,24 @@ export class Keyring {
       1,
       randomBytes(32),
       randomBytes(32),
+      { records: true },
     );
+  }
+
+  /** The same keyring, marked as having every store record authenticated. */
+  withRecordsAuthenticated(): Keyring {
+    return new Keyring([...this.#terms.values()], this.current, this.auditKey, this.indexKey, {
+      ...this.#flags,
+      records: true,
+    });
+  }
+
+  /** The same keyring with a new audit anchor. */
+  withAuditAnchor(anchor: AuditAnchor): Keyring {
+    return new Keyring([...this.#terms.values()], this.current, this.auditKey, this.indexKey, {
+      ...this.#flags,
+      anchor: { seq: anchor.seq, hash: anchor.hash },
+    });
   }
 
   /** A keyring with one more term, which becomes current. The old terms stay until re-wrapping is done. */
@@ -73,12 +121,19 @@ export class Keyring {
       term,
       this.auditKey,
       this.indexKey,
+      this.#flags,
     );
   }
 
   /** A keyring holding only the current term, once nothing is wrapped under older ones. */
   withoutOldTerms(): Keyring {
-    return new Keyring([this.#terms.get(this.current)!], this.current, this.auditKey, this.indexKey);
+    return new Keyring(
+      [this.#terms.get(this.current)!],
+      this.current,
+      this.auditKey,
+      this.indexKey,
+      this.#flags,
+    );
   }
 
   get terms(): number[] {
@@ -130,6 +185,8 @@ export class Keyring {
       })),
       audit: base64Encode(this.auditKey),
       index: base64Encode(this.indexKey),
+      ...(this.recordsAuthenticated ? { records: 1 as const } : {}),
+      ...(this.auditAnchor ? { anchor: this.auditAnchor } : {}),
     };
     const plain = utf8Encode(JSON.stringify(json));
     try {
@@ -150,7 +207,14 @@ export class Keyring {
         key: base64Decode(t.key),
         createdAt: t.createdAt,
       }));
-      return new Keyring(terms, json.current, base64Decode(json.audit), base64Decode(json.index));
+      const anchor =
+        json.anchor && Number.isSafeInteger(json.anchor.seq) && typeof json.anchor.hash === 'string'
+          ? { seq: json.anchor.seq, hash: json.anchor.hash }
+          : undefined;
+      return new Keyring(terms, json.current, base64Decode(json.audit), base64Decode(json.index), {
+        records: json.records === 1,
+        anchor,
+      });
     } finally {
       wipe(plain);
     }

@@ -290,7 +290,10 @@ export class SealState {
   }
 
   /** Creates the root key and an empty keyring. Refuses a store that is already initialised. */
-  async init(options: InitOptions): Promise<InitResult> {
+  async init(
+    options: InitOptions,
+    seed?: (tx: StoreTransaction, keyring: Keyring) => Promise<void>,
+  ): Promise<InitResult> {
     const now = this.#clock();
     const root = randomBytes(ROOT_KEY_BYTES);
     const keyring = Keyring.create(now);
@@ -301,6 +304,7 @@ export class SealState {
           throw invalidState('the key manager is already initialised');
         await tx.putMeta(SEAL_META, utf8Encode(JSON.stringify(config)));
         await writeSealedKeyring(tx, keyring.seal(root));
+        await seed?.(tx, keyring);
       });
       return result;
     } finally {

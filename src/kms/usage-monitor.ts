@@ -5,6 +5,10 @@
  *
  * Time is cut into fixed windows; a caller's baseline is an exponentially weighted average of its past
  * windows, so slow growth is learned and only sudden jumps are flagged.
+ *
+ * Memory and metrics stay bounded whatever callers send: at most `maxSeries` counters and tracked callers
+ * exist; past that, new combinations fold into one `(other)` series. Callers that name keys that do not
+ * exist are counted under the key `(unknown)` by the key manager, so random names cannot grow either.
  */
 
 export interface UsageWarning {
@@ -29,8 +33,13 @@ export interface UsageMonitorOptions {
   warmupWindows?: number;
   /** Denied requests in one window that count as a burst (default 20). */
   deniedBurst?: number;
+  /** Distinct counters and tracked callers kept before new ones fold into `(other)` (default 10,000). */
+  maxSeries?: number;
   onWarning?: (warning: UsageWarning) => void;
 }
+
+/** The label that folded series carry. */
+export const OTHER_LABEL = '(other)';
 
 interface CallerWindow {
   start: number;
@@ -60,6 +69,7 @@ export class UsageMonitor {
   readonly #warmup: number;
   readonly #deniedBurst: number;
   readonly #onWarning: ((w: UsageWarning) => void) | undefined;
+  readonly #maxSeries: number;
   readonly #counters = new Map<
     string,
     { key: string; op: string; caller: string; ok: number; denied: number; errors: number }
@@ -74,12 +84,18 @@ export class UsageMonitor {
     this.#warmup = options.warmupWindows ?? 3;
     this.#deniedBurst = options.deniedBurst ?? 20;
     this.#onWarning = options.onWarning;
+    this.#maxSeries = options.maxSeries ?? 10_000;
   }
 
   /** Counts one request. `key` is '' for operations that name no key. */
   observe(now: number, key: string, op: string, caller: string, outcome: 'ok' | 'denied' | 'error'): void {
-    const id = `${key}\u0000${op}\u0000${caller}`;
+    let id = `${key}\u0000${op}\u0000${caller}`;
     let c = this.#counters.get(id);
+    if (c === undefined && this.#counters.size >= this.#maxSeries) {
+      [key, caller] = [OTHER_LABEL, OTHER_LABEL];
+      id = `${key}\u0000${op}\u0000${caller}`;
+      c = this.#counters.get(id);
+    }
     if (c === undefined) {
       c = { key, op, caller, ok: 0, denied: 0, errors: 0 };
       this.#counters.set(id, c);
@@ -93,6 +109,10 @@ export class UsageMonitor {
   #observeCaller(now: number, caller: string, denied: boolean): void {
     const start = now - (now % this.#windowMs);
     let w = this.#callers.get(caller);
+    if (w === undefined && this.#callers.size >= this.#maxSeries) {
+      caller = OTHER_LABEL;
+      w = this.#callers.get(caller);
+    }
     if (w === undefined) {
       w = { start, count: 0, denied: 0, baseline: 0, windows: 0, spikeWarned: false, deniedWarned: false };
       this.#callers.set(caller, w);

@@ -27,7 +27,7 @@ function tokenData(info: TokenInfo, now: number): Record<string, unknown> {
 }
 
 export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): void {
-  const { tokens, km } = options;
+  const { tokens } = options;
   const tag = (summary: string) => ({ schema: { tags: ['auth'], summary }, config: { access: {} } });
 
   app.get('/v1/auth/token/lookup-self', tag('Look up the calling token'), async (request) =>
@@ -52,17 +52,14 @@ export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): v
       }
       const ttlMs = durationMs('ttl', b.ttl) ?? DEFAULT_TTL_MS;
       if (ttlMs === 0) throw invalidArgument('ttl', 'must be positive');
-      const { token, info } = await tokens.create({
-        policies: wanted as string[],
-        ttlMs,
-        displayName: typeof b.display_name === 'string' ? b.display_name : 'token',
-        parent: parent.accessor,
-      });
-      await km.recordEvent(
+      const parentToken = tokenOf(request);
+      const { token, info } = await tokens.create(
         {
-          op: 'token.create',
-          outcome: 'ok',
-          detail: { accessor: info.accessor, policies: info.policies.join(',') },
+          policies: wanted as string[],
+          ttlMs,
+          displayName: typeof b.display_name === 'string' ? b.display_name : 'token',
+          // A certificate identity has no token record: its children are orphans, capped by their own TTL.
+          ...(parentToken !== undefined ? { parent: { token: parentToken, info: parent } } : {}),
         },
         { caller: callerOf(request) },
       );
@@ -72,7 +69,7 @@ export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): v
           accessor: info.accessor,
           policies: info.policies,
           token_policies: info.policies,
-          lease_duration: Math.floor(ttlMs / 1000),
+          lease_duration: Math.max(0, Math.floor((info.expiresAt - Date.now()) / 1000)),
           renewable: false,
         },
       });
@@ -80,18 +77,14 @@ export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): v
   );
 
   const revokeSelf = async (request: FastifyRequest, reply: { code(n: number): { send(): unknown } }) => {
-    await tokens.revoke(tokenOf(request)!);
+    await tokens.revoke(tokenOf(request)!, { caller: callerOf(request) });
     return reply.code(204).send();
   };
   app.post('/v1/auth/token/revoke-self', tag('Revoke the calling token and its children'), revokeSelf);
   app.post('/v1/auth/token/revoke', tag('Revoke a token and its children'), async (request, reply) => {
     const b = (request.body ?? {}) as Record<string, unknown>;
     if (typeof b.token !== 'string') throw invalidArgument('token', 'is required');
-    const n = await tokens.revoke(b.token);
-    await km.recordEvent(
-      { op: 'token.revoke', outcome: 'ok', detail: { revoked: n } },
-      { caller: callerOf(request) },
-    );
+    await tokens.revoke(b.token, { caller: callerOf(request) });
     return reply.code(204).send();
   });
 }

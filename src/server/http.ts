@@ -67,7 +67,10 @@ export function statusOf(code: string): number {
       return 404;
     case ErrorCode.STORE:
     case ErrorCode.AUDIT_FAILED:
+    case ErrorCode.RECORD_TAMPERED:
       return 500;
+    case ErrorCode.RATE_LIMITED:
+      return 429;
     default:
       return 400;
   }

@@ -170,7 +170,8 @@ export const DEFAULT_POLICY: Policy = {
   ],
 };
 
-function matches(pattern: string, path: string): boolean {
+/** Whether an ACL pattern matches a path. */
+export function patternMatches(pattern: string, path: string): boolean {
   const glob = pattern.endsWith('*');
   const body = glob ? pattern.slice(0, -1) : pattern;
   const pSeg = body.split('/');
@@ -228,14 +229,15 @@ export function capabilitiesFor(
   const merged = new Map<string, Set<Capability>>();
   for (const policy of policies) {
     for (const r of policy.rules) {
-      if (!matches(r.path, path)) continue;
+      if (!patternMatches(r.path, path)) continue;
       const set = merged.get(r.path) ?? new Set<Capability>();
       for (const c of r.capabilities) set.add(c);
       merged.set(r.path, set);
     }
   }
   let best: string | undefined;
-  for (const pattern of merged.keys()) if (best === undefined || higherPriority(pattern, best)) best = pattern;
+  for (const pattern of merged.keys())
+    if (best === undefined || higherPriority(pattern, best)) best = pattern;
   const caps = best === undefined ? new Set<Capability>() : merged.get(best)!;
   return caps.has('deny') ? new Set() : caps;
 }

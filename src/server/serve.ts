@@ -158,8 +158,8 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   // Usage anomalies go to the log as warnings (and to metrics); the logger exists once the app does.
   let warn: (warning: UsageWarning) => void = () => undefined;
   const km = await KeyManager.open({ store, monitor: { onWarning: (w) => warn(w) } });
-  const tokens = new TokenStore(store);
-  const policies = new PolicyStore(store);
+  const tokens = new TokenStore(km);
+  const policies = new PolicyStore(km);
   let rootToken: string | undefined;
 
   if (dev) {
@@ -170,8 +170,15 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     );
     const tokenFile = join(dataDir, 'dev-root-token');
     if (!(await km.status()).initialized) {
-      await km.init({ type: 'dev', devKeyFile: join(dataDir, 'dev-unseal.key') });
-      rootToken = (await tokens.create({ policies: ['root'], ttlMs: 0, displayName: 'dev-root' })).token;
+      await km.init({ type: 'dev', devKeyFile: join(dataDir, 'dev-unseal.key') }, async (tx, records) => {
+        const root = await tokens.createIn(tx, records, {
+          policies: ['root'],
+          ttlMs: 0,
+          displayName: 'dev-root',
+        });
+        rootToken = root.token;
+        return { root_token_accessor: root.info.accessor };
+      });
       await writeFile(tokenFile, rootToken + '\n', { mode: 0o600 });
     } else {
       rootToken = existsSync(tokenFile) ? (await readFile(tokenFile, 'utf8')).trim() : undefined;

@@ -13,7 +13,8 @@ import {
   type FastifyInstance,
   type FastifyRequest,
 } from './http.js';
-import type { RouteAccess } from './route-access.js';
+import { registeredRoutes, type RouteAccess } from './route-access.js';
+import { capabilitiesFor, parsePolicy, patternMatches } from './policies.js';
 
 const VERSION = '0.1.0';
 
@@ -82,9 +83,13 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
     const b = body(request);
     const shares = Number(b.secret_shares ?? 5);
     const threshold = Number(b.secret_threshold ?? 3);
-    const result = await km.init({ shares, threshold });
-    // The root token is created now and shown once, like the shares.
-    const { token } = await tokens.create({ policies: ['root'], ttlMs: 0, displayName: 'root' });
+    // The root token is created in the initialising transaction and shown once, like the shares.
+    let token = '';
+    const result = await km.init({ shares, threshold }, async (tx, records) => {
+      const root = await tokens.createIn(tx, records, { policies: ['root'], ttlMs: 0, displayName: 'root' });
+      token = root.token;
+      return { root_token_accessor: root.info.accessor };
+    });
     return { keys: result.shares, keys_base64: result.shares, root_token: token };
   };
   app.put('/v1/sys/init', tag('Initialise: root key, unseal shares, root token (shown once)', PUBLIC), init);
@@ -198,24 +203,41 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
     return vaultResponse({ restored });
   });
 
-  app.put(
-    '/v1/sys/policies/acl/:name',
-    tag('Write an ACL policy (HCL path blocks or JSON)'),
-    async (request, reply) => {
-      const { name } = request.params as { name: string };
-      const b = body(request);
-      if (typeof b.policy !== 'string') throw invalidArgument('policy', 'must be the policy text');
-      await policies.put(name, b.policy);
-      return reply.code(204).send();
-    },
-  );
-  app.post('/v1/sys/policies/acl/:name', tag('Write an ACL policy'), async (request, reply) => {
+  /**
+   * Writing a policy that grants sudo, or reaches a root-protected path, is itself root-protected: without
+   * this a token allowed to edit its own policy could make itself root.
+   */
+  const writePolicy = async (request: FastifyRequest, reply: { code(n: number): { send(): unknown } }) => {
     const { name } = request.params as { name: string };
     const b = body(request);
     if (typeof b.policy !== 'string') throw invalidArgument('policy', 'must be the policy text');
-    await policies.put(name, b.policy);
+    const parsed = parsePolicy(name, b.policy);
+    const sudoPaths = registeredRoutes(app)
+      .filter((r) => r.access.sudo && r.url.startsWith('/v1/'))
+      .map((r) => r.url.slice(4));
+    const rootProtected = parsed.rules.some(
+      (r) => r.capabilities.includes('sudo') || sudoPaths.some((p) => patternMatches(r.path, p)),
+    );
+    if (rootProtected) {
+      const token = request.token!;
+      const caps = capabilitiesFor(
+        await policies.resolve(token.policies),
+        token.policies,
+        `sys/policies/acl/${name}`,
+      );
+      if (!caps.has('sudo')) {
+        throw new HttpError(
+          403,
+          'ERR_PERMISSION_DENIED: this policy grants sudo or reaches a root-protected path; writing it needs sudo on sys/policies/acl/' +
+            name,
+        );
+      }
+    }
+    await policies.put(name, b.policy, ctx(request));
     return reply.code(204).send();
-  });
+  };
+  app.put('/v1/sys/policies/acl/:name', tag('Write an ACL policy (HCL path blocks or JSON)'), writePolicy);
+  app.post('/v1/sys/policies/acl/:name', tag('Write an ACL policy'), writePolicy);
   app.get('/v1/sys/policies/acl/:name', tag('Read an ACL policy'), async (request) => {
     const { name } = request.params as { name: string };
     const text = await policies.text(name);
@@ -223,7 +245,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
     return vaultResponse({ name, policy: text });
   });
   app.delete('/v1/sys/policies/acl/:name', tag('Delete an ACL policy'), async (request, reply) => {
-    await policies.delete((request.params as { name: string }).name);
+    await policies.delete((request.params as { name: string }).name, ctx(request));
     return reply.code(204).send();
   });
   app.get('/v1/sys/policies/acl', tag('List ACL policies (?list=true)', { list: true }), async () =>

@@ -266,10 +266,15 @@ describe('named keys', () => {
     // Lower the bound through the stored policy to exercise the mechanism without 2^31 encryptions.
     await store.transaction(async (tx) => {
       const row = (await tx.getKey('busy'))!;
-      await tx.updateKey({
-        ...row,
-        doc: JSON.stringify({ ...JSON.parse(row.doc), maxEncryptionsPerVersion: 200 }),
-      });
+      // The settings record is authenticated, so the change is sealed with the keyring's record key.
+      const records = km.records();
+      const policy = JSON.parse(records.open('key-settings', 'busy', row.doc)) as object;
+      const doc = records.seal(
+        'key-settings',
+        'busy',
+        JSON.stringify({ ...policy, maxEncryptionsPerVersion: 200 }),
+      );
+      await tx.updateKey({ ...row, doc });
     });
     await km.readKey('busy');
     const cts = [];
