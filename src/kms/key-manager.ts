@@ -1644,7 +1644,12 @@ export class KeyManager {
 
   /** Prometheus text: request counters and anomaly warnings. */
   metrics(): string {
-    return this.#monitor.prometheus();
+    return (
+      this.#monitor.prometheus() +
+      '# HELP enseal_store_tampered_records_total Stored records refused because their authenticator failed.\n' +
+      '# TYPE enseal_store_tampered_records_total counter\n' +
+      `enseal_store_tampered_records_total ${this.#tampered}\n`
+    );
   }
 
   /** Waits for pending audit writes, wipes keys, closes the store. */
