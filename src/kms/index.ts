@@ -18,6 +18,7 @@ export {
   type BatchResult,
   MAX_BATCH_ITEMS,
   type KeySnapshot,
+  type ExportKind,
 } from './key-manager.js';
 export {
   type InitOptions,

@@ -10,6 +10,7 @@
 import {
   base64Decode,
   base64Encode,
+  constantTimeEqual,
   decryptFailed,
   hkdf,
   EnsealError,
@@ -79,6 +80,15 @@ const INDEX_CONTEXT_ID = '#index';
 const MAX_CACHED_CONTEXTS = 10_000;
 /** Largest batch accepted in one call. */
 export const MAX_BATCH_ITEMS = 10_000;
+
+/** What `exportKey` can return, as Vault's export types, and the purpose each needs. */
+export type ExportKind = 'encryption-key' | 'signing-key' | 'hmac-key' | 'public-key';
+const EXPORT_PURPOSE: Readonly<Record<ExportKind, KeyPurpose>> = {
+  'encryption-key': 'encrypt',
+  'signing-key': 'sign',
+  'hmac-key': 'mac',
+  'public-key': 'sign',
+};
 
 /** The metrics label of requests that named no existing key. */
 const UNKNOWN_KEY = '(unknown)';
@@ -1446,18 +1456,43 @@ export class KeyManager {
     name: string,
     version?: number,
     ctx: CallContext = {},
+    kind: ExportKind = 'encryption-key',
   ): Promise<{ version: number; key: string }[]> {
     return this.#run('key.export', name, ctx, async () => {
       const key = await this.#load(name);
-      if (!key.policy.exportable) {
+      const { policy } = key;
+      if (policy.deletionScheduledFor !== undefined) {
+        throw new EnsealError(
+          ErrorCode.KEY_PENDING_DELETION,
+          `key "${name}" is scheduled for deletion and serves nothing; cancel the deletion to use it`,
+        );
+      }
+      if (EXPORT_PURPOSE[kind] !== policy.purpose) {
+        throw new EnsealError(
+          ErrorCode.KEY_USAGE,
+          `key "${name}" is a ${policy.type} key; export it as ${Object.entries(EXPORT_PURPOSE)
+            .filter(([, p]) => p === policy.purpose)
+            .map(([k]) => k)
+            .join(' or ')}`,
+        );
+      }
+      // A public key is no secret: it needs no opt-in, and never carries private material.
+      if (kind !== 'public-key' && !policy.exportable) {
         throw new EnsealError(ErrorCode.EXPORT_FORBIDDEN, `key "${name}" is not exportable`);
       }
       const versions = version === undefined ? [...key.material.keys()] : [version];
+      const material = (v: number) =>
+        kind === 'public-key' ? this.#publicKey(key, v) : this.#versionKey(key, v);
       return {
-        result: versions.map((v) => ({ version: v, key: base64Encode(this.#versionKey(key, v)) })),
-        detail: { versions: versions.length },
+        result: versions.map((v) => ({ version: v, key: base64Encode(material(v)) })),
+        detail: { versions: versions.length, kind },
       };
     });
+  }
+
+  #publicKey(key: CachedKey, version: number): Uint8Array {
+    this.#versionKey(key, version); // the same version checks as any use
+    return key.publicKeys.get(version)!;
   }
 
   // ---------------------------------------------------------------- internals shared with backup
@@ -1489,50 +1524,127 @@ export class KeyManager {
     };
   }
 
-  /** @internal Writes a snapshot into this store; refuses an existing key unless `force`. */
+  /**
+   * @internal Writes a validated snapshot into this store. A new key is created as the snapshot says. An
+   * existing key (only with `force`, and only from a backup this keyring authenticated) is never replaced:
+   * versions it has must match the backup's byte for byte, missing ones are added, and its settings keep
+   * their one-way state (exportable, plaintext backup, a pending deletion, the highest minimum decryption
+   * version and usage reservations).
+   */
   async restoreSnapshot(
     snapshot: KeySnapshot,
-    options: { force?: boolean },
+    options: { force?: boolean; authenticated?: boolean },
     ctx: CallContext,
   ): Promise<void> {
     const name = snapshot.policy.name;
     await this.#mutate('key.restore', name, ctx, async (tx) => {
       checkKeyName(name);
       const keyring = await this.#keyringIn(tx);
-      const exists = await tx.getKey(name, { forUpdate: true });
-      if (exists !== undefined) {
-        if (!options.force)
-          throw new EnsealError(
-            ErrorCode.KEY_EXISTS,
-            `a key named "${name}" already exists; pass force to replace it`,
-          );
-        await tx.deleteKey(name);
+      const row = await tx.getKey(name, { forUpdate: true });
+      if (row === undefined) {
+        await tx.insertKey({ name, doc: this.#sealDoc(snapshot.policy), updatedAt: this.#clock() });
+        for (const v of snapshot.versions) {
+          const secret = base64Decode(v.material);
+          const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, snapshot.policy.type), secret);
+          wipe(secret);
+          await tx.insertVersion({
+            name,
+            version: v.version,
+            term,
+            wrapped,
+            createdAt: v.createdAt,
+            reserved: v.reserved,
+          });
+        }
+        await this.#restoreContexts(tx, keyring, snapshot);
+        return {
+          result: undefined,
+          detail: { versions: snapshot.versions.length, contexts: snapshot.contexts.length, merged: false },
+        };
       }
-      await tx.insertKey({ name, doc: this.#sealDoc(snapshot.policy), updatedAt: this.#clock() });
+      if (!options.force)
+        throw new EnsealError(
+          ErrorCode.KEY_EXISTS,
+          `a key named "${name}" already exists; pass force to merge into it`,
+        );
+      if (!options.authenticated)
+        throw new EnsealError(
+          ErrorCode.NOT_ALLOWED,
+          `key "${name}" exists; only a backup made by this keyring may be merged into it`,
+        );
+      const current = this.#openDoc(keyring, row);
+      if (current.type !== snapshot.policy.type)
+        throw new EnsealError(
+          ErrorCode.NOT_ALLOWED,
+          `key "${name}" is a ${current.type} key; the backup holds ${snapshot.policy.type}`,
+        );
+      let added = 0;
       for (const v of snapshot.versions) {
+        const stored = await tx.getVersion(name, v.version);
         const secret = base64Decode(v.material);
-        const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, snapshot.policy.type), secret);
-        wipe(secret);
-        await tx.insertVersion({
-          name,
-          version: v.version,
-          term,
-          wrapped,
-          createdAt: v.createdAt,
-          reserved: v.reserved,
-        });
+        try {
+          if (stored !== undefined) {
+            const mine = keyring.unwrap(
+              stored.term,
+              versionLabel(name, v.version, current.type),
+              stored.wrapped,
+            );
+            const same = mine.length === secret.length && constantTimeEqual(mine, secret);
+            wipe(mine);
+            if (!same)
+              throw new EnsealError(
+                ErrorCode.NOT_ALLOWED,
+                `version ${v.version} of "${name}" differs from the stored one; a restore never replaces key material`,
+              );
+            continue;
+          }
+          if (v.version < current.minAvailableVersion) continue; // trimmed on purpose; never brought back
+          const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, current.type), secret);
+          await tx.insertVersion({
+            name,
+            version: v.version,
+            term,
+            wrapped,
+            createdAt: v.createdAt,
+            reserved: v.reserved,
+          });
+          added++;
+        } finally {
+          wipe(secret);
+        }
       }
-      for (const c of snapshot.contexts) {
-        const secret = base64Decode(c.secret);
-        const { term, wrapped } = keyring.wrap(contextLabel(name, c.contextId), secret);
-        wipe(secret);
-        await tx.insertContext({ name, contextId: c.contextId, term, wrapped, createdAt: c.createdAt });
-      }
-      return {
-        result: undefined,
-        detail: { versions: snapshot.versions.length, contexts: snapshot.contexts.length },
+      const merged: KeyPolicy = {
+        ...current,
+        latestVersion: Math.max(current.latestVersion, snapshot.policy.latestVersion),
+        minDecryptionVersion: Math.max(current.minDecryptionVersion, snapshot.policy.minDecryptionVersion),
       };
+      await this.#writePolicy(tx, merged);
+      return { result: undefined, detail: { versions: added, contexts: 0, merged: true } };
     });
+  }
+
+  async #restoreContexts(tx: StoreTransaction, keyring: Keyring, snapshot: KeySnapshot): Promise<void> {
+    for (const c of snapshot.contexts) {
+      const secret = base64Decode(c.secret);
+      const { term, wrapped } = keyring.wrap(contextLabel(snapshot.policy.name, c.contextId), secret);
+      wipe(secret);
+      await tx.insertContext({
+        name: snapshot.policy.name,
+        contextId: c.contextId,
+        term,
+        wrapped,
+        createdAt: c.createdAt,
+      });
+    }
+  }
+
+  /** @internal The keyring's backup authenticator: an id naming this keyring, and a MAC over a backup body. */
+  backupSeal(body: string): { keyring: string; mac: string } {
+    const key = this.#requireUnsealed().subkey('enseal/backup/v1');
+    return {
+      keyring: hexEncode(hmac('sha256', key, utf8Encode('enseal/backup/keyring-id'))).slice(0, 32),
+      mac: hexEncode(hmac('sha256', key, utf8Encode(`enseal/backup/v2\u0000${body}`))),
+    };
   }
 
   /** @internal Records a backup-level event (the backup module calls it). */

@@ -2,9 +2,11 @@
  * A named key's configuration (what Vault calls its policy) and the rules that govern changing it. The
  * document is stored as JSON next to the wrapped versions; it holds no key material.
  */
-import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
+import { EnsealError, ErrorCode, invalidArgument, malformed } from '../crypto/index.js';
 import {
   DEFAULT_ROTATION_PERIOD_MS,
+  isKeyType,
+  KEY_TYPES,
   keyTypeInfo,
   MIN_ROTATION_PERIOD_MS,
   type KeyPurpose,
@@ -188,4 +190,43 @@ export function encryptionVersion(policy: KeyPolicy, requested?: number): number
 
 export function parsePolicy(doc: string): KeyPolicy {
   return JSON.parse(doc) as KeyPolicy;
+}
+
+/**
+ * Validates a policy that came from outside the store (a backup): every field present with its type and
+ * range, the purpose the one its type has, and the version bounds consistent. Throws MALFORMED naming the
+ * first bad field.
+ */
+export function checkRestoredPolicy(value: unknown, name: string): KeyPolicy {
+  const bad = (field: string, why: string) => malformed('backup', `key "${name}": ${field} ${why}`);
+  if (typeof value !== 'object' || value === null) throw bad('policy', 'is missing');
+  const p = value as Record<string, unknown>;
+  if (p.name !== name) throw bad('name', 'does not match');
+  if (!isKeyType(p.type)) throw bad('type', 'is not a known key type');
+  if (p.purpose !== KEY_TYPES[p.type].purpose) throw bad('purpose', `is not that of a ${p.type} key`);
+  for (const f of ['derived', 'exportable', 'allowPlaintextBackup', 'deletionAllowed'])
+    if (typeof p[f] !== 'boolean') throw bad(f, 'must be a boolean');
+  if (p.derived === true && p.purpose !== 'encrypt') throw bad('derived', 'is only for encryption keys');
+  const int = (f: string, min: number) => {
+    const v = p[f];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+      throw bad(f, `must be an integer ≥ ${min}`);
+    return v;
+  };
+  const latest = int('latestVersion', 1);
+  const minDec = int('minDecryptionVersion', 1);
+  const minEnc = int('minEncryptionVersion', 0);
+  const minAvail = int('minAvailableVersion', 1);
+  if (minDec > latest || minEnc > latest || minAvail > minDec)
+    throw bad('versions', 'are inconsistent (min_available ≤ min_decryption ≤ latest)');
+  int('autoRotatePeriodMs', 0);
+  int('maxEncryptionsPerVersion', 0);
+  int('createdAt', 0);
+  int('lastRotatedAt', 0);
+  if (p.hmacKeyBytes !== undefined) {
+    const n = int('hmacKeyBytes', 32);
+    if (p.type !== 'hmac' || n > 512) throw bad('hmacKeyBytes', 'must be 32-512 and only for hmac keys');
+  }
+  if (p.deletionScheduledFor !== undefined) int('deletionScheduledFor', 0);
+  return p as unknown as KeyPolicy;
 }

@@ -19,6 +19,7 @@ import {
   restoreBackup,
   type CallContext,
   type CreateKeyOptions,
+  type ExportKind,
   type KeyConfigUpdate,
   type KeyInfo,
   type KeyManager,
@@ -295,9 +296,12 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
   );
   app.get(
     '/v1/transit/export/:type/:name',
-    s('Export key material (exportable keys only)'),
+    s('Export key material (exportable keys only) or a public key, by type'),
     async (request) => {
-      const keys = await km.exportKey(name(request), undefined, ctxOf(request));
+      const { type } = request.params as { type: string };
+      if (!['encryption-key', 'signing-key', 'hmac-key', 'public-key'].includes(type))
+        throw invalidArgument('export type', 'must be encryption-key, signing-key, hmac-key or public-key');
+      const keys = await km.exportKey(name(request), undefined, ctxOf(request), type as ExportKind);
       return vaultResponse({
         name: name(request),
         keys: Object.fromEntries(keys.map((k) => [String(k.version), k.key])),
@@ -342,6 +346,7 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
   const restore = async (request: FastifyRequest) => {
     const b = bodyOf(request);
     if (typeof b.backup !== 'string') throw invalidArgument('backup', 'must be the base64 backup');
+    const wanted = (request.params as { name?: string }).name;
     const restored = await restoreBackup(
       km,
       b64('backup', b.backup)!,
@@ -349,13 +354,10 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
         identities: typeof b.identity === 'string' ? parseAgeIdentityFile(b.identity) : [],
         ...(typeof b.passphrase === 'string' ? { passphrase: b.passphrase } : {}),
         force: b.force === true,
+        ...(wanted !== undefined ? { expectName: wanted } : {}),
       },
       ctxOf(request),
     );
-    const wanted = (request.params as { name?: string }).name;
-    if (wanted !== undefined && (restored.length !== 1 || restored[0] !== wanted)) {
-      throw invalidArgument('backup', `holds ${restored.join(', ')}, not "${wanted}"`);
-    }
     return vaultResponse({ restored });
   };
   app.post('/v1/transit/restore', t('Restore keys from a backup'), restore);
