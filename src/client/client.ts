@@ -73,6 +73,14 @@ function errorFrom(res: RawResponse): EnsealError {
  * utf8Decode(await client.decrypt('orders', ct));
  * ```
  */
+/** An audit checkpoint as the server returns it. */
+export interface AuditCheckpointJson {
+  readonly seq: number;
+  readonly hash: string;
+  readonly time: string;
+  readonly mac: string;
+}
+
 export class EnsealClient {
   readonly #url: URL;
   readonly #token: string | undefined;
@@ -254,12 +262,20 @@ export class EnsealClient {
     });
   }
 
-  auditVerify(): Promise<{
+  /** Verifies the audit log; with a checkpoint exported earlier, also that the log still contains it. */
+  auditVerify(checkpoint?: AuditCheckpointJson): Promise<{
     ok: boolean;
     entries: number;
     problems: { kind: string; seq: number; message: string }[];
   }> {
-    return this.#data('GET', '/v1/sys/audit/verify', undefined, true);
+    return checkpoint === undefined
+      ? this.#data('GET', '/v1/sys/audit/verify', undefined, true)
+      : this.#data('POST', '/v1/sys/audit/verify', { checkpoint }, true);
+  }
+
+  /** A MACed checkpoint of the audit head; store it outside the service. */
+  auditCheckpoint(): Promise<AuditCheckpointJson> {
+    return this.#data('GET', '/v1/sys/audit/checkpoint', undefined, true);
   }
 
   async auditExport(): Promise<string> {

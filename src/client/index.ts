@@ -1,2 +1,7 @@
 /** The client layer: a typed client for `enseal serve`. This file is the layer's public surface. */
-export { EnsealClient, type ClientOptions, type BatchItemResult } from './client.js';
+export {
+  EnsealClient,
+  type ClientOptions,
+  type BatchItemResult,
+  type AuditCheckpointJson,
+} from './client.js';

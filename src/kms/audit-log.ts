@@ -57,7 +57,26 @@ export interface AuditEntry {
   readonly hashed?: Record<string, string>;
 }
 
-export type AuditProblemKind = 'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated';
+export type AuditProblemKind =
+  'modified' | 'deleted' | 'inserted' | 'reordered' | 'truncated' | 'rolled-back';
+
+/** A position of the log, MACed by the key manager, to keep elsewhere and compare against later. */
+export interface AuditCheckpoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly time: string;
+  readonly mac: string;
+}
+
+/** What `verify` compares the log with, besides itself. */
+export interface AuditVerifyOptions {
+  /** The store is initialised, so a head checkpoint must exist (init writes the first entry). */
+  readonly initialized?: boolean;
+  /** The position recorded in the sealed keyring: the log must still contain it. */
+  readonly anchor?: { readonly seq: number; readonly hash: string } | undefined;
+  /** A checkpoint exported earlier: it must verify, and the log must still contain it. */
+  readonly checkpoint?: AuditCheckpoint | undefined;
+}
 
 export interface AuditProblem {
   readonly kind: AuditProblemKind;
@@ -217,8 +236,18 @@ export class AuditLog {
    * entries (a gap, or a broken link), reordered entries (an entry stored under another sequence number),
    * or entries cut off the end.
    */
-  async verify(pageSize = 1000): Promise<AuditVerifyResult> {
+  async verify(options: AuditVerifyOptions = {}, pageSize = 1000): Promise<AuditVerifyResult> {
     const problems: AuditProblem[] = [];
+    const checkpoint = options.checkpoint;
+    if (checkpoint !== undefined && !this.#checkpointValid(checkpoint)) {
+      problems.push({
+        kind: 'modified',
+        seq: 0,
+        message: 'the checkpoint given was not made by this key manager',
+      });
+    }
+    const wanted = new Map<number, string>();
+    for (const at of [options.anchor, checkpoint]) if (at) wanted.set(at.seq, '');
     let count = 0;
     let prevSeq = 0;
     let prevHash = GENESIS;
@@ -228,14 +257,49 @@ export class AuditLog {
       for (const row of rows) {
         count += 1;
         this.#checkRow(row, prevSeq, prevHash, problems);
+        if (wanted.has(row.seq)) wanted.set(row.seq, row.hash);
         prevSeq = row.seq;
         prevHash = row.hash;
       }
       if (rows.length < pageSize) break;
       after = rows[rows.length - 1]!.seq;
     }
-    await this.#checkHead(prevSeq, prevHash, problems);
+    await this.#checkHead(prevSeq, prevHash, problems, options.initialized === true);
+    for (const [what, at] of [
+      ['the position sealed in the keyring', options.anchor],
+      ['the checkpoint given', checkpoint],
+    ] as const) {
+      if (at === undefined || wanted.get(at.seq) === at.hash) continue;
+      problems.push({
+        kind: 'rolled-back',
+        seq: at.seq,
+        message: `the log no longer contains ${what} (entry ${at.seq}): it was rolled back or replaced`,
+      });
+    }
     return { ok: problems.length === 0, entries: count, problems };
+  }
+
+  /** The newest position of the log (seq 0 and the genesis hash when it is empty). */
+  async head(): Promise<{ seq: number; hash: string }> {
+    const last = await this.#store.transaction((tx) => tx.lastAudit());
+    return { seq: last?.seq ?? 0, hash: last?.hash ?? GENESIS };
+  }
+
+  /** A MACed checkpoint of the current head, to store outside the service and pass to `verify` later. */
+  async checkpoint(): Promise<AuditCheckpoint> {
+    const { seq, hash } = await this.head();
+    const time = new Date(this.#clock()).toISOString();
+    return { seq, hash, time, mac: this.#mac(`checkpoint:${seq}:${hash}:${time}`) };
+  }
+
+  #checkpointValid(c: AuditCheckpoint): boolean {
+    return (
+      Number.isSafeInteger(c?.seq) &&
+      typeof c.hash === 'string' &&
+      typeof c.time === 'string' &&
+      typeof c.mac === 'string' &&
+      this.#macValid(`checkpoint:${c.seq}:${c.hash}:${c.time}`, c.mac)
+    );
   }
 
   #checkRow(row: AuditRow, prevSeq: number, prevHash: string, problems: AuditProblem[]): void {
@@ -267,11 +331,23 @@ export class AuditLog {
     }
   }
 
-  async #checkHead(lastSeq: number, lastHash: string, problems: AuditProblem[]): Promise<void> {
+  async #checkHead(
+    lastSeq: number,
+    lastHash: string,
+    problems: AuditProblem[],
+    initialized: boolean,
+  ): Promise<void> {
     const raw = await this.#store.transaction((tx) => tx.getMeta(HEAD_META));
     if (raw === undefined) {
-      if (lastSeq !== 0)
-        problems.push({ kind: 'modified', seq: lastSeq, message: 'the head checkpoint is missing' });
+      if (lastSeq !== 0 || initialized)
+        problems.push({
+          kind: lastSeq === 0 ? 'truncated' : 'modified',
+          seq: lastSeq,
+          message:
+            lastSeq === 0
+              ? 'the log is empty and its head checkpoint is missing: the log was wiped'
+              : 'the head checkpoint is missing',
+        });
       return;
     }
     let head: { seq: number; hash: string; mac: string };

@@ -36,7 +36,13 @@ export {
   type KeyPurpose,
 } from './key-types.js';
 export { backupAllKeys, backupKey, restoreBackup, type BackupTarget, type RestoreSource } from './backup.js';
-export { type AuditEntry, type AuditEvent, type AuditProblem, type AuditVerifyResult } from './audit-log.js';
+export {
+  type AuditEntry,
+  type AuditEvent,
+  type AuditProblem,
+  type AuditVerifyResult,
+  type AuditCheckpoint,
+} from './audit-log.js';
 export {
   UsageMonitor,
   type UsageWarning,

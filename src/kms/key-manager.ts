@@ -32,6 +32,7 @@ import {
   type AuditOutcome,
   type AuditVerifyResult,
   type AuditEntry,
+  type AuditCheckpoint,
 } from './audit-log.js';
 import { formatVersioned, parseVersioned } from './ciphertext.js';
 import {
@@ -332,6 +333,7 @@ export class KeyManager {
       outcome: 'ok',
       detail: { failedAttemptsWhileSealed: failed },
     });
+    await this.#raiseAuditAnchor();
     return status;
   }
 
@@ -377,7 +379,7 @@ export class KeyManager {
     const audit = this.#audit;
     if (audit !== undefined) {
       await audit.record({ op: 'seal', caller: ctx.caller ?? 'local', outcome: 'ok' }).catch(() => undefined);
-      await audit.drain();
+      await this.#raiseAuditAnchor().catch(() => undefined);
     }
     this.#audit = undefined;
     for (const key of this.#cache.values()) this.#wipeCached(key);
@@ -1708,6 +1710,7 @@ export class KeyManager {
         rotated.push(name);
       }
     }
+    await this.#raiseAuditAnchor();
     return { rotated, purged };
   }
 
@@ -1733,9 +1736,39 @@ export class KeyManager {
   // ---------------------------------------------------------------- audit and monitoring
 
   /** Checks the audit chain; names every modified, inserted, deleted or reordered entry. */
-  verifyAudit(): Promise<AuditVerifyResult> {
+  /**
+   * Verifies the audit chain, its head checkpoint, the position sealed in the keyring (so a store rolled
+   * back to an older consistent state is caught) and, when given, a checkpoint exported earlier.
+   */
+  verifyAudit(checkpoint?: AuditCheckpoint): Promise<AuditVerifyResult> {
+    const keyring = this.#requireUnsealed();
+    return this.#audit!.verify({ initialized: true, anchor: keyring.auditAnchor, checkpoint });
+  }
+
+  /** A MACed checkpoint of the audit head: keep it outside the service, pass it to verifyAudit later. */
+  auditCheckpoint(): Promise<AuditCheckpoint> {
     this.#requireUnsealed();
-    return this.#audit!.verify();
+    return this.#audit!.checkpoint();
+  }
+
+  /**
+   * Seals the current audit head into the keyring (at unseal, seal and each scheduler run), so a later
+   * verify notices a log that falls behind it. Only ever moves forward.
+   */
+  async #raiseAuditAnchor(): Promise<void> {
+    const audit = this.#audit;
+    const root = this.#seal.rootKey;
+    if (audit === undefined || root === undefined) return;
+    await audit.drain();
+    const sealed = await this.#store.transaction(async (tx) => {
+      const keyring = this.#seal.keyringFor(await readSealedKeyring(tx, 'update'));
+      const head = await tx.lastAudit();
+      if (head === undefined || (keyring.auditAnchor?.seq ?? 0) >= head.seq) return undefined;
+      const next = keyring.withAuditAnchor({ seq: head.seq, hash: head.hash }).seal(root);
+      await writeSealedKeyring(tx, next);
+      return next;
+    });
+    if (sealed) this.#seal.keyringFor(sealed);
   }
 
   /** Audit entries as JSON lines, oldest first. */

@@ -4,7 +4,13 @@
  */
 import { base64Decode, base64Encode, invalidArgument } from '../crypto/index.js';
 import { parseAgeIdentityFile } from '../formats/index.js';
-import { backupAllKeys, restoreBackup, type AuditEntry, type SealStatus } from '../kms/index.js';
+import {
+  backupAllKeys,
+  restoreBackup,
+  type AuditCheckpoint,
+  type AuditEntry,
+  type SealStatus,
+} from '../kms/index.js';
 import {
   callerOf,
   HttpError,
@@ -129,6 +135,21 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
 
   app.get('/v1/sys/audit/verify', tag('Verify the audit chain', SUDO), async () =>
     vaultResponse(await km.verifyAudit()),
+  );
+  app.post(
+    '/v1/sys/audit/verify',
+    tag('Verify the audit chain against a checkpoint exported earlier ({"checkpoint": {...}})', SUDO),
+    async (request) => {
+      const c = body(request).checkpoint;
+      if (typeof c !== 'object' || c === null)
+        throw invalidArgument('checkpoint', 'must be a checkpoint object');
+      return vaultResponse(await km.verifyAudit(c as AuditCheckpoint));
+    },
+  );
+  app.get(
+    '/v1/sys/audit/checkpoint',
+    tag('A MACed checkpoint of the audit head, to keep outside the service', SUDO),
+    async () => vaultResponse(await km.auditCheckpoint()),
   );
   app.get('/v1/sys/audit/export', tag('Audit entries as JSON lines', SUDO), async (_request, reply) => {
     const lines: string[] = [];
