@@ -183,3 +183,22 @@ describe('while sealed', () => {
     expect((await ctx.call('GET', '/v1/auth/token/lookup-self')).status).toBe(200);
   });
 });
+
+describe('failed authentication', () => {
+  it('is throttled per client address before any token lookup', async () => {
+    const strict = await devServer({ authFailuresPerMinute: 20 });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 25; i++)
+        statuses.push(
+          (await strict.call('GET', '/v1/auth/token/lookup-self', { token: `ens.guess${i}` })).status,
+        );
+      expect(statuses.slice(0, 20).every((s) => s === 403)).toBe(true);
+      expect(statuses.slice(20).every((s) => s === 429)).toBe(true);
+      // Public routes still answer, so health checks from that address keep working.
+      expect((await strict.call('GET', '/v1/sys/health', { token: null })).status).toBe(200);
+    } finally {
+      await strict.server.close();
+    }
+  });
+});
