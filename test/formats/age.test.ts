@@ -109,4 +109,36 @@ describe('age library', () => {
     }).toThrow(EnsealError);
     expect(Buffer.concat(released)).toEqual(Buffer.from(data.subarray(0, 65536)));
   });
+
+  it('enforces the header size limit even when no line feed arrives, with bounded buffering', () => {
+    // 64 MiB after the version line with no LF, in 64 KiB pieces: the decoder must give up once the header
+    // limit (1 MiB) is passed, instead of buffering (and rescanning) everything it is given.
+    const piece = new Uint8Array(65536).fill(0x41);
+    const dec = new AgeDecryptor([id]);
+    dec.push(utf8Encode('age-encryption.org/v1\n-> X25519 '));
+    let fed = 0;
+    let error: unknown;
+    try {
+      for (; fed < 64 << 20; fed += piece.length) dec.push(piece);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(EnsealError);
+    expect((error as EnsealError).code).toBe('ERR_MALFORMED');
+    expect((error as Error).message).toContain('header too large');
+    expect(fed).toBeLessThanOrEqual(1 << 20);
+    // Fed byte by byte, the same limit holds and the work stays linear.
+    const slow = new AgeDecryptor([id]);
+    const one = new Uint8Array([0x41]);
+    slow.push(utf8Encode('age-encryption.org/v1\n'));
+    let n = 0;
+    expect(() => {
+      for (; n < 2 << 20; n++) slow.push(one);
+    }).toThrow(/header too large/);
+    expect(n).toBeLessThanOrEqual(1 << 20);
+    // A whole buffer without a line feed fails the same way.
+    const whole = new Uint8Array(4 << 20).fill(0x41);
+    whole.set(utf8Encode('age-encryption.org/v1\n'));
+    expect(() => ageDecrypt(whole, [id])).toThrow(/header too large/);
+  });
 });
