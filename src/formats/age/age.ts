@@ -62,12 +62,20 @@ export class AgeEncryptor {
     fileKey.fill(0);
   }
 
-  push(plaintext: Uint8Array): Uint8Array[] {
-    return this.#stream.push(plaintext);
+  /**
+   * Encrypts what it can. Sealed output goes to `emit` as it is produced, and is also returned when no `emit`
+   * is given. `plaintext` is not referenced afterwards, so its memory may be reused.
+   */
+  push(plaintext: Uint8Array, emit?: Emit): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.#stream.push(plaintext, emit ?? ((bytes) => void out.push(bytes)));
+    return out;
   }
 
-  finish(): Uint8Array[] {
-    return this.#stream.finish();
+  finish(emit?: Emit): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.#stream.finish(emit ?? ((bytes) => void out.push(bytes)));
+    return out;
   }
 }
 

@@ -8,6 +8,7 @@ export {
   ageDecryptStream,
   type AgeEncryptOptions,
 } from './age.js';
+export { type Emit as AgeEmit } from './stream.js';
 export {
   armor as ageArmor,
   dearmor as ageDearmor,
