@@ -2,10 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EnsealError, randomBytes, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import {
+  AgeArmorDecoder,
   AgeDecryptor,
   AgeScryptIdentity,
   AgeScryptRecipient,
   AgeX25519Identity,
+  ageDearmor,
   ageDecrypt,
   ageDecryptStream,
   ageEncrypt,
@@ -140,5 +142,41 @@ describe('age library', () => {
     const whole = new Uint8Array(4 << 20).fill(0x41);
     whole.set(utf8Encode('age-encryption.org/v1\n'));
     expect(() => ageDecrypt(whole, [id])).toThrow(/header too large/);
+  });
+
+  it('decodes armor as it streams, in any chunking, with the whole-buffer rules', () => {
+    const data = randomBytes(300_000);
+    const armored = ageEncrypt(data, [id.recipient], { armor: true });
+    const whole = ageDecrypt(armored, [id]);
+    expect(Buffer.from(whole)).toEqual(Buffer.from(data));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70_000 }), (step) => {
+        const dec = new AgeArmorDecoder();
+        const out: Uint8Array[] = [];
+        let beforeEnd = 0;
+        for (let i = 0; i < armored.length; i += step) {
+          dec.push(armored.subarray(i, i + step), (b) => void out.push(b));
+          if (i + step < armored.length) beforeEnd = out.reduce((n, b) => n + b.length, 0);
+        }
+        dec.finish((b) => void out.push(b));
+        // Output is released while input still arrives (it was collected whole before), so memory stays
+        // bounded for armored files of any size.
+        if (step < 100_000) expect(beforeEnd).toBeGreaterThan(0);
+        return Buffer.concat(out).equals(Buffer.from(ageDearmor(armored)));
+      }),
+      { numRuns: 30 },
+    );
+    const text = Buffer.from(armored).toString('latin1');
+    for (const bad of [
+      text.replace('\n', '\n\n'), // empty line after BEGIN
+      text.replace(/\n([A-Za-z0-9+/]{64})\n/, '\n$1A\n'), // a 65-column line
+      text + 'x', // data after the END line
+      text.replace('-----END AGE ENCRYPTED FILE-----', ''), // no END line
+    ]) {
+      expect(() => ageDecrypt(Buffer.from(bad, 'latin1'), [id])).toThrow(EnsealError);
+    }
+    expect(ageDecrypt(Buffer.from('\r\n ' + text.replace(/\n/g, '\r\n') + ' \n', 'latin1'), [id])).toEqual(
+      whole,
+    );
   });
 });

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
 import { writeFileAtomicSync } from '../../files/index.js';
 import {
+  AgeArmorDecoder,
   AgeArmorEncoder,
   AgeDecryptor,
   AgeEncryptor,
@@ -15,7 +16,6 @@ import {
   AgeX25519Identity,
   AgeX25519Recipient,
   AGE_DEFAULT_SCRYPT_LOG_N,
-  ageDearmor,
   isAgeArmored,
   parseAgeIdentityFile,
   parseAgeRecipientsFile,
@@ -129,37 +129,35 @@ function encryptCodec(recipients: AgeRecipient[], armored: boolean): Codec {
 /** Enough leading bytes to tell armor (its BEGIN line) from a binary header. */
 const SNIFF = 64;
 
-/** Decryption as a codec: binary input streams through; armored input is collected and decoded whole. */
+/** Decryption as a codec: binary input streams through; armored input is decoded as it streams too. */
 function decryptCodec(identities: AgeIdentity[]): Codec {
   const dec = new AgeDecryptor(identities);
   let head: Uint8Array[] | undefined = []; // the first bytes, until binary or armor is known
   let headLength = 0;
-  let armored: Uint8Array[] | undefined;
-  // The pipeline reuses its read buffers, so anything kept past a push is copied.
+  let armor: AgeArmorDecoder | undefined;
+  const feed = (data: Uint8Array, emit: Emit) => {
+    if (armor === undefined) dec.push(data, emit);
+    else armor.push(data, (binary) => dec.push(binary, emit));
+  };
   const decide = (emit: Emit) => {
+    // The pipeline reuses its read buffers, so the bytes kept while sniffing were copied.
     const first = Buffer.concat(head!);
     head = undefined;
-    if (isAgeArmored(first)) armored = [first];
-    else dec.push(first, emit);
+    if (isAgeArmored(first)) armor = new AgeArmorDecoder();
+    feed(first, emit);
   };
   return {
     push(data, emit) {
-      if (armored !== undefined) {
-        // Armored files are text and small by nature: they are collected, then decoded in one piece.
-        armored.push(data.slice());
-      } else if (head !== undefined) {
-        head.push(data.slice(0, SNIFF));
-        headLength += Math.min(data.length, SNIFF);
-        if (headLength < SNIFF) return;
-        decide(emit);
-        if (data.length > SNIFF) this.push(data.subarray(SNIFF), emit);
-      } else {
-        dec.push(data, emit);
-      }
+      if (head === undefined) return feed(data, emit);
+      head.push(data.slice(0, SNIFF));
+      headLength += Math.min(data.length, SNIFF);
+      if (headLength < SNIFF) return;
+      decide(emit);
+      if (data.length > SNIFF) feed(data.subarray(SNIFF), emit);
     },
     finish(emit) {
       if (head !== undefined) decide(emit);
-      if (armored !== undefined) dec.push(ageDearmor(Buffer.concat(armored)), emit);
+      if (armor !== undefined) armor.finish((binary) => dec.push(binary, emit));
       dec.finish(emit);
     },
   };

@@ -14,6 +14,7 @@ export {
   dearmor as ageDearmor,
   isArmored as isAgeArmored,
   ArmorEncoder as AgeArmorEncoder,
+  ArmorDecoder as AgeArmorDecoder,
 } from './armor.js';
 export {
   X25519Recipient as AgeX25519Recipient,
