@@ -4,6 +4,7 @@
  */
 const layers = [
   'crypto',
+  'files',
   'formats',
   'keys',
   'store',
@@ -18,6 +19,7 @@ const layers = [
 ];
 const rank = {
   crypto: 0,
+  files: 1,
   formats: 1,
   keys: 2,
   store: 3,

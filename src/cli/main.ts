@@ -2,22 +2,47 @@
 /**
  * The `enseal` command. Each command group lives in its own module under commands/ and registers itself on
  * the program; this file only wires them together and turns errors into `enseal: error:` lines and exit codes.
+ *
+ * Start-up matters for a command run from scripts and loops, so only the module of the command being run is
+ * imported (commander's own help and "did you mean" suggestions need every group, so an unknown command, or
+ * none, loads them all), and `--version` loads nothing at all (docs/benchmarks.md#cli-start-up).
  */
-import { Command } from 'commander';
-import { configureProgram, runCli } from './run.js';
-import { registerAge } from './commands/age.js';
-import { registerFernet } from './commands/fernet.js';
-import { registerKeyset } from './commands/keyset.js';
-import { registerPassword } from './commands/password.js';
-import { registerServe } from './commands/serve.js';
-import { registerOperator } from './commands/operator.js';
-import { registerKeys } from './commands/keys.js';
-import { registerTransit } from './commands/transit.js';
-import { registerAudit } from './commands/audit.js';
-import { registerDb } from './commands/db.js';
-import { registerTls } from './commands/tls.js';
+import * as nodeModule from 'node:module';
+import type { Command } from 'commander';
 
-export function buildProgram(): Command {
+const VERSION = '0.1.0';
+
+// Node ≥ 22.1 can cache compiled module code on disk between runs; older versions simply lack the function.
+(nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
+
+type Register = (program: Command) => void;
+
+/** Top-level command names → the module that registers them. */
+const GROUPS: readonly [names: readonly string[], load: () => Promise<Register>][] = [
+  [['keygen', 'encrypt', 'decrypt'], async () => (await import('./commands/age.js')).registerAge],
+  [['keyset'], async () => (await import('./commands/keyset.js')).registerKeyset],
+  [['fernet'], async () => (await import('./commands/fernet.js')).registerFernet],
+  [['password'], async () => (await import('./commands/password.js')).registerPassword],
+  [['serve'], async () => (await import('./commands/serve.js')).registerServe],
+  [['operator'], async () => (await import('./commands/operator.js')).registerOperator],
+  [['keys'], async () => (await import('./commands/keys.js')).registerKeys],
+  [['transit'], async () => (await import('./commands/transit.js')).registerTransit],
+  [['audit'], async () => (await import('./commands/audit.js')).registerAudit],
+  [['db'], async () => (await import('./commands/db.js')).registerDb],
+  [['tls'], async () => (await import('./commands/tls.js')).registerTls],
+];
+
+/** The command name in argv: the first argument that is not an option. */
+function commandName(argv: readonly string[]): string | undefined {
+  return argv.slice(2).find((a) => !a.startsWith('-'));
+}
+
+/**
+ * The program with the command groups `argv` needs registered (all of them when `argv` is omitted, names no
+ * known command, or asks for help).
+ */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
+  const [{ Command }, { configureProgram }] = await Promise.all([import('commander'), import('./run.js')]);
   const program = configureProgram(new Command('enseal'))
     .description(
       'Protect application data: an encryption service, envelopes, keysets, Fernet, age-format files, passwords.',
@@ -25,20 +50,17 @@ export function buildProgram(): Command {
     .version(VERSION, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
-  registerAge(program);
-  registerKeyset(program);
-  registerFernet(program);
-  registerPassword(program);
-  registerServe(program);
-  registerOperator(program);
-  registerKeys(program);
-  registerTransit(program);
-  registerAudit(program);
-  registerDb(program);
-  registerTls(program);
+  const name = argv === undefined ? undefined : commandName(argv);
+  const wanted = GROUPS.filter(([names]) => name !== undefined && names.includes(name));
+  const registers = await Promise.all((wanted.length > 0 ? wanted : GROUPS).map(([, load]) => load()));
+  for (const register of registers) register(program);
   return program;
 }
 
-const VERSION = '0.1.0';
-
-await runCli(buildProgram(), process.argv);
+const argv = process.argv;
+if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+  process.stdout.write(VERSION + '\n');
+} else {
+  const { runCli } = await import('./run.js');
+  await runCli(await buildProgram(argv), argv);
+}

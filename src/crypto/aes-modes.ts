@@ -4,14 +4,31 @@
  * verify a MAC over the ciphertext before decrypting.
  */
 import { runtime } from '#runtime';
-import { assertBytes } from './bytes.js';
+import { assertBytes, assertInteger } from './bytes.js';
 
 /** AES-CBC with PKCS#7 padding. */
 export function aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array {
+  return aesCbcEncryptWithRoom(key, iv, plaintext, 0, 0);
+}
+
+/**
+ * {@link aesCbcEncrypt} whose result has `room` bytes before the ciphertext and `tail` bytes after it, which
+ * the caller MUST overwrite (they may be uninitialised): Fernet puts its header and MAC there, so a token is
+ * built without joining buffers.
+ */
+export function aesCbcEncryptWithRoom(
+  key: Uint8Array,
+  iv: Uint8Array,
+  plaintext: Uint8Array,
+  room: number,
+  tail: number,
+): Uint8Array {
   assertBytes('key', key, 16, 24, 32);
   assertBytes('iv', iv, 16);
   assertBytes('plaintext', plaintext);
-  return runtime.aesCbcEncrypt(key, iv, plaintext);
+  assertInteger('room', room, 0, 1024);
+  assertInteger('tail', tail, 0, 1024);
+  return runtime.aesCbcEncrypt(key, iv, plaintext, room, tail);
 }
 
 /** Returns null on bad length or padding. Only call after the ciphertext has been authenticated. */

@@ -4,9 +4,10 @@
  * WebAssembly is. hash-wasm does not take RFC 9106's associated data (X); the rare caller that needs it is
  * served by @noble/hashes' audited pure-JS Argon2 instead, so the RFC vectors run through this module whole.
  */
-import { argon2id as wasmArgon2id, argon2i as wasmArgon2i, argon2d as wasmArgon2d } from 'hash-wasm';
-import { argon2dAsync, argon2iAsync, argon2idAsync } from '@noble/hashes/argon2.js';
 import { assertBytes, assertInteger } from './bytes.js';
+
+// Both implementations are imported on first use: loading them cost about 60 ms at every start-up, and most
+// processes (CLI commands, services without password hashing) never derive an Argon2 key.
 
 export interface Argon2Params {
   /** Memory in KiB. */
@@ -54,6 +55,7 @@ export async function argon2(
   if (secret !== undefined) assertBytes('secret', secret);
   if (associatedData !== undefined && associatedData.length > 0) {
     assertBytes('associatedData', associatedData);
+    const { argon2dAsync, argon2iAsync, argon2idAsync } = await import('@noble/hashes/argon2.js');
     const noble =
       variant === 'argon2id' ? argon2idAsync : variant === 'argon2i' ? argon2iAsync : argon2dAsync;
     return noble(password, salt, {
@@ -65,7 +67,8 @@ export async function argon2(
       personalization: associatedData,
     });
   }
-  const fn = variant === 'argon2id' ? wasmArgon2id : variant === 'argon2i' ? wasmArgon2i : wasmArgon2d;
+  const wasm = await import('hash-wasm');
+  const fn = variant === 'argon2id' ? wasm.argon2id : variant === 'argon2i' ? wasm.argon2i : wasm.argon2d;
   return fn({
     password,
     salt,

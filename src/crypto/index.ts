@@ -65,6 +65,6 @@ export {
   type RsaSignatureScheme,
   type RsaModulusLength,
 } from './rsa-signatures.js';
-export { aesCbcEncrypt, aesCbcDecrypt, aesCtr, aesCmac } from './aes-modes.js';
+export { aesCbcEncrypt, aesCbcEncryptWithRoom, aesCbcDecrypt, aesCtr, aesCmac } from './aes-modes.js';
 export { eaxEncrypt, eaxDecrypt, eaxDecryptUnauthenticated } from './eax.js';
 export { runtimeName } from './runtime-name.js';

@@ -18,7 +18,7 @@ import {
   EnsealError,
   ErrorCode,
   aesCbcDecrypt,
-  aesCbcEncrypt,
+  aesCbcEncryptWithRoom,
   base64UrlDecode,
   base64UrlEncode,
   constantTimeEqual,
@@ -79,9 +79,18 @@ export function fernetKeyFromPassword(
   return base64UrlEncode(pbkdf2('sha256', toBytes('password', password), salt, iterations, 32), true);
 }
 
+/** The u64 big-endian timestamp at offset 1 (seconds are below 2^53: safe integers, checked by callers). */
 function writeTimestamp(out: Uint8Array, seconds: number): void {
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  view.setBigUint64(1, BigInt(seconds));
+  const high = Math.floor(seconds / 0x1_0000_0000);
+  const low = seconds >>> 0;
+  out[1] = high >>> 24;
+  out[2] = (high >>> 16) & 0xff;
+  out[3] = (high >>> 8) & 0xff;
+  out[4] = high & 0xff;
+  out[5] = low >>> 24;
+  out[6] = (low >>> 16) & 0xff;
+  out[7] = (low >>> 8) & 0xff;
+  out[8] = low & 0xff;
 }
 
 /**
@@ -100,13 +109,13 @@ export function encryptFernetAt(
 function sealWith(k: FernetKey, plaintext: Uint8Array, seconds: number, iv: Uint8Array): string {
   if (!Number.isSafeInteger(seconds) || seconds < 0)
     throw invalidArgument('timestamp', 'must be a non-negative integer');
-  const ct = aesCbcEncrypt(k.encryption, iv, plaintext);
-  const token = new Uint8Array(HEADER + ct.length + MAC);
+  // One buffer from the cipher, with room for the header before the ciphertext and the MAC after it.
+  const token = aesCbcEncryptWithRoom(k.encryption, iv, plaintext, HEADER, MAC);
+  const macAt = token.length - MAC;
   token[0] = VERSION;
   writeTimestamp(token, seconds);
   token.set(iv, 9);
-  token.set(ct, HEADER);
-  token.set(hmac('sha256', k.signing, token.subarray(0, HEADER + ct.length)), HEADER + ct.length);
+  token.set(hmac('sha256', k.signing, token.subarray(0, macAt)), macAt);
   return base64UrlEncode(token, true);
 }
 

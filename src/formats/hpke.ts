@@ -14,8 +14,7 @@
  * keys; AES-256-GCM because WebCrypto (and so every browser and Node) implements it natively. ChaCha20-Poly1305
  * is offered for platforms without AES hardware.
  */
-import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
-import { Chacha20Poly1305 } from '@hpke/chacha20poly1305';
+import type { CipherSuite } from '@hpke/core';
 import {
   EnsealError,
   ErrorCode,
@@ -47,8 +46,15 @@ const HEADER = 8 + NENC;
 const TEXT_PREFIX = 'hpke1.';
 const EMPTY = new Uint8Array(0);
 
-function suiteFor(aeadId: number): CipherSuite {
-  const aead = aeadId === 0x0002 ? new Aes256Gcm() : aeadId === 0x0003 ? new Chacha20Poly1305() : undefined;
+/** The suite for an AEAD id. @hpke/* are imported on first use, so importing this layer does not load them. */
+async function suiteFor(aeadId: number): Promise<CipherSuite> {
+  const { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } = await import('@hpke/core');
+  const aead =
+    aeadId === 0x0002
+      ? new Aes256Gcm()
+      : aeadId === 0x0003
+        ? new (await import('@hpke/chacha20poly1305')).Chacha20Poly1305()
+        : undefined;
   if (aead === undefined) throw unsupported(`unsupported HPKE AEAD id 0x${aeadId.toString(16)}`);
   return new CipherSuite({ kem: new DhkemX25519HkdfSha256(), kdf: new HkdfSha256(), aead });
 }
@@ -134,7 +140,7 @@ export async function hpkeSeal(
 ): Promise<Uint8Array> {
   const aeadId = AEAD_IDS[options.suite ?? 'x25519-hkdf-sha256-aes-256-gcm'];
   if (aeadId === undefined) throw unsupported(`unsupported HPKE suite "${options.suite}"`);
-  const suite = suiteFor(aeadId);
+  const suite = await suiteFor(aeadId);
   const pt = toBytes('plaintext', plaintext);
   const params = {
     recipientPublicKey: await publicKeyOf(suite, recipientPublicKey, 'recipientPublicKey'),
@@ -180,7 +186,7 @@ export async function hpkeOpen(
     // The caller expects an authenticated sender; a Base-mode message cannot prove one.
     throw decryptFailed();
   }
-  const suite = suiteFor(aeadId);
+  const suite = await suiteFor(aeadId);
   const recipient = await keyPairOf(suite, { privateKey: recipientPrivateKey, publicKey: EMPTY });
   const h = sealed.subarray(0, HEADER);
   try {

@@ -3,8 +3,11 @@
  * algorithms is accepted on decrypt: RSA-OAEP-256 and ECDH-ES+A256KW for key management, A256GCM for content.
  * RSA1_5 (Bleichenbacher), `dir` and password-based modes are refused, so a token cannot choose a weaker path.
  */
-import { CompactEncrypt, compactDecrypt, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import type { JWK } from 'jose';
 import { EnsealError, ErrorCode, decryptFailed, toBytes, unsupported } from '../crypto/index.js';
+
+// jose is imported on first use: it is large, and importing the formats layer should not pay for it.
+const jose = () => import('jose');
 
 export type JweKeyAlgorithm = 'RSA-OAEP-256' | 'ECDH-ES+A256KW';
 const CONTENT = 'A256GCM';
@@ -20,6 +23,7 @@ export async function generateJweKeyPair(
   alg: JweKeyAlgorithm,
   curve: 'X25519' | 'P-256' = 'X25519',
 ): Promise<JweKeyPair> {
+  const { generateKeyPair, exportJWK } = await jose();
   const pair =
     alg === 'RSA-OAEP-256'
       ? await generateKeyPair(alg, { modulusLength: 3072, extractable: true })
@@ -54,6 +58,7 @@ export async function encryptJwe(
   options: { alg?: JweKeyAlgorithm; kid?: string } = {},
 ): Promise<string> {
   const alg = keyAlgOf(publicJwk, options.alg);
+  const { importJWK, CompactEncrypt } = await jose();
   let key;
   try {
     key = await importJWK(publicJwk, alg);
@@ -70,6 +75,7 @@ export async function decryptJwe(jwe: string, privateJwk: JWK): Promise<Uint8Arr
   if (typeof jwe !== 'string' || jwe.split('.').length !== 5)
     throw new EnsealError(ErrorCode.MALFORMED, 'JWE: not a compact JWE');
   const alg = keyAlgOf(privateJwk);
+  const { importJWK, compactDecrypt } = await jose();
   let key;
   try {
     key = await importJWK(privateJwk, alg);

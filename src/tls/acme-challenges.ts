@@ -10,7 +10,7 @@
  *   (the hook) publishes and removes it, told what to do through environment variables.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import {
   createSecureContext,
@@ -21,6 +21,7 @@ import {
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { join } from 'node:path';
 import { EnsealError, ErrorCode, invalidArgument, sha256, utf8Encode } from '../crypto/index.js';
+import { writeFileAtomic } from '../files/index.js';
 import { dns01TxtValue } from './acme-client.js';
 import { pemPrivateKey, randomSerial } from './certificate-files.js';
 // @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
@@ -114,7 +115,9 @@ export function http01Webroot(webroot: string): ChallengeSolver {
       // The token comes from the server; checking it keeps a hostile one from naming a path outside `dir`.
       if (!TOKEN.test(token)) throw invalidArgument('ACME token', 'must be base64url');
       await mkdir(dir, { recursive: true, mode: 0o755 });
-      await writeFile(join(dir, token), keyAuthorization, { mode: 0o644 });
+      // Written atomically (random temporary name, exclusive create, rename): the webroot may be writable
+      // by the web application, and a plain open of the server-chosen name would follow a symlink there.
+      await writeFileAtomic(join(dir, token), keyAuthorization, 0o644);
     },
     async cleanup(_domain, token) {
       if (TOKEN.test(token)) await rm(join(dir, token), { force: true });

@@ -1,12 +1,12 @@
 /**
- * Certificate and key files on disk. Writes are atomic (a temporary file in the same directory, fsync, rename,
- * fsync of the directory), so a server reloading on change, or a crash mid-write, never sees half a chain or a
+ * Certificate and key files on disk. Writes are atomic (src/files: a temporary file in the same directory, fsync,
+ * rename, fsync of the directory), so a server reloading on change, or a crash mid-write, never sees half a chain or a
  * key that does not match its certificate's file for long; keys are created 0600 from the first byte.
  * Also reads what renewal and monitoring need from a certificate: validity, serial, names, issuer key id.
  */
-import { open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { EnsealError, ErrorCode, hexEncode, malformed } from '../crypto/index.js';
+import { writeFileAtomic } from '../files/index.js';
 // @peculiar/x509 uses decorators through tsyringe, which needs the Reflect metadata polyfill loaded first.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
@@ -35,44 +35,8 @@ export function randomSerial(): string {
   return hexEncode(bytes);
 }
 
-/**
- * Writes `data` to `path` atomically: a temporary sibling is written with `mode`, flushed to disk and renamed
- * over the target, then the directory entry is flushed too. Readers see the old file or the new one, never a
- * mix; the rename replaces the inode, which is why `enseal serve` watches directories, not files.
- */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
-  const dir = dirname(path);
-  const suffix = hexEncode(globalThis.crypto.getRandomValues(new Uint8Array(6)));
-  const temp = join(dir, `.${basename(path)}.${suffix}.tmp`);
-  try {
-    const handle = await open(temp, 'wx', mode);
-    try {
-      await handle.writeFile(data);
-      await handle.chmod(mode); // the umask may have narrowed the create mode
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temp, path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } catch {
-      // Some file systems refuse fsync on a directory; the rename itself is still atomic.
-    } finally {
-      await dirHandle.close();
-    }
-  } catch (err) {
-    await rm(temp, { force: true });
-    throw new EnsealError(
-      ErrorCode.IO,
-      `cannot write ${path}: ${(err as { code?: string }).code ?? 'error'}`,
-      {
-        cause: err,
-      },
-    );
-  }
-}
+// The atomic writer lives in the files layer, shared with the CLI.
+export { writeFileAtomic };
 
 /**
  * Writes a new key and certificate chain, key first (0600), then the chain (0644). A watcher may see the new

@@ -71,7 +71,40 @@ describe('enseal keygen / encrypt / decrypt', () => {
     expect(r.status).toBe(3);
     expect(r.stderr).toContain('ERR_DECRYPT_FAILED');
     expect(existsSync(out)).toBe(false);
-    expect(readFileSyncDir().filter((f) => f.includes('enseal-') && f.endsWith('.tmp'))).toEqual([]);
+    expect(readFileSyncDir().filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('-o behaves as in age: devices are written to, an existing file is replaced only on success', () => {
+    const { file, recipient } = keygen('k8.txt');
+    const data = randomBytes(70_000);
+    const input = join(dir, 'parity.bin');
+    writeFileSync(input, data);
+    // A device is always writable (this was refused as "exists; pass --force").
+    expect(enseal(['encrypt', '-r', recipient, '-o', '/dev/null', input]).status).toBe(0);
+    const out = join(dir, 'parity.age');
+    expect(enseal(['encrypt', '-r', recipient, '-o', out, input]).status).toBe(0);
+    expect(enseal(['decrypt', '-i', file, '-o', '/dev/null', out]).status).toBe(0);
+    // Re-running over an existing file replaces it, as age does; --force is still accepted.
+    const first = readFileSync(out);
+    expect(enseal(['encrypt', '-r', recipient, '-o', out, input]).status).toBe(0);
+    expect(readFileSync(out)).not.toEqual(first);
+    expect(enseal(['encrypt', '--force', '-r', recipient, '-o', out, input]).status).toBe(0);
+    const plain = join(dir, 'parity.out');
+    writeFileSync(plain, 'previous contents');
+    expect(enseal(['decrypt', '-i', file, '-o', plain, out]).status).toBe(0);
+    expect(readFileSync(plain)).toEqual(Buffer.from(data));
+    // A failed decryption leaves the existing file as it was.
+    const bad = readFileSync(out);
+    bad[bad.length - 1]! ^= 1;
+    writeFileSync(join(dir, 'parity-bad.age'), bad);
+    writeFileSync(plain, 'previous contents');
+    expect(enseal(['decrypt', '-i', file, '-o', plain, join(dir, 'parity-bad.age')]).status).toBe(3);
+    expect(readFileSync(plain, 'utf8')).toBe('previous contents');
+    expect(enseal(['decrypt', '-i', file, '-o', dir, out]).status).toBe(6); // a directory is refused
+    // keygen, like age-keygen, still never replaces a file without --force.
+    expect(enseal(['keygen', '-o', file]).status).toBe(6);
+    expect(enseal(['keygen', '--force', '-o', file]).status).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
   it('clear errors and exit statuses', () => {

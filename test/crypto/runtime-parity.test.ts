@@ -41,8 +41,12 @@ describe('node and browser runtimes agree', () => {
     fc.assert(
       fc.property(bytes(32), bytes(16), data, (key, iv, msg) => {
         expect(b.hchacha20(key, iv)).toEqual(n.hchacha20(key, iv));
-        const cbc = n.aesCbcEncrypt(key.subarray(0, 16), iv, msg);
-        expect(b.aesCbcEncrypt(key.subarray(0, 16), iv, msg)).toEqual(cbc);
+        const cbc = n.aesCbcEncrypt(key.subarray(0, 16), iv, msg, 0, 0);
+        expect(b.aesCbcEncrypt(key.subarray(0, 16), iv, msg, 0, 0)).toEqual(cbc);
+        for (const rt of [n, b]) {
+          const roomy = rt.aesCbcEncrypt(key.subarray(0, 16), iv, msg, 25, 32);
+          expect([roomy.length, roomy.subarray(25, roomy.length - 32)]).toEqual([cbc.length + 57, cbc]);
+        }
         expect(b.aesCbcDecrypt(key.subarray(0, 16), iv, cbc)).toEqual(msg);
         expect(b.aesCtr(key, iv, msg)).toEqual(n.aesCtr(key, iv, msg));
         expect(b.aesCmac(key, msg)).toEqual(n.aesCmac(key, msg));

@@ -2,10 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EnsealError, randomBytes, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import {
+  AgeArmorDecoder,
   AgeDecryptor,
   AgeScryptIdentity,
   AgeScryptRecipient,
   AgeX25519Identity,
+  ageDearmor,
   ageDecrypt,
   ageDecryptStream,
   ageEncrypt,
@@ -108,5 +110,73 @@ describe('age library', () => {
       dec.finish((c) => void released.push(c));
     }).toThrow(EnsealError);
     expect(Buffer.concat(released)).toEqual(Buffer.from(data.subarray(0, 65536)));
+  });
+
+  it('enforces the header size limit even when no line feed arrives, with bounded buffering', () => {
+    // 64 MiB after the version line with no LF, in 64 KiB pieces: the decoder must give up once the header
+    // limit (1 MiB) is passed, instead of buffering (and rescanning) everything it is given.
+    const piece = new Uint8Array(65536).fill(0x41);
+    const dec = new AgeDecryptor([id]);
+    dec.push(utf8Encode('age-encryption.org/v1\n-> X25519 '));
+    let fed = 0;
+    let error: unknown;
+    try {
+      for (; fed < 64 << 20; fed += piece.length) dec.push(piece);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(EnsealError);
+    expect((error as EnsealError).code).toBe('ERR_MALFORMED');
+    expect((error as Error).message).toContain('header too large');
+    expect(fed).toBeLessThanOrEqual(1 << 20);
+    // Fed byte by byte, the same limit holds and the work stays linear.
+    const slow = new AgeDecryptor([id]);
+    const one = new Uint8Array([0x41]);
+    slow.push(utf8Encode('age-encryption.org/v1\n'));
+    let n = 0;
+    expect(() => {
+      for (; n < 2 << 20; n++) slow.push(one);
+    }).toThrow(/header too large/);
+    expect(n).toBeLessThanOrEqual(1 << 20);
+    // A whole buffer without a line feed fails the same way.
+    const whole = new Uint8Array(4 << 20).fill(0x41);
+    whole.set(utf8Encode('age-encryption.org/v1\n'));
+    expect(() => ageDecrypt(whole, [id])).toThrow(/header too large/);
+  });
+
+  it('decodes armor as it streams, in any chunking, with the whole-buffer rules', () => {
+    const data = randomBytes(300_000);
+    const armored = ageEncrypt(data, [id.recipient], { armor: true });
+    const whole = ageDecrypt(armored, [id]);
+    expect(Buffer.from(whole)).toEqual(Buffer.from(data));
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 70_000 }), (step) => {
+        const dec = new AgeArmorDecoder();
+        const out: Uint8Array[] = [];
+        let beforeEnd = 0;
+        for (let i = 0; i < armored.length; i += step) {
+          dec.push(armored.subarray(i, i + step), (b) => void out.push(b));
+          if (i + step < armored.length) beforeEnd = out.reduce((n, b) => n + b.length, 0);
+        }
+        dec.finish((b) => void out.push(b));
+        // Output is released while input still arrives (it was collected whole before), so memory stays
+        // bounded for armored files of any size.
+        if (step < 100_000) expect(beforeEnd).toBeGreaterThan(0);
+        return Buffer.concat(out).equals(Buffer.from(ageDearmor(armored)));
+      }),
+      { numRuns: 30 },
+    );
+    const text = Buffer.from(armored).toString('latin1');
+    for (const bad of [
+      text.replace('\n', '\n\n'), // empty line after BEGIN
+      text.replace(/\n([A-Za-z0-9+/]{64})\n/, '\n$1A\n'), // a 65-column line
+      text + 'x', // data after the END line
+      text.replace('-----END AGE ENCRYPTED FILE-----', ''), // no END line
+    ]) {
+      expect(() => ageDecrypt(Buffer.from(bad, 'latin1'), [id])).toThrow(EnsealError);
+    }
+    expect(ageDecrypt(Buffer.from('\r\n ' + text.replace(/\n/g, '\r\n') + ' \n', 'latin1'), [id])).toEqual(
+      whole,
+    );
   });
 });

@@ -2,10 +2,12 @@
  * `enseal keygen`, `enseal encrypt`, `enseal decrypt`: age-compatible file encryption with the `age` CLI's
  * flags, so files and habits move freely between the two.
  */
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
+import { writeFileAtomicSync } from '../../files/index.js';
 import {
+  AgeArmorDecoder,
   AgeArmorEncoder,
   AgeDecryptor,
   AgeEncryptor,
@@ -14,14 +16,14 @@ import {
   AgeX25519Identity,
   AgeX25519Recipient,
   AGE_DEFAULT_SCRYPT_LOG_N,
-  ageDearmor,
   isAgeArmored,
   parseAgeIdentityFile,
   parseAgeRecipientsFile,
+  type AgeEmit as Emit,
   type AgeIdentity,
   type AgeRecipient,
 } from '../../formats/index.js';
-import { checkOutput, openInput, runPipeline } from '../file-io.js';
+import { checkOutput, openInput, runPipeline, type Codec } from '../file-io.js';
 import { collect, readSecretFile } from '../input.js';
 import { promptPassphrase } from '../passphrase.js';
 
@@ -29,6 +31,17 @@ import { promptPassphrase } from '../passphrase.js';
 function scryptLogN(): number {
   const v = process.env.ENSEAL_TEST_SCRYPT_LOG_N;
   return v === undefined ? AGE_DEFAULT_SCRYPT_LOG_N : Number(v);
+}
+
+/** Creates `path` with `text`, mode 0600, failing with ERR_OUTPUT_EXISTS if anything is already there. */
+function writeNewFile(path: string, text: string): void {
+  try {
+    writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+  } catch (cause) {
+    if ((cause as { code?: string }).code === 'EEXIST')
+      throw new EnsealError(ErrorCode.OUTPUT_EXISTS, `${path} exists; pass --force to replace it`);
+    throw new EnsealError(ErrorCode.IO, `cannot write ${path}`, { cause });
+  }
 }
 
 function readText(path: string, what: string): string {
@@ -76,34 +89,78 @@ async function recipientsFor(o: EncryptOptions): Promise<AgeRecipient[]> {
   return out;
 }
 
-async function* encryptGen(source: AsyncIterable<Uint8Array>, recipients: AgeRecipient[], armored: boolean) {
+/** Encryption as a codec for the CLI's pipeline: the header first, then sealed chunks, armored or not. */
+function encryptCodec(recipients: AgeRecipient[], armored: boolean): Codec {
   const enc = new AgeEncryptor(recipients);
   const arm = armored ? new AgeArmorEncoder() : undefined;
-  const emit = (bytes: Uint8Array) => (arm ? arm.push(bytes) : bytes);
-  yield emit(enc.header);
-  for await (const chunk of source) for (const out of enc.push(chunk)) yield emit(out);
-  for (const out of enc.finish()) yield emit(out);
-  if (arm) yield arm.finish();
+  let started = false;
+  const start = (emit: Emit) => {
+    if (started) return;
+    started = true;
+    emit(enc.header);
+  };
+  if (arm === undefined) {
+    return {
+      push(data, emit) {
+        start(emit);
+        enc.push(data, emit);
+      },
+      finish(emit) {
+        start(emit);
+        enc.finish(emit);
+      },
+    };
+  }
+  const text = (s: string, emit: Emit) => s.length > 0 && emit(Buffer.from(s, 'latin1'));
+  const armorEmit = (emit: Emit) => (bytes: Uint8Array) => text(arm.push(bytes), emit);
+  return {
+    push(data, emit) {
+      start(armorEmit(emit));
+      enc.push(data, armorEmit(emit));
+    },
+    finish(emit) {
+      start(armorEmit(emit));
+      enc.finish(armorEmit(emit));
+      text(arm.finish(), emit);
+    },
+  };
 }
 
-async function* decryptGen(source: AsyncIterable<Uint8Array>, identities: AgeIdentity[]) {
+/** Enough leading bytes to tell armor (its BEGIN line) from a binary header. */
+const SNIFF = 64;
+
+/** Decryption as a codec: binary input streams through; armored input is decoded as it streams too. */
+function decryptCodec(identities: AgeIdentity[]): Codec {
   const dec = new AgeDecryptor(identities);
-  let first = true;
-  let armored: Uint8Array[] | undefined;
-  for await (const chunk of source) {
-    if (first) {
-      first = false;
-      // Armored files are text and small by nature: they are collected, then decoded in one piece.
-      if (isAgeArmored(chunk)) armored = [];
-    }
-    if (armored) {
-      armored.push(chunk);
-      continue;
-    }
-    yield* dec.push(chunk);
-  }
-  if (armored) yield* dec.push(ageDearmor(Buffer.concat(armored)));
-  yield* dec.finish();
+  let head: Uint8Array[] | undefined = []; // the first bytes, until binary or armor is known
+  let headLength = 0;
+  let armor: AgeArmorDecoder | undefined;
+  const feed = (data: Uint8Array, emit: Emit) => {
+    if (armor === undefined) dec.push(data, emit);
+    else armor.push(data, (binary) => dec.push(binary, emit));
+  };
+  const decide = (emit: Emit) => {
+    // The pipeline reuses its read buffers, so the bytes kept while sniffing were copied.
+    const first = Buffer.concat(head!);
+    head = undefined;
+    if (isAgeArmored(first)) armor = new AgeArmorDecoder();
+    feed(first, emit);
+  };
+  return {
+    push(data, emit) {
+      if (head === undefined) return feed(data, emit);
+      head.push(data.slice(0, SNIFF));
+      headLength += Math.min(data.length, SNIFF);
+      if (headLength < SNIFF) return;
+      decide(emit);
+      if (data.length > SNIFF) feed(data.subarray(SNIFF), emit);
+    },
+    finish(emit) {
+      if (head !== undefined) decide(emit);
+      if (armor !== undefined) armor.finish((binary) => dec.push(binary, emit));
+      dec.finish(emit);
+    },
+  };
 }
 
 export function registerAge(program: Command): void {
@@ -126,9 +183,10 @@ export function registerAge(program: Command): void {
       const recipient = id.recipient.toString();
       const text = `# created: ${new Date().toISOString()}\n# public key: ${recipient}\n${id.toString()}\n`;
       if (o.output !== undefined) {
-        if (existsSync(o.output) && !o.force)
-          throw new EnsealError(ErrorCode.OUTPUT_EXISTS, `${o.output} exists; pass --force`);
-        writeFileSync(o.output, text, { mode: 0o600 });
+        // As age-keygen does, an existing file is never replaced without --force; the key is created
+        // exclusively (no race with a file or symlink appearing meanwhile), or atomically with --force.
+        if (o.force) writeFileAtomicSync(o.output, text, { mode: 0o600 });
+        else writeNewFile(o.output, text);
         process.stderr.write(`Public key: ${recipient}\n`);
       } else {
         process.stdout.write(text);
@@ -148,15 +206,18 @@ export function registerAge(program: Command): void {
     .option('-p, --passphrase', 'encrypt with a passphrase, read from the terminal and confirmed')
     .option('--passphrase-file <file>', 'read the passphrase from a file (for scripts)')
     .option('-a, --armor', 'write ASCII-armored (PEM-style) output')
-    .option('-o, --output <file>', 'write to a file (atomically: a temporary file renamed on success)')
-    .option('--force', 'overwrite an existing output file')
+    .option(
+      '-o, --output <file>',
+      'write to a file, replacing it (atomically: a temporary file renamed on success)',
+    )
+    .option('--force', 'accepted for compatibility: -o always replaces an existing file, as age does')
     .addHelpText(
       'after',
       '\nExamples:\n  enseal encrypt -r age1… -o backup.tar.age backup.tar\n  tar c dir | enseal encrypt -R team.txt -a > dir.tar.age.txt\n' +
         '  enseal encrypt --passphrase-file pass.txt -o notes.age notes.md\n',
     )
     .action(async (input: string | undefined, o: EncryptOptions) => {
-      checkOutput({ path: o.output, force: o.force });
+      checkOutput({ path: o.output });
       const toTerminal = (o.output === undefined || o.output === '-') && process.stdout.isTTY;
       if (toTerminal && !o.armor) {
         throw hint(
@@ -166,9 +227,7 @@ export function registerAge(program: Command): void {
       }
       const recipients = await recipientsFor(o);
       const src = openInput(input);
-      await runPipeline(src, { path: o.output, force: o.force }, (s) =>
-        encryptGen(s, recipients, o.armor === true),
-      );
+      await runPipeline(src, { path: o.output }, encryptCodec(recipients, o.armor === true));
     });
 
   program
@@ -176,8 +235,11 @@ export function registerAge(program: Command): void {
     .description('decrypt an age file (or stdin), binary or armored')
     .option('-i, --identity <file>', 'an identity file (repeatable)', collect)
     .option('--passphrase-file <file>', 'read the passphrase from a file instead of the terminal')
-    .option('-o, --output <file>', 'write to a file; it appears only once the whole input authenticated')
-    .option('--force', 'overwrite an existing output file')
+    .option(
+      '-o, --output <file>',
+      'write to a file, replacing it; it appears only once the whole input authenticated',
+    )
+    .option('--force', 'accepted for compatibility: -o always replaces an existing file, as age does')
     .addHelpText(
       'after',
       '\nWith -o, plaintext is written to a temporary file beside the target and renamed into place only after\n' +
@@ -190,7 +252,7 @@ export function registerAge(program: Command): void {
         input: string | undefined,
         o: { identity?: string[]; passphraseFile?: string; output?: string; force?: boolean },
       ) => {
-        checkOutput({ path: o.output, force: o.force });
+        checkOutput({ path: o.output });
         const identities: AgeIdentity[] = [];
         for (const f of o.identity ?? []) identities.push(...parseAgeIdentityFile(readText(f, 'identity')));
         if (o.passphraseFile !== undefined)
@@ -199,9 +261,7 @@ export function registerAge(program: Command): void {
           // As age does: no identity given means the file should be passphrase-encrypted.
           identities.push(new AgeScryptIdentity(await promptPassphrase(false)));
         }
-        await runPipeline(openInput(input), { path: o.output, force: o.force }, (s) =>
-          decryptGen(s, identities),
-        );
+        await runPipeline(openInput(input), { path: o.output }, decryptCodec(identities));
       },
     );
 }

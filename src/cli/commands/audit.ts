@@ -1,8 +1,9 @@
 /** `enseal audit verify|export`: check and export a server's tamper-evident audit log. */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { AuditCheckpointJson } from '../../client/index.js';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
+import { writeFileAtomicSync } from '../../files/index.js';
 import { writeStdout } from '../run.js';
 import { clientFor, output, serverOptions, type ServerFlags } from '../server-client.js';
 
@@ -53,9 +54,7 @@ export function registerAudit(program: Command): void {
     .action(async (flags: ServerFlags & { output?: string }) => {
       const lines = await clientFor(flags).auditExport();
       if (flags.output) {
-        const tmp = `${flags.output}.tmp-${process.pid}`;
-        writeFileSync(tmp, lines, { mode: 0o600 });
-        renameSync(tmp, flags.output);
+        writeFileAtomicSync(flags.output, lines, { mode: 0o600 });
       } else {
         await writeStdout(lines);
       }

@@ -2,9 +2,10 @@
  * `enseal keyset …`: create, rotate and use keysets stored sealed in a file. The key-encryption key comes from
  * ENSEAL_KEK, --kek-file, or --passphrase-file (Argon2id); the file is written atomically with mode 0600.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
+import { writeFileAtomicSync } from '../../files/index.js';
 import type { KeyAlgorithm, KeyPurpose } from '../../formats/index.js';
 import {
   KeyEncryptionKey,
@@ -66,9 +67,7 @@ async function save(path: string, keyset: Keyset, options: KekOptions): Promise<
   const p = protection(options);
   const sealed =
     'kek' in p ? sealKeyset(keyset, p.kek) : await sealKeysetWithPassphrase(keyset, p.passphrase);
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(sealed, null, 2) + '\n', { mode: 0o600 });
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, JSON.stringify(sealed, null, 2) + '\n', { mode: 0o600 });
 }
 
 function withKek(cmd: Command): Command {

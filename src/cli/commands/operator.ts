@@ -1,7 +1,8 @@
 /** `enseal operator …`: initialise, unseal, seal, rekey, back up and restore a running server. */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
+import { writeFileAtomicSync } from '../../files/index.js';
 import { readSecretFile } from '../input.js';
 import { readHidden } from '../passphrase.js';
 import { clientFor, inputBytes, output, serverOptions, type ServerFlags } from '../server-client.js';
@@ -102,9 +103,7 @@ export function registerOperator(program: Command): void {
           ...(flags.recipient ? { recipients: flags.recipient } : {}),
           ...(flags.passphraseFile ? { passphrase: readSecretFile(flags.passphraseFile, 'passphrase') } : {}),
         });
-        const tmp = `${flags.output}.tmp-${process.pid}`;
-        writeFileSync(tmp, file, { mode: 0o600 });
-        renameSync(tmp, flags.output);
+        writeFileAtomicSync(flags.output, file, { mode: 0o600 });
         await output(
           flags,
           { written: flags.output, bytes: file.length },

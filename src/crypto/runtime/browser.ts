@@ -74,8 +74,12 @@ export const runtime: CryptoRuntime = {
     for (let i = 0; i < 8; i++) dv.setUint32(4 * i, out[i]!, true);
     return bytes;
   },
-  aesCbcEncrypt(key, iv, plaintext) {
-    return cbc(key, iv).encrypt(plaintext);
+  aesCbcEncrypt(key, iv, plaintext, room, tail) {
+    const ct = cbc(key, iv).encrypt(plaintext);
+    if (room === 0 && tail === 0) return ct;
+    const out = new Uint8Array(room + ct.length + tail);
+    out.set(ct, room);
+    return out;
   },
   aesCbcDecrypt(key, iv, ciphertext) {
     try {

@@ -21,9 +21,24 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { hchacha } from '@noble/ciphers/chacha.js';
-import { cmac } from '@noble/ciphers/aes.js';
+import { createRequire } from 'node:module';
+import type * as NobleChacha from '@noble/ciphers/chacha.js';
+import type * as NobleAes from '@noble/ciphers/aes.js';
 import type { CryptoRuntime, HashName, RuntimeAead, ScryptCost } from './types.js';
+
+// @noble/ciphers serves two rarely used primitives (HChaCha20 for XChaCha20-Poly1305, AES-CMAC for legacy
+// EAX) through a synchronous interface, so it is loaded with require() on first use (Node ≥ 20.19 loads ES
+// modules that way) instead of at start-up, where it cost about 30 ms of every CLI command.
+const requireNoble = createRequire(import.meta.url);
+let noble: { hchacha: typeof NobleChacha.hchacha; cmac: typeof NobleAes.cmac } | undefined;
+
+function nobleCiphers(): NonNullable<typeof noble> {
+  noble ??= {
+    hchacha: (requireNoble('@noble/ciphers/chacha.js') as typeof NobleChacha).hchacha,
+    cmac: (requireNoble('@noble/ciphers/aes.js') as typeof NobleAes).cmac,
+  };
+  return noble;
+}
 
 const TAG = 16;
 
@@ -85,7 +100,7 @@ function u32le(bytes: Uint8Array): Uint32Array {
 
 function hchacha20(key: Uint8Array, input16: Uint8Array): Uint8Array {
   const out = new Uint32Array(8);
-  hchacha(SIGMA, u32le(key), u32le(input16), out);
+  nobleCiphers().hchacha(SIGMA, u32le(key), u32le(input16), out);
   const bytes = new Uint8Array(32);
   for (let i = 0; i < 8; i++) {
     const w = out[i]!;
@@ -201,14 +216,21 @@ export const runtime: CryptoRuntime = {
   aeadSeal,
   aeadOpen,
   hchacha20,
-  aesCbcEncrypt(key, iv, plaintext) {
+  aesCbcEncrypt(key, iv, plaintext, room, tail) {
     const c = createCipheriv(cbcName(key), key, iv);
-    return view(Buffer.concat([c.update(plaintext), c.final()]));
+    // PKCS#7 always adds 1 to 16 bytes; writing both parts into one buffer saves a join and a copy. Every
+    // byte is written here or by the caller, so the buffer comes unzeroed from Node's pool (small tokens
+    // would otherwise each cost a zeroed off-heap allocation).
+    const out = view(Buffer.allocUnsafe(room + (plaintext.length - (plaintext.length % 16) + 16) + tail));
+    const body = c.update(plaintext);
+    out.set(body, room);
+    out.set(c.final(), room + body.length);
+    return out;
   },
   aesCbcDecrypt,
   aesCtr,
   aesCmac(key, data) {
-    return cmac(data, key);
+    return nobleCiphers().cmac(data, key);
   },
   digest(hash: HashName, data) {
     return view(createHash(hash).update(data).digest());

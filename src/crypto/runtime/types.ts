@@ -63,8 +63,17 @@ export interface CryptoRuntime {
   ): Uint8Array | null;
   /** HChaCha20 (draft-irtf-cfrg-xchacha §2.2): 32-byte key, 16-byte input → 32-byte subkey. */
   hchacha20(key: Uint8Array, input16: Uint8Array): Uint8Array;
-  /** AES-CBC with PKCS#7 padding, for Fernet and legacy formats only. */
-  aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, plaintext: Uint8Array): Uint8Array;
+  /**
+   * AES-CBC with PKCS#7 padding, for Fernet and legacy formats only. The ciphertext starts at offset `room`
+   * and is followed by `tail` bytes; the caller fills both (they may be uninitialised).
+   */
+  aesCbcEncrypt(
+    key: Uint8Array,
+    iv: Uint8Array,
+    plaintext: Uint8Array,
+    room: number,
+    tail: number,
+  ): Uint8Array;
   /** Returns null on a padding error; callers must authenticate before calling this. */
   aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, ciphertext: Uint8Array): Uint8Array | null;
   /** AES-CTR keystream XOR with a 16-byte initial counter block (big-endian increment). */

@@ -20,7 +20,14 @@ import {
   utf8Encode,
 } from '../../crypto/index.js';
 import { armor, dearmor, isArmored } from './armor.js';
-import { macLine, marshalHeaderWithoutMac, parseHeader, type ParsedHeader, type Stanza } from './header.js';
+import {
+  MAX_HEADER,
+  macLine,
+  marshalHeaderWithoutMac,
+  parseHeader,
+  type ParsedHeader,
+  type Stanza,
+} from './header.js';
 import { X25519Recipient, type AgeIdentity, type AgeRecipient } from './recipients.js';
 import { StreamDecryptor, StreamEncryptor, type Emit } from './stream.js';
 
@@ -55,12 +62,79 @@ export class AgeEncryptor {
     fileKey.fill(0);
   }
 
-  push(plaintext: Uint8Array): Uint8Array[] {
-    return this.#stream.push(plaintext);
+  /**
+   * Encrypts what it can. Sealed output goes to `emit` as it is produced, and is also returned when no `emit`
+   * is given. `plaintext` is not referenced afterwards, so its memory may be reused.
+   */
+  push(plaintext: Uint8Array, emit?: Emit): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.#stream.push(plaintext, emit ?? ((bytes) => void out.push(bytes)));
+    return out;
   }
 
-  finish(): Uint8Array[] {
-    return this.#stream.finish();
+  finish(emit?: Emit): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    this.#stream.finish(emit ?? ((bytes) => void out.push(bytes)));
+    return out;
+  }
+}
+
+/**
+ * Collects header bytes across pushes, in linear time and at most MAX_HEADER bytes of memory. Re-parsing on
+ * every push would be quadratic (a header fed byte by byte), so the header is parsed only when it can have
+ * ended (a line starting with "---" completed), on the first complete line (to reject non-age input at
+ * once), and whenever the buffer has doubled since the last attempt (so malformed lines still fail early).
+ * Past MAX_HEADER bytes without a complete header, it fails whether or not a line feed ever arrived.
+ */
+class HeaderBuffer {
+  #buf = new Uint8Array(256);
+  #len = 0;
+  #scanned = 0;
+  #lineStart = 0;
+  #lines = 0;
+  #parsedAt = 0;
+
+  push(data: Uint8Array): { header: ParsedHeader; rest: Uint8Array } | undefined {
+    if (this.#len === 0) {
+      // The common case: the whole header arrives in the first read, parsed in place without a copy.
+      const header = parseHeader(data);
+      if (header !== undefined) return { header, rest: data.subarray(header.payloadOffset) };
+    }
+    const take = Math.min(data.length, MAX_HEADER - this.#len);
+    this.#append(data.subarray(0, take));
+    let due = this.#len >= 2 * this.#parsedAt || this.#len === MAX_HEADER;
+    const b = this.#buf.subarray(0, this.#len); // indexOf must not scan the unused capacity
+    for (let lf = b.indexOf(0x0a, this.#scanned); lf >= 0; lf = b.indexOf(0x0a, lf + 1)) {
+      const s = this.#lineStart;
+      if (++this.#lines === 1 || (lf - s >= 3 && b[s] === 0x2d && b[s + 1] === 0x2d && b[s + 2] === 0x2d))
+        due = true;
+      this.#lineStart = lf + 1;
+    }
+    this.#scanned = this.#len;
+    if (!due || this.#lines === 0) {
+      if (this.#len === MAX_HEADER) parseHeader(this.#buf.subarray(0, this.#len)); // throws: too large
+      return undefined;
+    }
+    this.#parsedAt = this.#len;
+    const header = parseHeader(b);
+    if (header === undefined) return undefined;
+    // Payload bytes that arrived with the header: the buffered tail, then what this push did not copy.
+    const tail = b.subarray(header.payloadOffset);
+    const rest = take === data.length ? tail : concatBytes(tail, data.subarray(take));
+    this.#buf = EMPTY;
+    return { header, rest };
+  }
+
+  #append(bytes: Uint8Array): void {
+    if (this.#len + bytes.length > this.#buf.length) {
+      const grown = new Uint8Array(
+        Math.min(MAX_HEADER, Math.max(2 * this.#buf.length, this.#len + bytes.length)),
+      );
+      grown.set(this.#buf.subarray(0, this.#len));
+      this.#buf = grown;
+    }
+    this.#buf.set(bytes, this.#len);
+    this.#len += bytes.length;
   }
 }
 
@@ -71,7 +145,7 @@ export class AgeEncryptor {
  */
 export class AgeDecryptor {
   readonly #identities: readonly AgeIdentity[];
-  #headerBytes: Uint8Array = EMPTY;
+  readonly #header = new HeaderBuffer();
   #stream: StreamDecryptor | undefined;
   #nonceBytes: Uint8Array = EMPTY;
   #fileKey: Uint8Array | undefined;
@@ -94,12 +168,10 @@ export class AgeDecryptor {
       return out;
     }
     if (this.#fileKey === undefined) {
-      this.#headerBytes = concatBytes(this.#headerBytes, data);
-      const header = parseHeader(this.#headerBytes);
-      if (header === undefined) return out;
-      this.#fileKey = this.#unlock(header);
-      data = this.#headerBytes.subarray(header.payloadOffset);
-      this.#headerBytes = EMPTY;
+      const found = this.#header.push(data);
+      if (found === undefined) return out;
+      this.#fileKey = this.#unlock(found.header);
+      data = found.rest;
     }
     const need = NONCE - this.#nonceBytes.length;
     this.#nonceBytes = concatBytes(this.#nonceBytes, data.subarray(0, need));

@@ -7,7 +7,8 @@
 import { base64Decode, base64Encode, concatBytes, malformed, utf8Encode } from '../../crypto/index.js';
 
 export const AGE_VERSION_LINE = 'age-encryption.org/v1';
-const MAX_HEADER = 1 << 20;
+/** The whole header, MAC line included, must fit in this many bytes; streaming decoders buffer no more. */
+export const MAX_HEADER = 1 << 20;
 const MAX_STANZAS = 1024;
 
 export interface Stanza {
@@ -66,6 +67,11 @@ function readLine(data: Uint8Array, offset: number): [string, number] | undefine
   return [line, end + 1];
 }
 
+function tooLargeOrIncomplete(data: Uint8Array): undefined {
+  if (data.length >= MAX_HEADER) fail('header too large');
+  return undefined;
+}
+
 /**
  * Parses the header at the start of `data`. Returns undefined when `data` does not yet contain the whole
  * header (streaming callers then read more), and throws when what is there is invalid.
@@ -82,7 +88,8 @@ export function parseHeader(data: Uint8Array): ParsedHeader | undefined {
   for (;;) {
     if (offset > MAX_HEADER) fail('header too large');
     const next = readLine(data, offset);
-    if (next === undefined) return undefined;
+    // Without this, a line that never ends would be waited for forever, however much arrives.
+    if (next === undefined) return tooLargeOrIncomplete(data);
     const [line, after] = next;
     if (line.startsWith('---')) {
       if (!line.startsWith('--- ')) fail('malformed MAC line');
@@ -98,7 +105,7 @@ export function parseHeader(data: Uint8Array): ParsedHeader | undefined {
     offset = after;
     for (;;) {
       const bl = readLine(data, offset);
-      if (bl === undefined) return undefined;
+      if (bl === undefined) return tooLargeOrIncomplete(data);
       const [text, nextOffset] = bl;
       if (text.length > 64) fail('stanza body line longer than 64 columns');
       bodyLines.push(text);

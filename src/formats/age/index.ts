@@ -8,11 +8,13 @@ export {
   ageDecryptStream,
   type AgeEncryptOptions,
 } from './age.js';
+export { type Emit as AgeEmit } from './stream.js';
 export {
   armor as ageArmor,
   dearmor as ageDearmor,
   isArmored as isAgeArmored,
   ArmorEncoder as AgeArmorEncoder,
+  ArmorDecoder as AgeArmorDecoder,
 } from './armor.js';
 export {
   X25519Recipient as AgeX25519Recipient,

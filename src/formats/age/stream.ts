@@ -3,22 +3,23 @@
  * key, nonce = 11-byte big-endian chunk counter ‖ last-chunk flag. The flag makes truncation at a chunk
  * boundary detectable; an empty final chunk is allowed only when the whole payload is empty.
  *
- * Both directions are incremental and keep at most one chunk buffered, so memory stays constant whatever the
- * file size. Decryption releases a chunk only after its tag verified; since whether a chunk is the last
- * depends on what follows it, the decryptor holds one sealed chunk back until more data or the end arrives.
+ * Both directions are incremental and keep at most one chunk buffered (in one block allocated once), so memory
+ * stays constant whatever the file size, and neither keeps references to its input. Decryption releases a
+ * chunk only after its tag verified. Whether a chunk is the last depends on what follows it: the encryptor
+ * holds a full chunk back until more data or the end arrives; the decryptor tries a full chunk as a middle
+ * chunk and, failing that, as the final one.
  */
 import { aeadOpen, aeadSealDetached, decryptFailed, EnsealError, ErrorCode } from '../../crypto/index.js';
 
 export const CHUNK_SIZE = 64 * 1024;
 const TAG = 16;
 const SEALED_CHUNK = CHUNK_SIZE + TAG;
-const EMPTY = new Uint8Array(0);
 
-function nonceFor(counter: number, last: boolean): Uint8Array {
+/** Writes the STREAM nonce for chunk `counter` into `nonce` (12 bytes, reused: the AEAD copies it). */
+function setNonce(nonce: Uint8Array, counter: number, last: boolean): Uint8Array {
   if (counter >= 2 ** 53) throw new EnsealError(ErrorCode.INVALID_ARGUMENT, 'age payload is too large');
-  const nonce = new Uint8Array(12);
   let c = counter;
-  for (let i = 10; i >= 0 && c > 0; i--) {
+  for (let i = 10; i >= 0; i--) {
     nonce[i] = c % 256;
     c = Math.floor(c / 256);
   }
@@ -26,9 +27,9 @@ function nonceFor(counter: number, last: boolean): Uint8Array {
   return nonce;
 }
 
-/** Accumulates bytes into exact-size blocks without copying more than once. */
+/** Accumulates bytes into one exact-size block; the block's memory is reused after each take(). */
 class Blocker {
-  #buf: Uint8Array;
+  readonly #buf: Uint8Array;
   #len = 0;
 
   constructor(size: number) {
@@ -42,7 +43,7 @@ class Blocker {
   /** Copies as much of `data` as fits; returns how many bytes were taken. */
   fill(data: Uint8Array): number {
     const n = Math.min(data.length, this.#buf.length - this.#len);
-    this.#buf.set(data.subarray(0, n), this.#len);
+    this.#buf.set(n === data.length ? data : data.subarray(0, n), this.#len);
     this.#len += n;
     return n;
   }
@@ -51,18 +52,21 @@ class Blocker {
     return this.#len === this.#buf.length;
   }
 
+  /** The buffered bytes, valid only until the next fill(): callers consume them at once. */
   take(): Uint8Array {
     const out = this.#buf.subarray(0, this.#len);
-    this.#buf = new Uint8Array(this.#buf.length);
     this.#len = 0;
     return out;
   }
 }
 
+/** Receives output (sealed chunks, or verified plaintext) as soon as it is produced. */
+export type Emit = (bytes: Uint8Array) => void;
+
 export class StreamEncryptor {
   readonly #key: Uint8Array;
+  readonly #nonce = new Uint8Array(12);
   #counter = 0;
-  #pending: Uint8Array | undefined;
   readonly #block = new Blocker(CHUNK_SIZE);
 
   constructor(payloadKey: Uint8Array) {
@@ -70,60 +74,44 @@ export class StreamEncryptor {
   }
 
   /**
-   * Encrypts what it can; a full chunk is held back until we know whether it is the last. Whole chunks are
-   * taken from `data` without copying, so callers must not reuse `data`'s memory afterwards (Node and web
-   * streams hand out fresh buffers).
+   * Encrypts every chunk known not to be the last, emitting ciphertext and tag as two buffers (written back
+   * to back they are the sealed chunk). A chunk is sealed straight from `data` when more bytes follow it
+   * there; otherwise it is copied into one reused block until the next push or finish() says whether it is
+   * the last. Nothing keeps a reference to `data`, so callers may reuse its memory.
    */
-  push(data: Uint8Array): Uint8Array[] {
-    const out: Uint8Array[] = [];
+  push(data: Uint8Array, emit: Emit): void {
     let offset = 0;
     while (offset < data.length) {
-      let chunk: Uint8Array | undefined;
-      if (this.#block.length === 0 && data.length - offset >= CHUNK_SIZE) {
-        chunk = data.subarray(offset, offset + CHUNK_SIZE);
+      if (this.#block.full) this.#seal(this.#block.take(), false, emit); // more data follows it
+      if (this.#block.length === 0 && data.length - offset > CHUNK_SIZE) {
+        this.#seal(data.subarray(offset, offset + CHUNK_SIZE), false, emit);
         offset += CHUNK_SIZE;
-      } else {
-        offset += this.#block.fill(data.subarray(offset));
-        if (this.#block.full) chunk = this.#block.take();
+        continue;
       }
-      if (chunk !== undefined) {
-        if (this.#pending !== undefined) out.push(...this.#seal(this.#pending, false));
-        this.#pending = chunk;
-      }
+      offset += this.#block.fill(offset === 0 ? data : data.subarray(offset));
     }
-    return out;
   }
 
-  finish(): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    if (this.#block.length > 0) {
-      if (this.#pending !== undefined) out.push(...this.#seal(this.#pending, false));
-      out.push(...this.#seal(this.#block.take(), true));
-    } else {
-      // A full final chunk carries the flag itself; an empty one only for an empty payload.
-      out.push(...this.#seal(this.#pending ?? EMPTY, true));
-    }
-    this.#pending = undefined;
-    return out;
+  /** Seals the final chunk: a full one carries the flag itself; an empty one only for an empty payload. */
+  finish(emit: Emit): void {
+    this.#seal(this.#block.take(), true, emit);
   }
 
-  /** Ciphertext and tag as two buffers: written back to back they are the sealed chunk, with no join. */
-  #seal(chunk: Uint8Array, last: boolean): [Uint8Array, Uint8Array] {
+  #seal(chunk: Uint8Array, last: boolean, emit: Emit): void {
     const { ciphertext, tag } = aeadSealDetached(
       'chacha20-poly1305',
       this.#key,
-      nonceFor(this.#counter++, last),
+      setNonce(this.#nonce, this.#counter++, last),
       chunk,
     );
-    return [ciphertext, tag];
+    emit(ciphertext);
+    emit(tag);
   }
 }
 
-/** Receives verified plaintext as soon as it is released. */
-export type Emit = (plaintext: Uint8Array) => void;
-
 export class StreamDecryptor {
   readonly #key: Uint8Array;
+  readonly #nonce = new Uint8Array(12);
   #counter = 0;
   #done = false;
   readonly #block = new Blocker(SEALED_CHUNK);
@@ -163,9 +151,13 @@ export class StreamDecryptor {
   }
 
   #openFull(sealed: Uint8Array): Uint8Array {
-    const nonce = nonceFor(this.#counter, false);
     try {
-      const plaintext = aeadOpen('chacha20-poly1305', this.#key, nonce, sealed);
+      const plaintext = aeadOpen(
+        'chacha20-poly1305',
+        this.#key,
+        setNonce(this.#nonce, this.#counter, false),
+        sealed,
+      );
       this.#counter++;
       return plaintext;
     } catch {
@@ -176,6 +168,6 @@ export class StreamDecryptor {
   }
 
   #open(sealed: Uint8Array, last: boolean): Uint8Array {
-    return aeadOpen('chacha20-poly1305', this.#key, nonceFor(this.#counter++, last), sealed);
+    return aeadOpen('chacha20-poly1305', this.#key, setNonce(this.#nonce, this.#counter++, last), sealed);
   }
 }
