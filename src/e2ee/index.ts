@@ -62,3 +62,18 @@ export {
   type CosignatureVerifier,
   type Cosigner,
 } from './cosignature.js';
+export {
+  LAST_RESORT_EXTENSION,
+  MLS_MAX_MESSAGE_BYTES,
+  MLS_MAX_STATE_BYTES,
+  MlsClient,
+  MlsGroup,
+  MlsSuite,
+  type MlsAuthenticator,
+  type MlsClientOptions,
+  type MlsIdentity,
+  type MlsIncoming,
+  type MlsKeyPackage,
+  type MlsMember,
+  type PendingCommit,
+} from './mls.js';
