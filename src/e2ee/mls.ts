@@ -51,10 +51,12 @@ import {
   type PrivateKeyPackage,
   type Proposal,
   type ProposalWithSender,
+  type RatchetTree,
   type Commit,
 } from 'ts-mls';
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js';
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js';
+import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import {
   EnsealError,
   ErrorCode,
@@ -304,12 +306,33 @@ export class MlsClient {
   }
 
   /**
-   * Joins a group from a welcome (the tree travels inside it). The ratchet tree's leaves are checked with the
+   * Joins a group from a welcome. The ratchet tree travels inside the welcome (this adapter's commits put it
+   * there) or is given separately as an encoded `ratchet_tree`. The ratchet tree's leaves are checked with the
    * authenticator by ts-mls; throws ERR_E2EE_MLS_REJECTED or ERR_E2EE_UNTRUSTED_IDENTITY.
    */
-  async joinFromWelcome(welcome: Uint8Array, keyPackage: MlsKeyPackage): Promise<MlsGroup> {
+  async joinFromWelcome(
+    welcome: Uint8Array,
+    keyPackage: MlsKeyPackage,
+    ratchetTree?: Uint8Array,
+  ): Promise<MlsGroup> {
     const msg = this.decodeMessage(welcome, 'welcome');
     if (msg.wireformat !== 'mls_welcome') throw rejected('expected a welcome');
+    let tree: RatchetTree | undefined;
+    if (ratchetTree !== undefined) {
+      if (!(ratchetTree instanceof Uint8Array)) throw invalidArgument('ratchetTree', 'must be bytes');
+      if (ratchetTree.length > this.maxStateBytes)
+        throw rejected(`ratchet tree is larger than ${this.maxStateBytes} bytes`);
+      let decoded;
+      try {
+        decoded = decodeRatchetTree(ratchetTree, 0);
+      } catch (err) {
+        throw new EnsealError(ErrorCode.MALFORMED, 'MLS ratchet tree: could not be decoded', { cause: err });
+      }
+      if (decoded === undefined || decoded[1] !== ratchetTree.length) {
+        throw new EnsealError(ErrorCode.MALFORMED, 'MLS ratchet tree: could not be decoded');
+      }
+      tree = decoded[0];
+    }
     const state = await guarded('welcome', () =>
       joinGroup(
         msg.welcome,
@@ -317,7 +340,7 @@ export class MlsClient {
         keyPackage.secret.privatePackage,
         makePskIndex(undefined, {}),
         this.cs,
-        undefined,
+        tree,
         undefined,
         this.config,
       ),
