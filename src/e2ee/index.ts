@@ -69,6 +69,7 @@ export {
   MlsClient,
   MlsGroup,
   MlsSuite,
+  encodeKeyPackageSecret,
   type MlsAuthenticator,
   type MlsClientOptions,
   type MlsIdentity,

@@ -66,6 +66,7 @@ import {
   signingPublicKey,
   wipe,
 } from '../crypto/index.js';
+import { Reader, Writer } from './wire.js';
 
 /** The suites the adapter offers: RFC 9420 suite 1 (the default) and the X-Wing hybrid post-quantum suite. */
 export const MlsSuite = {
@@ -116,6 +117,21 @@ export interface MlsKeyPackage {
   readonly signaturePublicKey: Uint8Array;
   /** @internal the decoded package and its private keys. */
   readonly secret: { readonly publicPackage: KeyPackage; readonly privatePackage: PrivateKeyPackage };
+}
+
+/**
+ * The bytes a device stores for a key package it published, private keys included: keep them encrypted at
+ * rest, and delete them once the package was used (unless it is a last-resort package).
+ */
+export function encodeKeyPackageSecret(kp: MlsKeyPackage): Uint8Array {
+  const p = kp.secret.privatePackage;
+  return new Writer()
+    .u8(1)
+    .bytes16(kp.message)
+    .bytes16(p.initPrivateKey)
+    .bytes16(p.hpkePrivateKey)
+    .bytes16(p.signaturePrivateKey)
+    .finish();
 }
 
 /** A member of a group, by leaf index. */
@@ -271,6 +287,35 @@ export class MlsClient {
       lastResort,
       signaturePublicKey: publicKey,
       secret: { publicPackage, privatePackage },
+    };
+  }
+
+  /**
+   * Restores a key package and its private keys from {@link encodeKeyPackageSecret} (the device keeps them
+   * until a welcome uses them). Throws ERR_MALFORMED.
+   */
+  async decodeKeyPackageSecret(bytes: Uint8Array): Promise<MlsKeyPackage> {
+    const rd = new Reader(bytes, 'MLS key package secret');
+    if (rd.u8() !== 1)
+      throw new EnsealError(ErrorCode.UNSUPPORTED, 'MLS key package secret: unknown version');
+    const message = rd.bytes16(1);
+    const initPrivateKey = rd.bytes16(1);
+    const hpkePrivateKey = rd.bytes16(1);
+    const signaturePrivateKey = rd.bytes16(1);
+    rd.end();
+    const msg = this.decodeMessage(message, 'key package');
+    if (msg.wireformat !== 'mls_key_package')
+      throw new EnsealError(ErrorCode.MALFORMED, 'MLS key package secret: not a key package');
+    const kp = msg.keyPackage;
+    if (kp.cipherSuite !== this.suite) throw rejected('key package is for another cipher suite');
+    const lastResort = kp.extensions.some((e) => e.extensionType === LAST_RESORT_EXTENSION);
+    const ref = hexEncode(await makeKeyPackageRef(kp, this.cs.hash));
+    return {
+      message,
+      ref,
+      lastResort,
+      signaturePublicKey: kp.leafNode.signaturePublicKey,
+      secret: { publicPackage: kp, privatePackage: { initPrivateKey, hpkePrivateKey, signaturePrivateKey } },
     };
   }
 

@@ -1,10 +1,12 @@
 /** The MLS adapter: groups, commits with confirm/discard, and the RFC 9420 checks ts-mls 1.6.4 lacks. */
+import fc from 'fast-check';
 import { createCommit, encodeMlsMessage } from 'ts-mls';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, hexEncode, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import {
   MlsClient,
   MlsSuite,
+  encodeKeyPackageSecret,
   type MlsAuthenticator,
   type MlsGroup,
   type MlsIdentity,
@@ -133,6 +135,19 @@ describe('MLS adapter', () => {
     expect((await client.decodeKeyPackage(kp.message)).extensions).toHaveLength(1);
   });
 
+  it('restores a stored key package secret and joins with it', async () => {
+    const { client, dir, alice } = await setup(1);
+    const kp = await client.generateKeyPackage({ identity: utf8Encode('later') });
+    dir.vouch(kp, utf8Encode('later'));
+    const stored = encodeKeyPackageSecret(kp);
+    const restored = await client.decodeKeyPackageSecret(stored);
+    expect(restored.ref).toBe(kp.ref);
+    const pending = await alice.addMembers([kp.message]);
+    const joined = await client.joinFromWelcome(pending.welcome!, restored);
+    expect(joined.epochAuthenticator()).toEqual(pending.confirm().epochAuthenticator());
+    expect(await asyncCodeOf(client.decodeKeyPackageSecret(stored.slice(0, -1)))).toBe(ErrorCode.MALFORMED);
+  });
+
   it('re-applies the authenticator after decoding a state', async () => {
     const { alice, client, dir } = await setup(3);
     const bytes = alice.encode();
@@ -226,6 +241,28 @@ describe('MLS adapter', () => {
     expect(await asyncCodeOf(bobStrict.process(upd.commit))).toBe(ErrorCode.E2EE_UNTRUSTED_IDENTITY);
     // With the default rule (same identity), it is accepted.
     expect((await (await client.decodeGroup(bob.encode())).process(upd.commit)).kind).toBe('commit');
+  });
+
+  it('turns random and mutated messages into typed errors, leaving the group usable', async () => {
+    const { alice, others } = await setup(2);
+    const bob = others[0]!;
+    const sent = await alice.encrypt(utf8Encode('x'));
+    const upd = await sent.group.update();
+    const typed = [ErrorCode.MALFORMED, ErrorCode.E2EE_MLS_REJECTED, ErrorCode.E2EE_UNTRUSTED_IDENTITY];
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.nat(255), async (junk, at, v) => {
+        expect(typed).toContain(await asyncCodeOf(bob.process(junk)));
+        for (const base of [sent.message, upd.commit]) {
+          const m = base.slice();
+          if (m[at % m.length] === v) continue;
+          m[at % m.length] = v;
+          const code = await asyncCodeOf(bob.process(m));
+          expect(typed).toContain(code);
+        }
+      }),
+      { numRuns: 60 },
+    );
+    expect((await bob.process(sent.message)).kind).toBe('application');
   });
 
   it('runs the X-Wing hybrid suite when the runtime has it', async () => {
