@@ -68,6 +68,18 @@ export const ErrorCode = {
   RATE_LIMITED: 'ERR_RATE_LIMITED',
   /** A stored record (token, policy, key settings, backup) fails its authenticator: it was forged or modified. */
   RECORD_TAMPERED: 'ERR_RECORD_TAMPERED',
+  /** A Merkle inclusion or consistency proof did not verify against the checkpoint it was checked with. */
+  E2EE_PROOF_INVALID: 'ERR_E2EE_PROOF_INVALID',
+  /** Two checkpoints of one transparency log cannot both be true (same size, different roots, or not consistent). */
+  E2EE_SPLIT_VIEW: 'ERR_E2EE_SPLIT_VIEW',
+  /** A checkpoint is older than one already verified or cosigned for its log (rollback), or the old size did not match. */
+  E2EE_ROLLBACK: 'ERR_E2EE_ROLLBACK',
+  /** A checkpoint lacks the log's signature or the cosignatures its witness policy requires. */
+  E2EE_QUORUM: 'ERR_E2EE_QUORUM',
+  /** An MLS message, commit, welcome or state was rejected by the protocol's checks; the group state is unchanged. */
+  E2EE_MLS_REJECTED: 'ERR_E2EE_MLS_REJECTED',
+  /** A credential, device or key is not vouched for by the key directory (unknown, revoked or badly signed). */
+  E2EE_UNTRUSTED_IDENTITY: 'ERR_E2EE_UNTRUSTED_IDENTITY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
