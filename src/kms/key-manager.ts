@@ -1547,16 +1547,8 @@ export class KeyManager {
         await tx.insertKey({ name, doc: this.#sealDoc(snapshot.policy), updatedAt: this.#clock() });
         for (const v of snapshot.versions) {
           const secret = base64Decode(v.material);
-          const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, snapshot.policy.type), secret);
+          await this.#insertRestoredVersion(tx, keyring, snapshot.policy, v, secret);
           wipe(secret);
-          await tx.insertVersion({
-            name,
-            version: v.version,
-            term,
-            wrapped,
-            createdAt: v.createdAt,
-            reserved: v.reserved,
-          });
         }
         await this.#restoreContexts(tx, keyring, snapshot);
         return {
@@ -1601,15 +1593,7 @@ export class KeyManager {
             continue;
           }
           if (v.version < current.minAvailableVersion) continue; // trimmed on purpose; never brought back
-          const { term, wrapped } = keyring.wrap(versionLabel(name, v.version, current.type), secret);
-          await tx.insertVersion({
-            name,
-            version: v.version,
-            term,
-            wrapped,
-            createdAt: v.createdAt,
-            reserved: v.reserved,
-          });
+          await this.#insertRestoredVersion(tx, keyring, current, v, secret);
           added++;
         } finally {
           wipe(secret);
@@ -1622,6 +1606,25 @@ export class KeyManager {
       };
       await this.#writePolicy(tx, merged);
       return { result: undefined, detail: { versions: added, contexts: 0, merged: true } };
+    });
+  }
+
+  /** Wraps one version's material from a backup and inserts it, with the backup's usage reservation. */
+  async #insertRestoredVersion(
+    tx: StoreTransaction,
+    keyring: Keyring,
+    policy: KeyPolicy,
+    v: KeySnapshot['versions'][number],
+    secret: Uint8Array,
+  ): Promise<void> {
+    const { term, wrapped } = keyring.wrap(versionLabel(policy.name, v.version, policy.type), secret);
+    await tx.insertVersion({
+      name: policy.name,
+      version: v.version,
+      term,
+      wrapped,
+      createdAt: v.createdAt,
+      reserved: v.reserved,
     });
   }
 
