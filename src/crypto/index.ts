@@ -31,7 +31,7 @@ export {
   hexDecode,
 } from './encoding.js';
 export { randomBytes, randomPublicBytes, randomUint32 } from './random.js';
-export { constantTimeEqual } from './compare.js';
+export { constantTimeEqual, constantTimeEqualHex } from './compare.js';
 export {
   AEAD_PARAMS,
   aeadParams,

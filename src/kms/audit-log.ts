@@ -11,10 +11,9 @@
  * hashes, which an operator can reproduce with {@link AuditLog.hashValue} to find an entry about a value.
  */
 import {
-  constantTimeEqual,
+  constantTimeEqualHex,
   EnsealError,
   ErrorCode,
-  hexDecode,
   hexEncode,
   hmac,
   sha256,
@@ -209,14 +208,7 @@ export class AuditLog {
   }
 
   #macValid(text: string, mac: string): boolean {
-    let given: Uint8Array;
-    try {
-      given = hexDecode(mac);
-    } catch {
-      return false;
-    }
-    const want = hmac('sha256', this.#macKey, utf8Encode(text));
-    return given.length === want.length && constantTimeEqual(given, want);
+    return constantTimeEqualHex(mac, hmac('sha256', this.#macKey, utf8Encode(text)));
   }
 
   /** Stored entries in order, as parsed objects (for export as JSON lines). */

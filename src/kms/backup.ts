@@ -14,7 +14,7 @@
  */
 import {
   base64Decode,
-  constantTimeEqual,
+  constantTimeEqualHex,
   EnsealError,
   ErrorCode,
   hexDecode,
@@ -125,15 +125,7 @@ function decode(km: KeyManager, file: Uint8Array, source: RestoreSource): { doc:
       throw malformed('backup', 'v2 needs body, keyring and mac');
     const mine = km.backupSeal(outer.body);
     if (outer.keyring === mine.keyring) {
-      let given: Uint8Array;
-      try {
-        given = hexDecode(outer.mac);
-      } catch {
-        throw recordTampered('backup', 'document');
-      }
-      const want = hexDecode(mine.mac);
-      if (given.length !== want.length || !constantTimeEqual(given, want))
-        throw recordTampered('backup', 'document');
+      if (!constantTimeEqualHex(outer.mac, hexDecode(mine.mac))) throw recordTampered('backup', 'document');
       ours = true;
     }
     try {
