@@ -57,6 +57,21 @@ function certificateIdentity(
   };
 }
 
+/**
+ * Vault clients list with the LIST verb. Fastify routes only methods Node knows, so a LIST request becomes
+ * `GET …?list=true` before routing: the same route, ACL check (`list` capability) and answer. Node's
+ * HTTP/1.1 parser refuses unknown methods before any handler runs, so LIST arrives only over HTTP/2 (the
+ * default with TLS, and what the vault CLI speaks); HTTP/1.1 clients use `GET ?list=true`.
+ */
+function acceptListVerb(app: FastifyInstance): void {
+  app.server.prependListener('request', (req: { method?: string; url?: string }) => {
+    if (req.method !== 'LIST') return;
+    req.method = 'GET';
+    const url = req.url ?? '/';
+    req.url = `${url}${url.includes('?') ? '&' : '?'}list=true`;
+  });
+}
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // With --http2 the server is HTTP/2 with HTTP/1.1 fallback (ALPN). Handlers use only what both request
   // types share, so the instance is typed as the default server to keep one set of route types.
@@ -89,6 +104,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
   };
   const app = Fastify(config) as unknown as FastifyInstance;
+  acceptListVerb(app);
 
   await app.register(fastifyHelmet, {
     hsts: { maxAge: 63_072_000, includeSubDomains: true },
