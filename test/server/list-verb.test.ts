@@ -5,9 +5,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devServer } from './helpers.js';
 
 type Ctx = Awaited<ReturnType<typeof devServer>>;
+interface ListBody {
+  data: { keys: string[] };
+}
 
 function h2(session: ClientHttp2Session, method: string, path: string, token?: string) {
-  return new Promise<{ status: number; body: any }>((resolve, reject) => {
+  return new Promise<{ status: number; body: ListBody }>((resolve, reject) => {
     const req = session.request({
       ':method': method,
       ':path': path,
@@ -18,7 +21,7 @@ function h2(session: ClientHttp2Session, method: string, path: string, token?: s
     req.on('response', (headers) => (status = Number(headers[':status'])));
     req.setEncoding('utf8');
     req.on('data', (c: string) => (text += c));
-    req.on('end', () => resolve({ status, body: text === '' ? undefined : JSON.parse(text) }));
+    req.on('end', () => resolve({ status, body: (text === '' ? undefined : JSON.parse(text)) as ListBody }));
     req.on('error', reject);
     req.end();
   });
