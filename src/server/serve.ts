@@ -137,19 +137,20 @@ function storeLocation(storage: string | undefined, dataDir: string): StoreLocat
       kind: 'sqlite',
       path: resolve(storage ? storage.slice('sqlite:'.length) : join(dataDir, STORE_FILE)),
     };
-  let url: URL;
-  try {
-    url = new URL(storage);
-  } catch {
-    return { kind: 'postgres', url: 'postgres://…', host: 'unknown', hasPassword: false };
-  }
-  const hasPassword = url.password !== '';
-  url.password = '';
+  // Parsed by hand: `postgres://user@/db?host=/run/postgresql` (a socket, no host) is valid for PostgreSQL but
+  // not for the WHATWG URL parser.
+  const m = /^(postgres(?:ql)?:\/\/)(?:([^/]*)@)?([^/?]*)(.*)$/.exec(storage);
+  if (m === null) return { kind: 'postgres', url: 'postgres://…', host: 'unknown', hasPassword: false };
+  const [, scheme, userinfo, hostPort, rest] = m;
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const user = colon >= 0 ? userinfo!.slice(0, colon) : userinfo;
+  const password = colon >= 0 ? userinfo!.slice(colon + 1) : undefined;
+  const socket = /[?&]host=([^&]*)/.exec(rest ?? '');
   return {
     kind: 'postgres',
-    url: url.toString(),
-    host: url.searchParams.get('host') ?? (url.hostname || 'localhost'),
-    hasPassword,
+    url: `${scheme}${user !== undefined ? `${user}@` : ''}${hostPort}${rest}`,
+    host: socket ? decodeURIComponent(socket[1]!) : hostPort || 'localhost',
+    hasPassword: password !== undefined && password !== '',
   };
 }
 

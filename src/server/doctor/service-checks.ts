@@ -231,7 +231,8 @@ export async function checkTlsCertificate(ctx: DoctorContext): Promise<CheckResu
       ctx.now,
     );
     if (near) return result('tls-certificate', warn(`${what}: ${near}`, renew));
-    if (ctx.config.dev) return result('tls-certificate', warn(`${what}: issued by the development CA`, DEV_CA_FIX));
+    if (ctx.config.dev)
+      return result('tls-certificate', warn(`${what}: issued by the development CA`, DEV_CA_FIX));
     return result('tls-certificate', pass(`${what}; trusted, name matches`));
   }
   const tls = ctx.files.tls;
@@ -258,10 +259,7 @@ export async function checkTlsCertificate(ctx: DoctorContext): Promise<CheckResu
     return result('tls-certificate', fail(`${what}: expired`, renew));
   if (near) return result('tls-certificate', warn(`${what}: ${near}`, renew));
   if (ctx.config.dev)
-    return result(
-      'tls-certificate',
-      warn(`${what}: issued by the development CA`, DEV_CA_FIX),
-    );
+    return result('tls-certificate', warn(`${what}: issued by the development CA`, DEV_CA_FIX));
   return result(
     'tls-certificate',
     pass(`${what}; trust not checked`, `to check trust and name on the running server too: ${NO_SERVER_FIX}`),
