@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
 import { certificateInfo, expiryWarning, meets } from '../../tls/index.js';
-import type { DoctorContext } from './context.js';
+import type { DoctorApi, DoctorContext, SealStatusReply } from './context.js';
 import { fail, pass, result, unknown, warn, type CheckResult, type Outcome } from './result.js';
 
 export const NO_SERVER_FIX =
@@ -26,30 +26,35 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const SEALED = unknown(
+  'the server is sealed',
+  'unseal it: enseal operator unseal (once per share, up to the threshold)',
+);
+
 /** Why a server call gave no answer, as an `unknown` outcome (a refusal says which capability was missing). */
 function noAnswer(err: unknown, needs: string): Outcome {
   if (err instanceof EnsealError && err.code === ErrorCode.PERMISSION_DENIED)
     return unknown(`the token may not ${needs}`, `use a token whose policy allows it: ${needs}`);
-  if (err instanceof EnsealError && err.code === ErrorCode.SEALED)
-    return unknown(
-      'the server is sealed',
-      'unseal it: enseal operator unseal (once per share, up to the threshold)',
-    );
+  if (err instanceof EnsealError && err.code === ErrorCode.SEALED) return SEALED;
   return unknown(`the server did not answer: ${errorText(err)}`, NO_SERVER_FIX);
 }
 
 /**
- * The reason a check that needs the server (and a token, when `token`) cannot run, or undefined when it can:
- * no address, no token, unreachable, not initialised or sealed.
+ * The server's API and seal status when a check that needs the server (and a token, when `token`) can run,
+ * else why not: no address, no token, unreachable, not initialised, or sealed.
  */
-async function cannotRun(ctx: DoctorContext, token: boolean): Promise<Outcome | undefined> {
-  if (ctx.server === undefined) return unknown('no server address given', NO_SERVER_FIX);
-  if (token && !ctx.server.hasToken) return unknown('no token given', NO_TOKEN_FIX);
+async function ready(
+  ctx: DoctorContext,
+  token: boolean,
+): Promise<{ blocked: Outcome } | { api: DoctorApi; status: SealStatusReply }> {
+  if (ctx.server === undefined) return { blocked: unknown('no server address given', NO_SERVER_FIX) };
+  if (token && !ctx.server.hasToken) return { blocked: unknown('no token given', NO_TOKEN_FIX) };
   const status = await ctx.sealStatus();
-  if (!status.ok) return noAnswer(status.error, 'read sys/seal-status');
-  if (!status.value.initialized) return unknown('the server is not initialised', 'enseal operator init');
-  if (token && status.value.sealed) return noAnswer(new EnsealError(ErrorCode.SEALED, 'sealed'), '');
-  return undefined;
+  if (!status.ok) return { blocked: noAnswer(status.error, 'read sys/seal-status') };
+  if (!status.value.initialized)
+    return { blocked: unknown('the server is not initialised', 'enseal operator init') };
+  if (token && status.value.sealed) return { blocked: SEALED };
+  return { api: ctx.server.api, status: status.value };
 }
 
 /** `server`: the address answers, and the server is initialised and unsealed. */
@@ -107,10 +112,9 @@ export async function checkSealType(ctx: DoctorContext): Promise<CheckResult> {
         `if this store was initialised in dev mode, move its keys to a new Shamir-sealed server (enseal operator backup / restore); then shred ${keyFile}`,
       ),
     );
-  const blocked = await cannotRun(ctx, false);
-  if (blocked) return result('seal-type', blocked);
-  const s = (await ctx.sealStatus()) as { ok: true; value: { type?: string; t: number; n: number } };
-  const { type = 'shamir', t, n } = s.value;
+  const server = await ready(ctx, false);
+  if ('blocked' in server) return result('seal-type', server.blocked);
+  const { type = 'shamir', t, n } = server.status;
   if (type === 'dev')
     return result(
       'seal-type',
@@ -138,6 +142,11 @@ export async function checkSealType(ctx: DoctorContext): Promise<CheckResult> {
   return result('seal-type', pass(`Shamir seal: ${t} of ${n} shares unseal (split knowledge, dual control)`));
 }
 
+/** The address audited (the TLS audit runs only when there is one). */
+function auditedAddress(ctx: DoctorContext): string {
+  return ctx.server?.address ?? '';
+}
+
 const OLD_PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1.0', 'TLSv1.1'] as const;
 
 /** `tls-profile`: what the auditor finds on the running server, else what the configuration asks for. */
@@ -158,7 +167,7 @@ export async function checkTlsProfile(ctx: DoctorContext): Promise<CheckResult> 
   if (audit !== undefined && !audit.ok)
     return result(
       'tls-profile',
-      unknown(`the TLS audit of ${ctx.server!.address} failed: ${errorText(audit.error)}`, NO_SERVER_FIX),
+      unknown(`the TLS audit of ${auditedAddress(ctx)} failed: ${errorText(audit.error)}`, NO_SERVER_FIX),
     );
   if (audit !== undefined) {
     const r = audit.value;
@@ -166,7 +175,7 @@ export async function checkTlsProfile(ctx: DoctorContext): Promise<CheckResult> 
       .filter(([, on]) => on)
       .map(([p]) => p);
     const old = OLD_PROTOCOLS.filter((p) => r.protocols[p]);
-    const summary = `${ctx.server!.address}: ${accepted.join(', ')}; grade ${r.rating.gradeIgnoringTrust}`;
+    const summary = `${auditedAddress(ctx)}: ${accepted.join(', ')}; grade ${r.rating.gradeIgnoringTrust}`;
     if (old.length > 0)
       return result('tls-profile', fail(`${summary}: accepts ${old.join(', ')}`, profileFix));
     if (r.forwardSecrecy !== 'all' || r.aead !== 'all')
@@ -224,10 +233,9 @@ export async function checkTlsCertificate(ctx: DoctorContext): Promise<CheckResu
         'tls-certificate',
         fail(`${what}: signed with ${c.weakSignature}`, 'reissue with a SHA-256 (or better) signature'),
       );
+    const validity = { notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter) };
     const near = expiryWarning(
-      { notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter) } as Parameters<
-        typeof expiryWarning
-      >[0],
+      { ...validity, subject: c.subject, issuer: c.issuer, serialNumber: '', dnsNames: [], ipAddresses: [] },
       ctx.now,
     );
     if (near) return result('tls-certificate', warn(`${what}: ${near}`, renew));
@@ -268,11 +276,12 @@ export async function checkTlsCertificate(ctx: DoctorContext): Promise<CheckResu
 
 /** `audit-chain`: the server verifies its audit log's hash chain. */
 export async function checkAuditChain(ctx: DoctorContext): Promise<CheckResult> {
-  const blocked = await cannotRun(ctx, true);
-  if (blocked) return result('audit-chain', blocked);
+  const server = await ready(ctx, true);
+  if ('blocked' in server) return result('audit-chain', server.blocked);
+  const api = server.api;
   let r;
   try {
-    r = await ctx.server!.api.auditVerify();
+    r = await api.auditVerify();
   } catch (err) {
     return result('audit-chain', noAnswer(err, 'verify the audit log (sudo on sys/audit/verify)'));
   }
@@ -306,9 +315,9 @@ function latestVersionTime(key: Record<string, unknown>): number | undefined {
 
 /** `key-rotation`: no key past its rotation date, and none with rotation off that is older than a cryptoperiod. */
 export async function checkKeyRotation(ctx: DoctorContext): Promise<CheckResult> {
-  const blocked = await cannotRun(ctx, true);
-  if (blocked) return result('key-rotation', blocked);
-  const api = ctx.server!.api;
+  const server = await ready(ctx, true);
+  if ('blocked' in server) return result('key-rotation', server.blocked);
+  const api = server.api;
   let names: string[];
   try {
     names = await api.listKeys();
@@ -361,9 +370,9 @@ export async function checkKeyRotation(ctx: DoctorContext): Promise<CheckResult>
 
 /** `root-token`: the root token made at init has been revoked (read from the audit log's init and revoke entries). */
 export async function checkRootToken(ctx: DoctorContext): Promise<CheckResult> {
-  const blocked = await cannotRun(ctx, true);
-  if (blocked) return result('root-token', blocked);
-  const api = ctx.server!.api;
+  const server = await ready(ctx, true);
+  if ('blocked' in server) return result('root-token', server.blocked);
+  const api = server.api;
   const revokeFix =
     'give operators an identity that outlives it (a client certificate with an admin policy, see docs/operations.md), then ' +
     'revoke the root token: curl -X POST -H "X-Vault-Token: $ROOT_TOKEN" $ENSEAL_ADDR/v1/auth/token/revoke-self';
