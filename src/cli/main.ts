@@ -30,6 +30,7 @@ const GROUPS: readonly [names: readonly string[], load: () => Promise<Register>]
   [['audit'], async () => (await import('./commands/audit.js')).registerAudit],
   [['db'], async () => (await import('./commands/db.js')).registerDb],
   [['tls'], async () => (await import('./commands/tls.js')).registerTls],
+  [['doctor'], async () => (await import('./commands/doctor.js')).registerDoctor],
 ];
 
 /** The command name in argv: the first argument that is not an option. */

@@ -81,6 +81,21 @@ export interface AuditCheckpointJson {
   readonly mac: string;
 }
 
+/** One audit entry as the server returns it. */
+export interface AuditEntryJson {
+  readonly seq: number;
+  readonly time: string;
+  readonly prev: string;
+  readonly op: string;
+  readonly caller: string;
+  readonly outcome: 'ok' | 'denied' | 'error';
+  readonly key?: string;
+  readonly version?: number;
+  readonly code?: string;
+  readonly detail?: Record<string, string | number | boolean>;
+  readonly hashed?: Record<string, string>;
+}
+
 export class EnsealClient {
   readonly #url: URL;
   readonly #token: string | undefined;
@@ -233,7 +248,15 @@ export class EnsealClient {
     return JSON.parse(res.text) as { initialized: boolean; sealed: boolean; version: string };
   }
 
-  sealStatus(): Promise<{ sealed: boolean; initialized: boolean; t: number; n: number; progress: number }> {
+  /** `type` is the seal: `shamir`, `passphrase` or `dev`. */
+  sealStatus(): Promise<{
+    sealed: boolean;
+    initialized: boolean;
+    type: string;
+    t: number;
+    n: number;
+    progress: number;
+  }> {
     return this.#json('GET', '/v1/sys/seal-status', undefined, true);
   }
 
@@ -271,6 +294,23 @@ export class EnsealClient {
     return checkpoint === undefined
       ? this.#data('GET', '/v1/sys/audit/verify', undefined, true)
       : this.#data('POST', '/v1/sys/audit/verify', { checkpoint }, true);
+  }
+
+  /** Audit entries matching every filter given (the newest `limit`, at most 1000; default 100). */
+  async auditQuery(
+    filter: { key?: string; op?: string; caller?: string; outcome?: string; limit?: number } = {},
+  ): Promise<AuditEntryJson[]> {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(filter)) if (v !== undefined) query.set(k, String(v));
+    const qs = query.toString();
+    return (
+      await this.#data<{ entries: AuditEntryJson[] }>(
+        'GET',
+        `/v1/sys/audit/query${qs ? `?${qs}` : ''}`,
+        undefined,
+        true,
+      )
+    ).entries;
   }
 
   /** A MACed checkpoint of the audit head; store it outside the service. */

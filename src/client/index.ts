@@ -4,4 +4,5 @@ export {
   type ClientOptions,
   type BatchItemResult,
   type AuditCheckpointJson,
+  type AuditEntryJson,
 } from './client.js';

@@ -13,6 +13,7 @@ import { KeyManager, type UsageWarning } from '../kms/index.js';
 import { openStore, SqliteStore } from '../store/index.js';
 import {
   certificateInfo,
+  devCertificateFiles,
   ensureDevCertificates,
   expiryMetrics,
   expiryWarning,
@@ -106,6 +107,72 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
   return out as ServeConfig;
 }
 
+/** Where a store lives: a SQLite file, or a PostgreSQL server (its URL with any password left out). */
+export type StoreLocation =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | { readonly kind: 'postgres'; readonly url: string; readonly host: string; readonly hasPassword: boolean };
+
+/** The files a server of `config` reads and writes, whether they exist yet or not (for `enseal doctor`). */
+export interface DeploymentFiles {
+  readonly dataDir: string;
+  readonly store: StoreLocation;
+  /** Dev mode's unseal key file and root token file (in the data directory). */
+  readonly devUnsealKey: string;
+  readonly devRootToken: string;
+  /** The served certificate and key; in dev mode also the dev CA's. Absent with plain HTTP or no TLS files. */
+  readonly tls?: {
+    readonly cert: string;
+    readonly key: string;
+    readonly caCert?: string;
+    readonly caKey?: string;
+  };
+  readonly tlsClientCa?: string;
+}
+
+const STORE_FILE = 'enseal.db';
+
+function storeLocation(storage: string | undefined, dataDir: string): StoreLocation {
+  if (!storage || storage.startsWith('sqlite:'))
+    return {
+      kind: 'sqlite',
+      path: resolve(storage ? storage.slice('sqlite:'.length) : join(dataDir, STORE_FILE)),
+    };
+  // Parsed by hand: `postgres://user@/db?host=/run/postgresql` (a socket, no host) is valid for PostgreSQL but
+  // not for the WHATWG URL parser.
+  const m = /^(postgres(?:ql)?:\/\/)(?:([^/]*)@)?([^/?]*)(.*)$/.exec(storage);
+  if (m === null) return { kind: 'postgres', url: 'postgres://…', host: 'unknown', hasPassword: false };
+  const [, scheme, userinfo, hostPort, rest] = m;
+  const colon = userinfo?.indexOf(':') ?? -1;
+  const user = colon >= 0 ? userinfo!.slice(0, colon) : userinfo;
+  const password = colon >= 0 ? userinfo!.slice(colon + 1) : undefined;
+  const socket = /[?&]host=([^&]*)/.exec(rest ?? '');
+  return {
+    kind: 'postgres',
+    url: `${scheme}${user !== undefined ? `${user}@` : ''}${hostPort}${rest}`,
+    host: socket ? decodeURIComponent(socket[1]!) : hostPort || 'localhost',
+    hasPassword: password !== undefined && password !== '',
+  };
+}
+
+/** What {@link startServer} would use for `config`: the same resolution, with nothing created. */
+export function deploymentFiles(config: ServeConfig): DeploymentFiles {
+  const dev = config.dev === true;
+  const dataDir = resolve(config.dataDir ?? (dev ? '.enseal-dev' : 'enseal-data'));
+  let tls: DeploymentFiles['tls'];
+  if (config.insecureHttp) tls = undefined;
+  else if (config.tlsCert && config.tlsKey)
+    tls = { cert: resolve(config.tlsCert), key: resolve(config.tlsKey) };
+  else if (dev) tls = devCertificateFiles(join(dataDir, 'tls'));
+  return {
+    dataDir,
+    store: storeLocation(config.storage, dataDir),
+    devUnsealKey: join(dataDir, 'dev-unseal.key'),
+    devRootToken: join(dataDir, 'dev-root-token'),
+    ...(tls ? { tls } : {}),
+    ...(config.tlsClientCa ? { tlsClientCa: resolve(config.tlsClientCa) } : {}),
+  };
+}
+
 /** How often a served certificate's expiry is checked (and warned about) between reloads. */
 const EXPIRY_CHECK_MS = 12 * 60 * 60 * 1000;
 
@@ -149,12 +216,13 @@ async function startRedirect(listen: string, httpsPort: number): Promise<HttpSer
 /** Starts the service and resolves once it listens. */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const dev = config.dev === true;
-  const dataDir = resolve(config.dataDir ?? (dev ? '.enseal-dev' : 'enseal-data'));
+  const files = deploymentFiles(config);
+  const dataDir = files.dataDir;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const warnings: string[] = [];
   const store = config.storage
     ? await openStore(config.storage)
-    : SqliteStore.open({ path: join(dataDir, 'enseal.db') });
+    : SqliteStore.open({ path: join(dataDir, STORE_FILE) });
   // Usage anomalies go to the log as warnings (and to metrics); the logger exists once the app does.
   let warn: (warning: UsageWarning) => void = () => undefined;
   const km = await KeyManager.open({ store, monitor: { onWarning: (w) => warn(w) } });
@@ -168,9 +236,9 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         dataDir +
         '. Never use --dev for real data.',
     );
-    const tokenFile = join(dataDir, 'dev-root-token');
+    const tokenFile = files.devRootToken;
     if (!(await km.status()).initialized) {
-      await km.init({ type: 'dev', devKeyFile: join(dataDir, 'dev-unseal.key') }, async (tx, records) => {
+      await km.init({ type: 'dev', devKeyFile: files.devUnsealKey }, async (tx, records) => {
         const root = await tokens.createIn(tx, records, {
           policies: ['root'],
           ttlMs: 0,

@@ -4,6 +4,7 @@
  * is kept by running one transaction at a time per connection (an async queue), because a transaction's
  * callback may await between statements and nothing else may slip into it.
  */
+import { closeSync, openSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
@@ -19,6 +20,20 @@ export interface SqliteStoreOptions {
 }
 
 const MAX_BUSY_RETRIES = 20;
+
+/**
+ * Creates a new store file with mode 0600 before SQLite opens it: SQLite would create it under the umask
+ * (usually 0644), and gives its -wal and -shm files the mode of the database file.
+ */
+function createPrivate(path: string): void {
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return;
+  try {
+    closeSync(openSync(path, 'wx', 0o600));
+  } catch {
+    // Already there (its mode is then the operator's choice, which `enseal doctor` reports), or unusable, which
+    // SQLite's own open reports next.
+  }
+}
 
 /** The SQLite store. */
 export class SqliteStore implements Store {
@@ -46,6 +61,7 @@ export class SqliteStore implements Store {
   static open(options: SqliteStoreOptions): SqliteStore {
     let db: Database.Database;
     try {
+      createPrivate(options.path);
       db = new Database(options.path);
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = FULL');

@@ -29,6 +29,16 @@ export interface DevCertificateFiles {
   readonly key: string;
 }
 
+/** Where the dev CA and server certificate live under `dir` (what `enseal doctor` inspects), created or not. */
+export function devCertificateFiles(dir: string): DevCertificateFiles & { readonly caKey: string } {
+  return {
+    caCert: join(dir, 'dev-ca.pem'),
+    caKey: join(dir, 'dev-ca-key.pem'),
+    cert: join(dir, 'server.pem'),
+    key: join(dir, 'server-key.pem'),
+  };
+}
+
 async function exists(path: string): Promise<boolean> {
   return access(path).then(
     () => true,
@@ -38,7 +48,8 @@ async function exists(path: string): Promise<boolean> {
 
 /** The dev CA under `dir`, created (ten years, ECDSA P-256, unconstrained) when missing. */
 async function loadOrCreateCa(dir: string): Promise<LocalCa> {
-  const files: CaFiles = { cert: join(dir, 'dev-ca.pem'), key: join(dir, 'dev-ca-key.pem') };
+  const names = devCertificateFiles(dir);
+  const files: CaFiles = { cert: names.caCert, key: names.caKey };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if ((await exists(files.cert)) && (await exists(files.key))) return loadCa(files);
   const ca = await createCa({ commonName: 'enseal development CA (not for production)', days: 3650 });
@@ -54,11 +65,8 @@ export async function ensureDevCertificates(
   dir: string,
   hostnames: readonly string[] = ['localhost'],
 ): Promise<DevCertificateFiles> {
-  const files = {
-    caCert: join(dir, 'dev-ca.pem'),
-    cert: join(dir, 'server.pem'),
-    key: join(dir, 'server-key.pem'),
-  };
+  const { caCert, cert, key } = devCertificateFiles(dir);
+  const files = { caCert, cert, key };
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if ((await exists(files.cert)) && (await exists(files.caCert)) && (await exists(files.key))) {
     x509.cryptoProvider.set(globalThis.crypto);
