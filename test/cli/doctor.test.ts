@@ -3,43 +3,14 @@
  * and live root token fail, and whose file permissions pass until one is loosened), and a production-shaped
  * one (TLS files, Shamir init, an admin identity by client certificate, the root token revoked) that passes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDevCertificates, issueDevClientCertificate } from '../../src/tls/index.js';
-import { CLI, buildOnce, enseal } from '../helpers/cli.js';
+import { buildOnce, enseal } from '../helpers/cli.js';
+import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 import { tempDir } from '../kms/helpers.js';
-
-interface Served {
-  url: string;
-  child: ChildProcess;
-  output: () => string;
-}
-
-async function serve(args: string[]): Promise<Served> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('API docs:')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url: /listening on (https:\/\/\S+)/.exec(out)![1]!, child, output: () => out };
-}
-
-function stop(s: Served | undefined): Promise<void> {
-  if (!s || s.child.exitCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    s.child.once('exit', () => resolve());
-    s.child.kill('SIGTERM');
-  });
-}
 
 interface Doctor {
   status: number;
@@ -108,21 +79,21 @@ function https(
 }
 
 describe('enseal doctor against enseal serve --dev', () => {
-  let dev: Served | undefined;
+  let dev: ServeProcess | undefined;
   let dir: string;
   let env: Record<string, string>;
 
   beforeAll(async () => {
     buildOnce();
     dir = tempDir();
-    dev = await serve(['--dev', '--data-dir', dir]);
+    dev = await startServe(['--dev', '--data-dir', dir]);
     env = {
       ENSEAL_ADDR: dev.url,
       ENSEAL_TOKEN: readFileSync(join(dir, 'dev-root-token'), 'utf8').trim(),
       ENSEAL_CACERT: join(dir, 'tls', 'dev-ca.pem'),
     };
   });
-  afterAll(() => stop(dev));
+  afterAll(() => stopServe(dev));
 
   it('--json: the dev seal and the live root token fail, the permissions of a fresh setup pass, exit 1', () => {
     const d = doctor(['--dev', '--data-dir', dir, '--json'], env);
@@ -185,8 +156,8 @@ describe('enseal doctor against enseal serve --dev', () => {
 });
 
 describe('enseal doctor against a production-shaped server', () => {
-  let prod: Served | undefined;
-  afterAll(() => stop(prod));
+  let prod: ServeProcess | undefined;
+  afterAll(() => stopServe(prod));
 
   it('Shamir init, an admin by client certificate, the root token revoked: every server check passes', async () => {
     buildOnce();
@@ -209,7 +180,7 @@ describe('enseal doctor against a production-shaped server', () => {
       ].join('\n'),
       { mode: 0o600 },
     );
-    prod = await serve(['--config', config]);
+    prod = await startServe(['--config', config]);
     const ca = readFileSync(files.caCert);
     const base = { ENSEAL_ADDR: prod.url, ENSEAL_CACERT: files.caCert };
 

@@ -3,11 +3,11 @@
  * restarted on the same data: every ciphertext a client received before the kill still decrypts to what it
  * sent, and the audit chain verifies with at least one entry per answered request.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:https';
 import { describe, expect, it } from 'vitest';
-import { CLI, buildOnce } from '../helpers/cli.js';
+import { buildOnce } from '../helpers/cli.js';
+import { startServe } from '../helpers/serve-process.js';
 import { tempDir } from '../kms/helpers.js';
 
 interface Server {
@@ -18,25 +18,8 @@ interface Server {
 }
 
 async function start(dataDir: string): Promise<Server> {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('API docs:')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    child,
-    url: /listening on (https:\/\/\S+)/.exec(out)![1]!,
-    ca: readFileSync(/Development CA \(trust it to connect\): (\S+)/.exec(out)![1]!),
-    token: /Root token: (\S+)/.exec(out)![1]!,
-  };
+  const s = await startServe(['--dev', '--data-dir', dataDir]);
+  return { child: s.child, url: s.url, ca: s.ca!, token: s.token! };
 }
 
 function call(

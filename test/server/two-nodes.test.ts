@@ -2,39 +2,19 @@
  * Two `enseal serve` processes on one PostgreSQL serve the same keys, and a rotation made on one is used by
  * the other within a second (its key cache lives one second).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, buildOnce } from '../helpers/cli.js';
+import { buildOnce } from '../helpers/cli.js';
+import { startServe, type ServeProcess } from '../helpers/serve-process.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { tempDir } from '../kms/helpers.js';
 
-interface Node {
-  child: ChildProcess;
-  url: string;
-  out: () => string;
-}
+type Node = ServeProcess;
 
-async function startNode(storage: string, dataDir: string): Promise<Node> {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--dev', '--storage', storage, '--data-dir', dataDir, '--listen', '127.0.0.1:0'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout!.on('data', (d) => (out += String(d)));
-  child.stderr!.on('data', (d) => (out += String(d)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('API docs:')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`node did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, url: /listening on (https:\/\/\S+)/.exec(out)![1]!, out: () => out };
-}
+const startNode = (storage: string, dataDir: string): Promise<Node> =>
+  startServe(['--dev', '--storage', storage, '--data-dir', dataDir]);
 
 let pg: TestPostgres | undefined;
 const nodes: Node[] = [];
@@ -58,7 +38,7 @@ describe('two serve processes on one PostgreSQL', () => {
     nodes.push(b);
     const token = readFileSync(join(dirA, 'dev-root-token'), 'utf8').trim();
     const ca = readFileSync(join(dirA, 'tls', 'dev-ca.pem'));
-    const caB = readFileSync(join(/Development CA \(trust it to connect\): (\S+)/.exec(b.out())![1]!));
+    const caB = readFileSync(join(/Development CA \(trust it to connect\): (\S+)/.exec(b.output())![1]!));
     const call = (node: Node, path: string, body: unknown) =>
       new Promise<{ status: number; body: { data: Record<string, unknown> } }>((resolve, reject) => {
         const req = request(
