@@ -1,35 +1,14 @@
 /** `enseal serve --dev` as `npm start` runs it: prints what a user needs, serves HTTPS, restarts on the same data. */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { describe, expect, it } from 'vitest';
-import { CLI, buildOnce } from '../helpers/cli.js';
+import { buildOnce } from '../helpers/cli.js';
+import { startServe, stopServe } from '../helpers/serve-process.js';
 import { tempDir } from '../kms/helpers.js';
 
 async function start(dataDir: string): Promise<{ output: () => string; stop: () => Promise<number | null> }> {
-  const child = spawn(
-    process.execPath,
-    [CLI, 'serve', '--dev', '--data-dir', dataDir, '--listen', '127.0.0.1:0'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let out = '';
-  child.stdout.on('data', (d) => (out += String(d)));
-  child.stderr.on('data', (d) => (out += String(d)));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('API docs:')) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    output: () => out,
-    stop: () =>
-      new Promise((resolve) => {
-        child.once('exit', (code) => resolve(code));
-        child.kill('SIGTERM');
-      }),
-  };
+  const server = await startServe(['--dev', '--data-dir', dataDir]);
+  return { output: server.output, stop: () => stopServe(server) };
 }
 
 function encrypt(url: string, ca: Buffer, token: string): Promise<{ status: number; body: string }> {
