@@ -48,6 +48,7 @@ export {
   type UsageWarning,
   type UsageMonitorOptions,
   type UsageCounter,
+  type UsageWindow,
 } from './usage-monitor.js';
 export { checkKeyName } from './names.js';
 export { formatVersioned, parseVersioned } from './ciphertext.js';

@@ -69,7 +69,13 @@ import {
   type RootKeyProof,
   type SealStatus,
 } from './seal.js';
-import { UsageMonitor, type UsageMonitorOptions, type UsageCounter } from './usage-monitor.js';
+import {
+  UsageMonitor,
+  type UsageCounter,
+  type UsageMonitorOptions,
+  type UsageWarning,
+  type UsageWindow,
+} from './usage-monitor.js';
 import { RECORD_KEY_LABEL, RecordAuthenticator, recordTampered } from './record-seal.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -1788,6 +1794,24 @@ export class KeyManager {
 
   usage(): UsageCounter[] {
     return this.#monitor.counters();
+  }
+
+  /**
+   * What the usage monitor keeps for display: requests per window by key and by caller, the recent anomaly
+   * warnings and the warning totals. Labels are key names and callers, never secrets.
+   */
+  usageReport(): {
+    windowMs: number;
+    windows: UsageWindow[];
+    warnings: UsageWarning[];
+    warningCounts: Readonly<Record<UsageWarning['kind'], number>>;
+  } {
+    return {
+      windowMs: this.#monitor.windowMs,
+      windows: this.#monitor.history(),
+      warnings: this.#monitor.recentWarnings(),
+      warningCounts: this.#monitor.warningCounts(),
+    };
   }
 
   /** Prometheus text: request counters and anomaly warnings. */

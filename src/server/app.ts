@@ -27,6 +27,7 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
+import { registerConsoleRoutes } from './console-routes.js';
 
 /** Request bodies above this close the connection after the response (see the onSend hook). */
 const LARGE_BODY_BYTES = 16 * 1024;
@@ -284,6 +285,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerSysRoutes(app, options);
   registerAuthRoutes(app, options);
   registerSeedRoutes(app, options.km, seedsKey);
+  registerConsoleRoutes(app);
   options.extraRoutes?.(app);
   await app.ready();
   return app;

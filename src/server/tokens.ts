@@ -143,6 +143,23 @@ export class TokenStore {
     return info;
   }
 
+  /**
+   * Every live token's info (never a token or its hash), oldest first: records that are expired, tampered
+   * with or whose parent chain is broken are left out, as a lookup would refuse them.
+   */
+  async list(): Promise<TokenInfo[]> {
+    const now = this.#clock();
+    const out = await this.#km.readRecords(async (tx, records) => {
+      const found: TokenInfo[] = [];
+      for (const key of await tx.listMeta(PREFIX)) {
+        const info = await this.#validChain(tx, records, key.slice(PREFIX.length), now);
+        if (info !== undefined) found.push(info);
+      }
+      return found;
+    });
+    return out.sort((a, b) => a.createdAt - b.createdAt || a.accessor.localeCompare(b.accessor));
+  }
+
   /** The record `hash` if it and every ancestor are present, authentic and unexpired. */
   async #validChain(
     tx: StoreTransaction,

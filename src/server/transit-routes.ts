@@ -115,6 +115,11 @@ export function keyData(info: KeyInfo): Record<string, unknown> {
     keys,
     next_rotation: info.nextRotation,
     deletion_scheduled_at: info.deletionScheduledAt,
+    // enseal: encryptions reserved per version against the safe bound (0: no bound, e.g. 192-bit nonces).
+    max_encryptions_per_version: info.maxEncryptionsPerVersion,
+    encryptions_reserved: Object.fromEntries(
+      info.versions.map((v) => [String(v.version), v.encryptionsReserved]),
+    ),
   };
 }
 
