@@ -112,6 +112,8 @@ $('#signin-form').addEventListener('submit', async (event) => {
 $('#sign-out').addEventListener('click', () => {
   setToken('');
   $('#whoami').textContent = '';
+  $('#token-created-value').textContent = '';
+  $('#token-created').hidden = true;
   current = '';
   void start();
 });

@@ -340,7 +340,8 @@ export async function showTokens() {
 export function bindTokens() {
   $('#token-create').addEventListener('submit', async (event) => {
     event.preventDefault();
-    const f = event.currentTarget.elements;
+    const form = event.currentTarget;
+    const f = form.elements;
     const body = {
       display_name: f.display_name.value.trim(),
       policies: f.policies.value
@@ -351,7 +352,7 @@ export function bindTokens() {
     if (f.ttl.value.trim() !== '') body.ttl = f.ttl.value.trim();
     const r = await attempt('Creating a token', () => api('POST', '/v1/auth/token/create', body));
     if (!r) return;
-    event.currentTarget.reset();
+    form.reset();
     $('#token-created').hidden = false;
     $('#token-created-value').textContent = r.auth.client_token;
     notify(`Token created (accessor ${r.auth.accessor}).`, true);

@@ -132,8 +132,8 @@ export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): v
         tags: ['auth'],
         summary: 'List live tokens by accessor, with their policies and expiry (?list=true)',
         description:
-          'Vault\'s LIST auth/token/accessors (root-protected: needs list and sudo). enseal adds key_info ' +
-          'with each token\'s display name, policies and expiry; tokens themselves are never stored or shown.',
+          "Vault's LIST auth/token/accessors (root-protected: needs list and sudo). enseal adds key_info " +
+          "with each token's display name, policies and expiry; tokens themselves are never stored or shown.",
         querystring: {
           type: 'object',
           properties: { list: { type: 'string', enum: ['true'] } },

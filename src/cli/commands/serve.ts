@@ -20,6 +20,7 @@ export function registerServe(program: Command): void {
       'Try it:',
       `  export ENSEAL_ADDR=${server.url}${server.rootToken ? ` ENSEAL_TOKEN=${server.rootToken}` : ''}${server.caFile ? ` ENSEAL_CACERT=${server.caFile}` : ''}`,
       `  curl ${server.caFile ? '--cacert "$ENSEAL_CACERT" ' : ''}-H "X-Vault-Token: $ENSEAL_TOKEN" -d '{"plaintext":"aGVsbG8="}' $ENSEAL_ADDR/v1/transit/encrypt/seeds`,
+      `Operator console: ${server.url}/ui`,
       `API docs: ${server.url}/docs`,
       '',
     ];
