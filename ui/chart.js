@@ -60,7 +60,8 @@ export function lineChart(container, buckets, series, { label = 'requests' } = {
   const ticks = Math.min(buckets.length, 6);
   for (let t = 0; t < ticks; t++) {
     const i = ticks === 1 ? 0 : Math.round((t * (buckets.length - 1)) / (ticks - 1));
-    root.append(svg('text', { x: x(i), y: H - 8, 'text-anchor': 'middle' }, clock(buckets[i])));
+    const anchor = ticks > 1 && t === 0 ? 'start' : ticks > 1 && t === ticks - 1 ? 'end' : 'middle';
+    root.append(svg('text', { x: x(i), y: H - 8, 'text-anchor': anchor }, clock(buckets[i])));
   }
   if (buckets.length === 0) {
     root.append(svg('text', { x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no requests yet'));

@@ -83,7 +83,12 @@ $('#unseal-form').addEventListener('submit', async (event) => {
   input.value = '';
   if (share === '') return;
   const status = await attempt('Unseal', () => api('PUT', '/v1/sys/unseal', { key: share }));
-  if (!status) return;
+  if (!status) {
+    // A wrong share resets the progress on the server; show where it stands now.
+    const now = await api('GET', '/v1/sys/seal-status').catch(() => undefined);
+    if (now) renderUnsealProgress(now);
+    return;
+  }
   badge(status);
   renderUnsealProgress(status);
   if (!status.sealed) {

@@ -55,3 +55,16 @@ export function formatCount(n) {
   if (n >= 1e4) return `${(n / 1e3).toFixed(1)} k`;
   return String(n);
 }
+
+/** Seconds as Vault writes durations: "90d", "12h", "30m", "45s"; "0" when off. */
+export function formatDuration(seconds) {
+  if (!seconds) return '0';
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+  ]) {
+    if (seconds % size === 0) return `${seconds / size}${unit}`;
+  }
+  return `${seconds}s`;
+}

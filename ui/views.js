@@ -1,7 +1,7 @@
 /** The console's screens. Each `show*` loads what it needs from the API and renders it. */
 import { api, list } from './api.js';
 import { lineChart } from './chart.js';
-import { $, el, fill, formatCount, formatTime, kvRows, rows } from './dom.js';
+import { $, el, fill, formatCount, formatDuration, formatTime, kvRows, rows } from './dom.js';
 
 /** Shows a message above the current screen: an error (default) or, with `info`, a confirmation. */
 export function notify(message, info = false) {
@@ -153,7 +153,7 @@ async function selectKey(name, reload = true) {
   const form = $('#key-config');
   form.elements.min_decryption_version.value = k.min_decryption_version;
   form.elements.min_encryption_version.value = k.min_encryption_version;
-  form.elements.auto_rotate_period.value = k.auto_rotate_period === 0 ? '0' : `${k.auto_rotate_period}s`;
+  form.elements.auto_rotate_period.value = formatDuration(k.auto_rotate_period);
   form.elements.deletion_allowed.checked = k.deletion_allowed === true;
   if (reload) $('#key-detail').scrollIntoView({ block: 'nearest' });
 }
@@ -197,7 +197,9 @@ export function bindKeys() {
 
 // ---- usage ----
 
-const labelOf = (name) => (name === '' ? '(no key)' : name);
+// Requests that named no key, and refused ones (counted without the name they asked for).
+const labelOf = (name) => (name === '' ? '(no key or refused)' : name);
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 function seriesOf(windows, buckets, field) {
   const names = new Set(windows.flatMap((w) => Object.keys(w[field])));
@@ -215,7 +217,8 @@ export async function showUsage() {
   const buckets = [];
   if (windows.length > 0) {
     const last = Math.max(Date.parse(windows.at(-1).start), Date.now() - (Date.now() % step));
-    const first = Math.max(Date.parse(windows[0].start), last - 59 * step);
+    // At least 15 windows, so a quiet past shows as zeros before the latest traffic; at most 60.
+    const first = Math.max(Math.min(Date.parse(windows[0].start), last - 14 * step), last - 59 * step);
     for (let t = first; t <= last; t += step) buckets.push(t);
   }
   $('#usage-caption').textContent =
@@ -225,7 +228,7 @@ export async function showUsage() {
     label: 'requests by caller',
   });
   $('#warning-counts').textContent =
-    `Raised since start: ${counts.rate_spike ?? 0} rate spikes, ${counts.denied_burst ?? 0} bursts of denied requests.`;
+    `Raised since start: ${plural(counts.rate_spike ?? 0, 'rate spike', 'rate spikes')}, ${plural(counts.denied_burst ?? 0, 'burst', 'bursts')} of denied requests.`;
   rows($('#warnings-table tbody'), [...warnings].reverse(), 4, (w) =>
     el(
       'tr',

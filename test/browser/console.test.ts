@@ -44,13 +44,16 @@ let browser: Browser | undefined;
 let shares: string[] = [];
 let rootToken = '';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = Record<string, any>;
+
 /** A JSON call from Node, trusting the test CA. */
 function call(
   method: string,
   path: string,
   body?: unknown,
   token?: string,
-): Promise<{ status: number; body: Record<string, any> }> {
+): Promise<{ status: number; body: Json }> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const req = request(
@@ -153,6 +156,7 @@ describe.skipIf(executable === undefined)('operator console in chromium', () => 
     await page.click('#unseal-form button[type=submit]');
     await expect.poll(() => page.locator('#view-signin').isVisible()).toBe(true);
     expect(await page.textContent('#seal-badge')).toBe('unsealed');
+    await shot(page, 'signin');
     // Nothing of a share or a token is kept by the browser.
     const stored = await page.evaluate(() => [localStorage.length, sessionStorage.length, document.cookie]);
     expect(stored).toEqual([0, 0, '']);
@@ -244,6 +248,20 @@ describe.skipIf(executable === undefined)('operator console in chromium', () => 
     await shot(page, 'refused');
     const key = await call('GET', '/v1/transit/keys/orders', undefined, rootToken);
     expect(key.body.data.latest_version).toBe(2);
+
+    // The same token keeps trying (as a stolen or broken client would): the usage screen shows the warning.
+    // 45 refusals put at least 20 in one window even if a minute boundary falls in between.
+    for (let i = 0; i < 45; i++)
+      expect((await call('POST', '/v1/transit/keys/orders/rotate', {}, limited)).status).toBe(403);
+    await page.click('#sign-out');
+    await page.fill('#signin-token', rootToken);
+    await page.click('#signin-form button[type=submit]');
+    await expect.poll(() => page.locator('#view-keys').isVisible()).toBe(true);
+    await page.click('#nav button[data-view=usage]');
+    await expect.poll(() => page.textContent('#warnings-table tbody')).toContain('denied burst');
+    expect(await page.textContent('#warnings-table tbody')).toContain('token:reader:');
+    expect(await page.textContent('#warning-counts')).toMatch(/[1-9]\d* bursts? of denied requests/);
+    await shot(page, 'usage-warnings');
 
     expect(await cspViolations(page)).toEqual([]);
     expect(problems()).toEqual([]);
