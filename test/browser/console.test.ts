@@ -132,8 +132,9 @@ async function instrumentedPage(): Promise<{ page: Page; problems: () => string[
 
 const cspViolations = (page: Page) =>
   page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp);
+/** A screenshot of the viewport; a freshly shown token is masked so no credential lands in an image. */
 const shot = (page: Page, name: string) =>
-  page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  page.screenshot({ path: join(SHOTS, `${name}.png`), mask: [page.locator('#token-created-value')] });
 
 describe.skipIf(executable === undefined)('operator console in chromium', () => {
   it('unseals, manages keys, charts usage, verifies the audit log and refuses a limited token', async () => {

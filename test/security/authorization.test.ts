@@ -132,7 +132,17 @@ describe('every registered route', () => {
     const routes = registeredRoutes(ctx.server.app);
     expect(routes.length).toBeGreaterThan(40);
     for (const r of routes) expect(r.access, `${r.method} ${r.url}`).toBeDefined();
-    const publicOnes = routes.filter(isPublic).map((r) => `${r.method} ${r.url}`);
+    // The operator console's static files are public too (they carry no data), and only readable.
+    const consoleFile = (r: RegisteredRoute) => r.url === '/ui' || r.url.startsWith('/ui/');
+    const consoleRoutes = routes.filter(consoleFile);
+    expect(consoleRoutes.map((r) => `${r.method} ${r.url}`)).toContain('GET /ui');
+    for (const r of consoleRoutes) {
+      expect(isPublic(r), r.url).toBe(true);
+      expect(['GET', 'HEAD'], `${r.method} ${r.url}`).toContain(r.method);
+    }
+    const publicOnes = routes
+      .filter((r) => isPublic(r) && !consoleFile(r))
+      .map((r) => `${r.method} ${r.url}`);
     expect(publicOnes.sort()).toEqual(
       [
         'GET /',

@@ -40,6 +40,11 @@ describe('console files', () => {
       expect(createHash('sha384').update(file.text).digest('base64')).toBe(sum);
     }
     expect(consoleFiles().page).toBe(page.text);
+    const openapi = await s.call('GET', '/v1/sys/openapi.json', { token: null });
+    expect(openapi.status).toBe(200);
+    expect(Object.keys(openapi.body.paths)).toEqual(
+      expect.arrayContaining(['/ui', '/ui/console.js', '/v1/sys/usage', '/v1/auth/token/accessors']),
+    );
   });
 
   it('has no inline script, no inline event handler and no storage of secrets in the browser code', () => {
