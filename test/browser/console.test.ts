@@ -134,7 +134,11 @@ const cspViolations = (page: Page) =>
   page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp);
 /** A screenshot of the viewport; a freshly shown token is masked so no credential lands in an image. */
 const shot = (page: Page, name: string) =>
-  page.screenshot({ path: join(SHOTS, `${name}.png`), mask: [page.locator('#token-created-value')] });
+  page.screenshot({
+    path: join(SHOTS, `${name}.png`),
+    mask: [page.locator('#token-created-value')],
+    maskColor: '#dde1e6',
+  });
 
 describe.skipIf(executable === undefined)('operator console in chromium', () => {
   it('unseals, manages keys, charts usage, verifies the audit log and refuses a limited token', async () => {
