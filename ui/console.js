@@ -11,6 +11,7 @@ import {
   bindPolicies,
   bindTokens,
   notify,
+  onSealed,
   renderSealTable,
   renderUnsealProgress,
   showAudit,
@@ -133,6 +134,7 @@ $('#usage-refresh').addEventListener('click', () => void showUsage());
 for (const b of document.querySelectorAll('#nav button'))
   b.addEventListener('click', () => void open(b.dataset.view));
 
+onSealed(() => void start());
 bindKeys();
 bindAudit();
 bindTokens();

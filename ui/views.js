@@ -18,9 +18,19 @@ export async function attempt(what, fn) {
     return out;
   } catch (err) {
     const refused = err && (err.status === 403 || err.status === 400 || err.status === 404);
-    notify(`${what} ${refused ? 'refused' : 'failed'}: ${err && err.message ? err.message : String(err)}`);
+    const message = err && err.message ? err.message : String(err);
+    notify(`${what} ${refused ? 'refused' : 'failed'}: ${message}`);
+    // Sealed meanwhile (by another operator, or another node's root-key rotation): back to the unseal screen.
+    if (err && err.status === 503 && message.startsWith('ERR_SEALED')) sealedListener?.();
     return undefined;
   }
+}
+
+let sealedListener;
+
+/** Called when a request finds the node sealed. */
+export function onSealed(listener) {
+  sealedListener = listener;
 }
 
 // ---- seal ----

@@ -190,6 +190,16 @@ describe.skipIf(executable === undefined)('operator console in chromium', () => 
     await page.click('#nav button[data-view=keys]');
     await expect.poll(() => row.locator('meter').getAttribute('value')).not.toBe('0');
     await row.locator('button[data-action=details]').click();
+    // Configuration: a 30-day rotation period moves the next rotation a year closer.
+    await expect.poll(() => page.inputValue('#key-config input[name=auto_rotate_period]')).toBe('365d');
+    const nextBefore = await row.locator('td').nth(3).textContent();
+    await page.fill('#key-config input[name=auto_rotate_period]', '30d');
+    await page.click('#key-config button[type=submit]');
+    await expect.poll(() => page.textContent('#notice')).toBe('Configuration of orders saved.');
+    await expect.poll(() => row.locator('td').nth(3).textContent()).not.toBe(nextBefore);
+    await expect.poll(() => page.inputValue('#key-config input[name=auto_rotate_period]')).toBe('30d');
+    const configured = await call('GET', '/v1/transit/keys/orders', undefined, rootToken);
+    expect(configured.body.data.auto_rotate_period).toBe(30 * 86_400);
     await shot(page, 'keys');
 
     // Usage: the chart of requests by key grows after more traffic.
@@ -267,6 +277,15 @@ describe.skipIf(executable === undefined)('operator console in chromium', () => 
     expect(await page.textContent('#warnings-table tbody')).toContain('token:reader:');
     expect(await page.textContent('#warning-counts')).toMatch(/[1-9]\d* bursts? of denied requests/);
     await shot(page, 'usage-warnings');
+
+    // Sealing from the console (root has sudo on sys/seal) brings back the unseal screen, from zero.
+    await page.click('#nav button[data-view=seal]');
+    await expect.poll(() => page.textContent('#seal-table')).toContain('2 of 3 shares');
+    await page.click('#seal-now');
+    await expect.poll(() => page.locator('#view-unseal').isVisible()).toBe(true);
+    expect(await page.textContent('#seal-badge')).toBe('sealed');
+    expect(await page.textContent('#unseal-progress-text')).toBe('0 of 2 shares');
+    expect((await call('GET', '/v1/sys/seal-status')).body.sealed).toBe(true);
 
     expect(await cspViolations(page)).toEqual([]);
     expect(problems()).toEqual([]);
