@@ -6,10 +6,12 @@
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { DOCS_HTML } from './docs-page.js';
+import { ListVerb } from './list-verb.js';
 import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
 import type { TokenInfo } from './tokens.js';
 import { capabilitiesFor } from './policies.js';
@@ -57,21 +59,6 @@ function certificateIdentity(
   };
 }
 
-/**
- * Vault clients list with the LIST verb. Fastify routes only methods Node knows, so a LIST request becomes
- * `GET …?list=true` before routing: the same route, ACL check (`list` capability) and answer. Node's
- * HTTP/1.1 parser refuses unknown methods before any handler runs, so LIST arrives only over HTTP/2 (the
- * default with TLS, and what the vault CLI speaks); HTTP/1.1 clients use `GET ?list=true`.
- */
-function acceptListVerb(app: FastifyInstance): void {
-  app.server.prependListener('request', (req: { method?: string; url?: string }) => {
-    if (req.method !== 'LIST') return;
-    req.method = 'GET';
-    const url = req.url ?? '/';
-    req.url = `${url}${url.includes('?') ? '&' : '?'}list=true`;
-  });
-}
-
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // With --http2 the server is HTTP/2 with HTTP/1.1 fallback (ALPN). Handlers use only what both request
   // types share, so the instance is typed as the default server to keep one set of route types.
@@ -103,8 +90,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
   };
+  // Vault clients list with the LIST method; see list-verb.ts for how HTTP/1.1 gets past Node's parser.
+  const listVerb = new ListVerb();
+  config.clientErrorHandler = (err: Error, socket: Duplex) => listVerb.onClientError(err, socket);
   const app = Fastify(config) as unknown as FastifyInstance;
-  acceptListVerb(app);
+  listVerb.attach(app.server);
+  app.addHook('preClose', async () => listVerb.close());
 
   await app.register(fastifyHelmet, {
     hsts: { maxAge: 63_072_000, includeSubDomains: true },
