@@ -6,10 +6,13 @@
 import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
-import { DOCS_HTML } from './docs-page.js';
+import { DOCS_PREFIX, DOCS_UI, OPENAPI } from './docs-page.js';
+import { ListVerb } from './list-verb.js';
 import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
 import type { TokenInfo } from './tokens.js';
 import { capabilitiesFor } from './policies.js';
@@ -58,21 +61,6 @@ function certificateIdentity(
   };
 }
 
-/**
- * Vault clients list with the LIST verb. Fastify routes only methods Node knows, so a LIST request becomes
- * `GET …?list=true` before routing: the same route, ACL check (`list` capability) and answer. Node's
- * HTTP/1.1 parser refuses unknown methods before any handler runs, so LIST arrives only over HTTP/2 (the
- * default with TLS, and what the vault CLI speaks); HTTP/1.1 clients use `GET ?list=true`.
- */
-function acceptListVerb(app: FastifyInstance): void {
-  app.server.prependListener('request', (req: { method?: string; url?: string }) => {
-    if (req.method !== 'LIST') return;
-    req.method = 'GET';
-    const url = req.url ?? '/';
-    req.url = `${url}${url.includes('?') ? '&' : '?'}list=true`;
-  });
-}
-
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // With --http2 the server is HTTP/2 with HTTP/1.1 fallback (ALPN). Handlers use only what both request
   // types share, so the instance is typed as the default server to keep one set of route types.
@@ -104,20 +92,34 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
     return503OnClosing: true,
   };
+  // Vault clients list with the LIST method; see list-verb.ts for how HTTP/1.1 gets past Node's parser.
+  const listVerb = new ListVerb();
+  config.clientErrorHandler = (err: Error, socket: Duplex) => listVerb.onClientError(err, socket);
   const app = Fastify(config) as unknown as FastifyInstance;
-  acceptListVerb(app);
+  listVerb.attach(app.server);
+  app.addHook('preClose', async () => listVerb.close());
 
   await app.register(fastifyHelmet, {
     hsts: { maxAge: 63_072_000, includeSubDomains: true },
     frameguard: { action: 'deny' },
+    // One strict policy for every response, the API reference included: scripts, styles and fonts only from
+    // this origin, never inline (no 'unsafe-inline', no 'unsafe-eval'), no plugins, no framing, no <base>.
+    // The reference page needs no exception: its HTML loads only files, its initializer is a file too.
     contentSecurityPolicy: {
+      useDefaults: false,
       directives: {
         defaultSrc: ["'none'"],
-        styleSrc: ["'self'", "'unsafe-inline'"],
         scriptSrc: ["'self'"],
-        connectSrc: ["'self'"],
+        scriptSrcAttr: ["'none'"],
+        styleSrc: ["'self'"],
         imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'", 'data:'],
+        connectSrc: ["'self'"],
+        manifestSrc: ["'self'"],
+        baseUri: ["'none'"],
+        formAction: ["'self'"],
         frameAncestors: ["'none'"],
+        objectSrc: ["'none'"],
       },
     },
   });
@@ -128,17 +130,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     hook: 'preHandler',
     errorResponseBuilder: () => new HttpError(429, 'rate limit exceeded; slow down'),
   });
-  await app.register(fastifySwagger, {
-    openapi: {
-      info: {
-        title: 'enseal HTTP API',
-        version: '1',
-        description: 'Vault-Transit-compatible encryption service.',
-      },
-      components: { securitySchemes: { token: { type: 'apiKey', in: 'header', name: 'X-Vault-Token' } } },
-      security: [{ token: [] }],
-    },
-  });
+  await app.register(fastifySwagger, { openapi: OPENAPI });
 
   // Vault clients send JSON with any content type (and sometimes none): parse everything as JSON.
   app.removeAllContentTypeParsers();
@@ -194,6 +186,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // Deny by default: a route without an access rule cannot be registered.
   app.addHook('onRoute', (route) => {
+    // The API reference's own routes (page, initializer, assets, document) are registered by its plugin
+    // under DOCS_PREFIX and are public like the page they make up.
+    if (route.prefix === DOCS_PREFIX) route.config = { ...route.config, access: { public: true } };
     const access = route.config?.access;
     checkRouteAccess(String(route.method), route.url, access);
     for (const method of [route.method].flat()) recordRoute(app, { method, url: route.url, access: access! });
@@ -275,10 +270,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const publicPage = { schema: { hide: true }, config: { access: { public: true } } } as const;
-  app.get('/', publicPage, async (_request, reply) => reply.redirect('/docs'));
-  app.get('/docs', publicPage, async (_request, reply) =>
-    reply.type('text/html; charset=utf-8').send(DOCS_HTML),
-  );
+  app.get('/', publicPage, async (_request, reply) => reply.redirect(DOCS_PREFIX));
+  await app.register(fastifySwaggerUi, DOCS_UI);
   app.get('/v1/sys/openapi.json', publicPage, async () => app.swagger());
 
   registerTransitRoutes(app, options.km);

@@ -64,7 +64,9 @@ export function checkRouteAccess(method: string, url: string, access: RouteAcces
       `route ${method} ${url} has no access rule (config.access); every route must declare one`,
     );
   }
-  if (url.includes('*')) throw new Error(`route ${method} ${url}: wildcard routes cannot be authorised`);
+  // A public route needs no ACL path, so only it may be a wildcard (the API reference's static files).
+  if (url.includes('*') && access.public !== true)
+    throw new Error(`route ${method} ${url}: wildcard routes cannot be authorised`);
   if (access.public === undefined && access.path === undefined && !url.startsWith('/v1/')) {
     throw new Error(`route ${method} ${url} is outside /v1/ and needs an explicit ACL path`);
   }
