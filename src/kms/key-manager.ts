@@ -722,6 +722,21 @@ export class KeyManager {
     return pending;
   }
 
+  /**
+   * The cached key, reloaded first when `version` is newer than its latest: another node rotated the key
+   * within the cache's lifetime, and its ciphertexts must open here at once, not after the cache expires.
+   */
+  async #loadFor(name: string, version: number): Promise<CachedKey> {
+    const key = await this.#load(name);
+    if (version <= key.policy.latestVersion) return key;
+    let pending = this.#loading.get(name);
+    if (pending === undefined) {
+      pending = this.#fetch(name).finally(() => this.#loading.delete(name));
+      this.#loading.set(name, pending);
+    }
+    return pending;
+  }
+
   async #fetch(name: string): Promise<CachedKey> {
     checkKeyName(name);
     const { row, versions, index } = await this.#store.transaction(async (tx) => ({
@@ -1243,7 +1258,7 @@ export class KeyManager {
   ): Promise<BatchResult<Uint8Array>[]> {
     return this.#run('decrypt.batch', name, ctx, async () => {
       this.#checkBatch(items);
-      const key = await this.#load(name);
+      let key = await this.#load(name);
       this.#usable(key, 'encrypt');
       const results: BatchResult<Uint8Array>[] = [];
       const pooled =
@@ -1252,6 +1267,7 @@ export class KeyManager {
         try {
           const { version, bytes } = parseVersioned('ciphertext', item.ciphertext);
           const aad = this.#aad(item.associatedData);
+          if (version > key.policy.latestVersion) key = await this.#loadFor(name, version);
           const dataKey = await this.#dataKey(key, version, item.context, false);
           if (pooled?.add(results.length, key.policy.type, { key: dataKey, version, data: bytes, aad })) {
             results.push({ error: PENDING });
@@ -1297,7 +1313,7 @@ export class KeyManager {
     return this.#run('decrypt', name, ctx, async () => {
       const { version, bytes } = parseVersioned('ciphertext', ciphertext);
       const aad = this.#aad(options.associatedData);
-      const key = await this.#load(name);
+      const key = await this.#loadFor(name, version);
       this.#usable(key, 'encrypt');
       const dataKey = await this.#dataKey(key, version, options.context, false);
       return {
@@ -1318,7 +1334,7 @@ export class KeyManager {
     return this.#run('rewrap', name, ctx, async () => {
       const { version, bytes } = parseVersioned('ciphertext', ciphertext);
       const aad = this.#aad(options.associatedData);
-      const key = await this.#load(name);
+      const key = await this.#loadFor(name, version);
       this.#usable(key, 'encrypt');
       const plain = decryptWith(
         key.policy.type,
@@ -1863,14 +1879,21 @@ const PENDING = new Error('pending');
 class Pooled {
   readonly #slots: number[] = [];
   readonly #items: PoolItem[] = [];
+  /** Copies of the data keys: a cache reload during the batch wipes the cached ones. */
+  readonly #keys = new Map<Uint8Array, Uint8Array>();
   #type: KeyType | undefined;
 
   /** Takes the item unless its key type differs from the others' (then the caller runs it itself). */
   add(slot: number, type: KeyType, item: PoolItem): boolean {
     if (this.#type !== undefined && this.#type !== type) return false;
     this.#type = type;
+    let key = this.#keys.get(item.key);
+    if (key === undefined) {
+      key = Uint8Array.from(item.key);
+      this.#keys.set(item.key, key);
+    }
     this.#slots.push(slot);
-    this.#items.push(item);
+    this.#items.push({ ...item, key });
     return true;
   }
 
@@ -1880,7 +1903,12 @@ class Pooled {
     results: BatchResult<T>[],
   ): Promise<void> {
     if (this.#type === undefined) return;
-    const out = await pool.run(kind, this.#type, this.#items);
+    let out;
+    try {
+      out = await pool.run(kind, this.#type, this.#items);
+    } finally {
+      for (const key of this.#keys.values()) wipe(key);
+    }
     out.forEach((o, n) => {
       const slot = this.#slots[n]!;
       const version = this.#items[n]!.version;

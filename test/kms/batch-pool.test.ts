@@ -1,7 +1,10 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { randomBytes, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import { BatchPool } from '../../src/kms/batch-pool.js';
+import { KeyManager } from '../../src/kms/index.js';
+import { SqliteStore } from '../../src/store/index.js';
 import { devManager } from './helpers.js';
 
 // The worker entry runs as JavaScript, so the pool's own threads are tested on the build (`npm test` builds).
@@ -91,6 +94,31 @@ describe('batch worker pool', () => {
       expect(audit.entries - before).toBe(2);
     } finally {
       await km.close();
+    }
+  });
+});
+
+describe('a rotation on another node', () => {
+  it('is followed at once when a ciphertext names a version newer than the cached key', async () => {
+    const { km: a, dir } = await devManager({ cacheTtlMs: 60_000 });
+    const b = await KeyManager.open({
+      store: SqliteStore.open({ path: join(dir, 'enseal.db') }),
+      cacheTtlMs: 60_000,
+    });
+    try {
+      await b.unsealDev();
+      await a.createKey('k');
+      const v1 = await a.encrypt('k', utf8Encode('one'));
+      expect(utf8Decode(await b.decrypt('k', v1))).toBe('one'); // b caches version 1 for a minute
+      await a.rotateKey('k');
+      const v2 = await a.encrypt('k', utf8Encode('two'));
+      expect(v2.startsWith('vault:v2:')).toBe(true);
+      expect(utf8Decode(await b.decrypt('k', v2))).toBe('two');
+      const batch = await b.decryptBatch('k', [{ ciphertext: v1 }, { ciphertext: v2 }]);
+      expect(batch.map((r) => utf8Decode(r.value!))).toEqual(['one', 'two']);
+    } finally {
+      await b.close();
+      await a.close();
     }
   });
 });
