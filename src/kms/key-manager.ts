@@ -779,7 +779,10 @@ export class KeyManager {
         : {}),
       loadedAt: this.#clock(),
     };
-    if (old !== undefined) this.#wipeCached({ ...old, usage: new Map() });
+    // The replaced entry is not wiped here: operations in flight may still hold it across an await (an
+    // encryption waiting for its usage reservation, say) and would then seal with zeroed key bytes, a
+    // ciphertext nobody can open (the soak found such values). Its buffers become garbage once those end;
+    // sealing the node still wipes everything cached.
     this.#cache.set(name, key);
     return key;
   }

@@ -122,3 +122,28 @@ describe('a rotation on another node', () => {
     }
   });
 });
+
+describe('key cache reloads under concurrency', () => {
+  it('never seal with the bytes of a replaced cache entry', async () => {
+    // Every call reloads the key (TTL 0) and every encryption waits for a reservation (block of 1), so
+    // operations hold cache entries across awaits while other calls replace them.
+    const { km } = await devManager({ cacheTtlMs: 0, reservationBlock: 1 });
+    try {
+      await km.createKey('k');
+      const values = Array.from({ length: 200 }, (_, i) => `v${i}`);
+      const cts = await Promise.all(values.map((v) => km.encrypt('k', utf8Encode(v))));
+      const batch = await km.encryptBatch(
+        'k',
+        values.map((v) => ({ plaintext: utf8Encode(v) })),
+      );
+      const opened = await km.decryptBatch('k', [
+        ...cts.map((ciphertext) => ({ ciphertext })),
+        ...batch.map((r) => ({ ciphertext: r.value! })),
+      ]);
+      expect(opened.filter((r) => r.error !== undefined)).toHaveLength(0);
+      expect(opened.map((r) => utf8Decode(r.value!))).toEqual([...values, ...values]);
+    } finally {
+      await km.close();
+    }
+  });
+});
