@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
@@ -56,6 +57,8 @@ export interface ServeConfig {
   /** Where JSON logs go (default stdout). */
   logStream?: NodeJS.WritableStream;
   seedsKey?: string;
+  /** Worker threads for large encrypt/decrypt batches (default: one per core; 0: the main thread). */
+  batchWorkers?: number;
 }
 
 export interface RunningServer {
@@ -100,6 +103,7 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
     'redirectHttp',
     'logLevel',
     'seedsKey',
+    'batchWorkers',
   ];
   for (const k of Object.keys(out))
     if (!known.includes(k))
@@ -225,7 +229,11 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     : SqliteStore.open({ path: join(dataDir, STORE_FILE) });
   // Usage anomalies go to the log as warnings (and to metrics); the logger exists once the app does.
   let warn: (warning: UsageWarning) => void = () => undefined;
-  const km = await KeyManager.open({ store, monitor: { onWarning: (w) => warn(w) } });
+  const km = await KeyManager.open({
+    store,
+    monitor: { onWarning: (w) => warn(w) },
+    batchWorkers: config.batchWorkers ?? availableParallelism(),
+  });
   const tokens = new TokenStore(km);
   const policies = new PolicyStore(km);
   let rootToken: string | undefined;

@@ -1,10 +1,21 @@
 /**
- * The embedded store: one SQLite file through better-sqlite3, in WAL mode with `synchronous=FULL`, so a
- * commit that returned is on disk even after a power cut. better-sqlite3 is synchronous; the async contract
- * is kept by running one transaction at a time per connection (an async queue), because a transaction's
- * callback may await between statements and nothing else may slip into it.
+ * The embedded store: one SQLite file through better-sqlite3, in WAL mode, where a transaction that returned
+ * is on disk even after a power cut. better-sqlite3 is synchronous; the async contract is kept by running one
+ * transaction at a time per connection (an async queue), because a transaction's callback may await between
+ * statements and nothing else may slip into it.
+ *
+ * Durability without blocking the event loop: with `synchronous=FULL`, every COMMIT would fsync the WAL
+ * inside better-sqlite3's synchronous call, 2-5 ms on an ordinary disk during which the process serves
+ * nobody. A file store runs with `synchronous=NORMAL` (a COMMIT only writes its WAL frames; checkpoints
+ * still sync both files) and this class makes the WAL durable itself: after a COMMIT that changed anything,
+ * the transaction's promise settles only once an `fdatasync` of the WAL, run on libuv's thread pool, has
+ * covered it. Commits that arrive while a sync is running share the next one (group sync). Every
+ * transaction, read-only ones included, waits for the syncs of everything committed before it ended, so no
+ * caller ever sees data that is not yet durable; a failed sync fails this and every later transaction
+ * (fail closed), because after an fsync error the kernel may have dropped the unwritten pages.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
@@ -17,6 +28,11 @@ export interface SqliteStoreOptions {
   path: string;
   /** How long to wait for another process's write lock (default 5000 ms). */
   busyTimeoutMs?: number;
+  /**
+   * Let SQLite fsync inside every COMMIT (`synchronous=FULL`) instead of syncing the WAL off the event loop
+   * (default false; both are durable, the default blocks the process less).
+   */
+  syncAtCommit?: boolean;
 }
 
 const MAX_BUSY_RETRIES = 20;
@@ -43,9 +59,22 @@ export class SqliteStore implements Store {
   #statements = new Map<string, Database.Statement>();
   #tx: StoreTransaction;
   #closed = false;
+  /** The WAL file whose syncs this class runs, or undefined when SQLite syncs at COMMIT (memory, URIs). */
+  readonly #walPath: string | undefined;
+  #walFd: number | undefined;
+  #totalChanges: Database.Statement | undefined;
+  /** SQLite's total_changes() after the last COMMIT: a transaction that moved it wrote something. */
+  #changes = 0;
+  /** Write commits so far, and how many of them a completed WAL sync covers. */
+  #committed = 0;
+  #synced = 0;
+  #syncRunning = false;
+  #syncFailed: unknown;
+  #syncWaiters: { upTo: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, walPath: string | undefined) {
     this.#db = db;
+    this.#walPath = walPath;
     this.#tx = this.#transactionApi();
   }
 
@@ -60,17 +89,26 @@ export class SqliteStore implements Store {
    */
   static open(options: SqliteStoreOptions): SqliteStore {
     let db: Database.Database;
+    let walPath: string | undefined;
     try {
       createPrivate(options.path);
       db = new Database(options.path);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      const file = (db.pragma('database_list') as { name: string; file: string }[]).find(
+        (d) => d.name === 'main',
+      )?.file;
+      // Plain files only: a URI may carry its own VFS or options, so SQLite keeps syncing those itself.
+      walPath =
+        mode === 'wal' && file && !options.path.startsWith('file:') && options.syncAtCommit !== true
+          ? `${file}-wal`
+          : undefined;
+      db.pragma(walPath === undefined ? 'synchronous = FULL' : 'synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
     } catch (cause) {
       throw storeError('open', cause);
     }
-    return new SqliteStore(db);
+    return new SqliteStore(db, walPath);
   }
 
   #stmt(sql: string): Database.Statement {
@@ -123,11 +161,78 @@ export class SqliteStore implements Store {
   transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     const run = this.#queue.then(() => this.#runTransaction(fn));
     this.#queue = run.catch(() => undefined);
-    return run;
+    // The queue moves on at COMMIT; the caller waits for the WAL sync that covers what it saw.
+    return run.then(async ({ result, upTo }) => {
+      if (upTo > this.#synced) await this.#durable(upTo);
+      return result;
+    });
   }
 
-  async #runTransaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  /** Resolves once a WAL sync has covered the first `upTo` write commits. */
+  #durable(upTo: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#syncWaiters.push({ upTo, resolve, reject });
+      this.#startSync();
+    });
+  }
+
+  #startSync(): void {
+    if (this.#syncRunning || this.#syncWaiters.length === 0) return;
+    if (this.#syncFailed !== undefined) {
+      const err = storeError('sync', this.#syncFailed);
+      for (const w of this.#syncWaiters.splice(0)) w.reject(err);
+      return;
+    }
+    let fd: number;
+    try {
+      fd = this.#walDescriptor();
+    } catch (cause) {
+      this.#syncFailed = cause;
+      this.#startSync();
+      return;
+    }
+    this.#syncRunning = true;
+    const target = this.#committed;
+    fdatasync(fd, (err) => {
+      this.#syncRunning = false;
+      if (err) this.#syncFailed = err;
+      else this.#synced = Math.max(this.#synced, target);
+      const waiting = this.#syncWaiters;
+      this.#syncWaiters = [];
+      for (const w of waiting) {
+        if (err) w.reject(storeError('sync', err));
+        else if (w.upTo <= target) w.resolve();
+        else this.#syncWaiters.push(w);
+      }
+      this.#startSync();
+    });
+  }
+
+  /**
+   * The WAL's descriptor, opened on first use (SQLite creates the file at the first write). Its directory is
+   * synced once then, so the file's name is as durable as its contents.
+   */
+  #walDescriptor(): number {
+    if (this.#walFd !== undefined) return this.#walFd;
+    const fd = openSync(this.#walPath!, 'r');
+    try {
+      const dir = openSync(dirname(this.#walPath!), 'r');
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    } catch (cause) {
+      closeSync(fd);
+      throw cause;
+    }
+    this.#walFd = fd;
+    return fd;
+  }
+
+  async #runTransaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<{ result: T; upTo: number }> {
     if (this.#closed) throw new EnsealError(ErrorCode.STORE, 'store is closed');
+    if (this.#syncFailed !== undefined) throw storeError('sync', this.#syncFailed);
     await this.#begin();
     let result: T;
     try {
@@ -150,7 +255,15 @@ export class SqliteStore implements Store {
       }
       throw storeError('commit', cause);
     }
-    return result;
+    if (this.#walPath !== undefined) {
+      this.#totalChanges ??= this.#db.prepare('SELECT total_changes()').pluck();
+      const changes = this.#totalChanges.get() as number;
+      if (changes !== this.#changes) {
+        this.#changes = changes;
+        this.#committed += 1;
+      }
+    }
+    return { result, upTo: this.#committed };
   }
 
   /** BEGIN IMMEDIATE takes the write lock now, so a busy database is noticed here, where retrying is safe. */
@@ -173,7 +286,10 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     await this.#queue;
     this.#closed = true;
+    await Promise.allSettled(this.#committed > this.#synced ? [this.#durable(this.#committed)] : []);
     this.#db.close();
+    if (this.#walFd !== undefined) closeSync(this.#walFd);
+    this.#walFd = undefined;
   }
 
   #transactionApi(): StoreTransaction {
