@@ -154,12 +154,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler((error: unknown, request, reply) => {
     let status = 500;
     let message = 'internal error';
+    let extra: Readonly<Record<string, string | number>> = {};
     if (error instanceof EnsealError) {
       status = statusOf(error.code);
       message = `${error.code}: ${error.message}`;
     } else if (error instanceof HttpError) {
       status = error.statusCode;
       message = error.message;
+      extra = error.extra ?? {};
     } else if (typeof error === 'object' && error !== null && 'statusCode' in error) {
       const e = error as { statusCode?: number; message?: string; validation?: unknown; code?: string };
       status = typeof e.statusCode === 'number' && e.statusCode >= 400 ? e.statusCode : 400;
@@ -169,7 +171,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           : String(e.message ?? 'bad request');
     }
     if (status >= 500) request.log.error({ code: (error as { code?: string }).code }, 'request failed');
-    void reply.code(status).send({ errors: [message] });
+    void reply.code(status).send({ ...extra, errors: [message] });
   });
   app.setNotFoundHandler((_request, reply) => {
     void reply.code(404).send({ errors: ['no handler for this path'] });

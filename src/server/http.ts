@@ -53,6 +53,8 @@ export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    /** Fields sent next to `errors` (for example the current `epoch` of a 409 commit). */
+    readonly extra?: Readonly<Record<string, string | number>>,
   ) {
     super(message);
   }
@@ -64,7 +66,12 @@ export function statusOf(code: string): number {
     case ErrorCode.SEALED:
       return 503;
     case ErrorCode.KEY_NOT_FOUND:
+    case ErrorCode.E2EE_NOT_FOUND:
       return 404;
+    case ErrorCode.E2EE_CONFLICT:
+      return 409;
+    case ErrorCode.PERMISSION_DENIED:
+      return 403;
     case ErrorCode.STORE:
     case ErrorCode.AUDIT_FAILED:
     case ErrorCode.RECORD_TAMPERED:
