@@ -49,6 +49,7 @@ export {
   formatCheckpoint,
   openCheckpoint,
   parseCheckpoint,
+  parseDecimal,
   signCheckpoint,
   type Checkpoint,
   type OpenedCheckpoint,
@@ -81,6 +82,7 @@ export {
 export {
   decodeDeviceRecord,
   decodeDeviceRevocation,
+  deviceLoginMessage,
   encodeDeviceRecord,
   encodeDeviceRevocation,
   generateIdentityKey,

@@ -17,6 +17,7 @@ import { AuthThrottle } from './auth-throttle.js';
 import {
   capabilityNeeded,
   checkRouteAccess,
+  e2eeVerdict,
   listFlag,
   recordRoute,
   resolveAclPath,
@@ -27,6 +28,7 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
+import { registerE2eeRoutes } from './e2ee/index.js';
 
 /** Request bodies above this close the connection after the response (see the onSend hook). */
 const LARGE_BODY_BYTES = 16 * 1024;
@@ -231,6 +233,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Unknown paths answer 404 only to a caller with a token, as in Vault.
     if (resolved === undefined || access === undefined) return;
     const aclPath = resolved.path;
+    // Device tokens reach only e2ee routes, and only for their own user and device where the path names one.
+    const verdict = e2eeVerdict(access, request.token.device, params);
+    if (typeof verdict === 'object') {
+      await deny(request, '');
+      throw denied(verdict.denied);
+    }
+    if (verdict === 'ok') {
+      request.aclPath = aclPath;
+      return;
+    }
     const policies = await options.policies.resolve(request.token.policies);
     const caps = capabilitiesFor(policies, request.token.policies, aclPath);
     const need = capabilityNeeded(request.method, access, list === 'list');
@@ -286,6 +298,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerSysRoutes(app, options);
   registerAuthRoutes(app, options);
   registerSeedRoutes(app, options.km, seedsKey);
+  registerE2eeRoutes(app, options);
   options.extraRoutes?.(app);
   await app.ready();
   return app;

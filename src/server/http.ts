@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../crypto/index.js';
 import type { KeyManager } from '../kms/index.js';
 import type { AuthThrottleOptions } from './auth-throttle.js';
+import type { E2eeOptions } from './e2ee/config.js';
 import type { PolicyStore } from './policy-store.js';
 import type { TokenInfo, TokenStore } from './tokens.js';
 
@@ -39,6 +40,8 @@ export interface AppOptions {
   extraRoutes?: (app: FastifyInstance) => void;
   /** The key behind the seeds' `/encrypt` and `/decrypt` routes (default `seeds`). */
   seedsKey?: string;
+  /** The e2ee service's settings (origin, witnesses, quorum, queue TTL); see docs/e2ee-service.md. */
+  e2ee?: E2eeOptions;
 }
 
 declare module 'fastify' {

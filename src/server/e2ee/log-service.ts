@@ -1,0 +1,228 @@
+/**
+ * The directory's transparency log on the store: leaves in `e2ee_log_leaves`, appended under a lock on the log
+ * head (so several nodes on one PostgreSQL take turns and never fork the log), checkpoints signed with the
+ * log's Ed25519 key and cosigned by the configured witnesses.
+ *
+ * The log key is a named key of the key manager (`enseal-e2ee-log`, type ed25519, created at first use), so it
+ * is wrapped under the keyring like every other key, re-wrapped when the keyring rotates, and every signature
+ * is audited. Only version 1 signs checkpoints: rotating that key would change the log's identity, which
+ * clients pin. Signing happens after the append's transaction commits (the key manager runs its own), so a
+ * crash in between leaves a log whose newest checkpoint is older than its size; the next append or read of
+ * the checkpoint signs the current size.
+ */
+import { EnsealError, ErrorCode, base64Decode, utf8Encode } from '../../crypto/index.js';
+import {
+  SignatureType,
+  consistencyProof,
+  formatCheckpoint,
+  formatNote,
+  formatVerifierKey,
+  inclusionProof,
+  leafHash,
+  noteKeyId,
+  treeRoot,
+  type LeafHashSource,
+} from '../../e2ee/index.js';
+import { parseVersioned, type AuditEvent, type CallContext, type KeyManager } from '../../kms/index.js';
+import type { E2eeLeafRow, StoreTransaction } from '../../store/index.js';
+import type { E2eeSettings } from './config.js';
+import { WitnessClient } from './witness-client.js';
+
+/** The key manager's name for the log's signing key. */
+export const LOG_KEY_NAME = 'enseal-e2ee-log';
+const LOG_KEY_VERSION = 1;
+const SYSTEM = { caller: 'system:e2ee-log' } as const;
+
+/** A {@link LeafHashSource} over the store's log leaves, read inside one transaction. */
+export class StoreLeafSource implements LeafHashSource {
+  readonly #tx: StoreTransaction;
+
+  constructor(tx: StoreTransaction) {
+    this.#tx = tx;
+  }
+
+  async leafHashes(start: number, end: number): Promise<readonly Uint8Array[]> {
+    const hashes = await this.#tx.readE2eeLeafHashes(start, end);
+    if (hashes.length !== end - start)
+      throw new EnsealError(ErrorCode.STORE, `log leaves ${start}..${end} are not all in the store`);
+    return hashes;
+  }
+}
+
+/** What an append's builder returns: the entries to append, and the audit detail of the change. */
+export interface AppendPlan {
+  readonly entries: readonly Uint8Array[];
+  readonly detail: NonNullable<AuditEvent['detail']>;
+  /** More writes in the same transaction, after the leaves (for example a revoked device's tokens). */
+  readonly after?: (tx: StoreTransaction) => Promise<void>;
+}
+
+export class E2eeLog {
+  readonly origin: string;
+  readonly #km: KeyManager;
+  readonly #settings: E2eeSettings;
+  readonly #witnesses: WitnessClient[];
+  #publicKey: Promise<Uint8Array> | undefined;
+
+  constructor(km: KeyManager, settings: E2eeSettings, warn: (message: string) => void = () => undefined) {
+    this.#km = km;
+    this.#settings = settings;
+    this.origin = settings.origin;
+    this.#witnesses = settings.witnesses.map((w) => new WitnessClient(w, settings.witnessTimeoutMs, warn));
+  }
+
+  /** The log key's public half, creating the key at first use (another node may win that race). */
+  publicKey(): Promise<Uint8Array> {
+    this.#publicKey ??= this.#loadKey().catch((err: unknown) => {
+      this.#publicKey = undefined;
+      throw err;
+    });
+    return this.#publicKey;
+  }
+
+  async #loadKey(): Promise<Uint8Array> {
+    const exported = async () =>
+      base64Decode((await this.#km.exportKey(LOG_KEY_NAME, LOG_KEY_VERSION, SYSTEM, 'public-key'))[0]!.key);
+    try {
+      return await exported();
+    } catch (err) {
+      if (!(err instanceof EnsealError && err.code === ErrorCode.KEY_NOT_FOUND)) throw err;
+    }
+    try {
+      await this.#km.createKey(LOG_KEY_NAME, { type: 'ed25519' }, SYSTEM);
+    } catch (err) {
+      if (!(err instanceof EnsealError && err.code === ErrorCode.KEY_EXISTS)) throw err;
+    }
+    return exported();
+  }
+
+  /** The log's verifier key (`origin+id+base64(0x01 || key)`). */
+  async verifierKey(): Promise<string> {
+    return formatVerifierKey(this.origin, SignatureType.ED25519, await this.publicKey());
+  }
+
+  /** The witnesses' verifier keys and the quorum, as configured. */
+  get witnessPolicy(): { witnesses: string[]; quorum: number } {
+    return { witnesses: this.#settings.witnesses.map((w) => w.verifierKey), quorum: this.#settings.quorum };
+  }
+
+  /**
+   * Appends the entries `build` returns, in one transaction that holds the log head lock and writes the audit
+   * entry `op`; then signs (and has witnessed) the checkpoint of the new size. `build` sees the log as it is
+   * under the lock, so its checks cannot race another node's append.
+   */
+  async append(
+    op: string,
+    ctx: CallContext,
+    userId: string,
+    build: (tx: StoreTransaction) => Promise<AppendPlan>,
+  ): Promise<{ indexes: number[]; checkpoint: string }> {
+    await this.publicKey();
+    const now = Date.now();
+    const { indexes, size } = await this.#km.changeRecords(op, ctx, async (tx) => {
+      const size = await tx.lockE2eeLog();
+      const plan = await build(tx);
+      const rows: E2eeLeafRow[] = plan.entries.map((entry, i) => ({
+        index: size + i,
+        userId,
+        entry,
+        leafHash: leafHash(entry),
+        createdAt: now,
+      }));
+      await tx.appendE2eeLeaves(rows);
+      await plan.after?.(tx);
+      const indexes = rows.map((r) => r.index);
+      return {
+        result: { indexes, size: size + rows.length },
+        detail: { ...plan.detail, indexes: indexes.join(',') },
+      };
+    });
+    return { indexes, checkpoint: await this.checkpointAt(size) };
+  }
+
+  /** The log's size now. */
+  size(): Promise<number> {
+    return this.#km.readRecords((tx) => tx.e2eeLogSize());
+  }
+
+  /** The signed checkpoint of the current log, with the cosignatures collected for it. */
+  async latest(): Promise<string> {
+    return this.checkpointAt(await this.size());
+  }
+
+  /**
+   * The signed checkpoint of size `size` (signing it, storing it and submitting it to the witnesses if no node
+   * has yet), with the cosignatures collected for it.
+   */
+  async checkpointAt(size: number): Promise<string> {
+    const stored = await this.#km.readRecords((tx) => tx.getE2eeCheckpoint(size));
+    if (stored !== undefined && Object.keys(stored.cosignatures).length >= this.#settings.quorum)
+      return stored.note + Object.values(stored.cosignatures).join('');
+    const note = stored?.note ?? (await this.#sign(size));
+    if (stored === undefined)
+      await this.#km.readRecords((tx) => tx.insertE2eeCheckpoint(size, note, Date.now()));
+    await this.#witness(size, note);
+    const row = await this.#km.readRecords((tx) => tx.getE2eeCheckpoint(size));
+    return (row?.note ?? note) + Object.values(row?.cosignatures ?? {}).join('');
+  }
+
+  async #sign(size: number): Promise<string> {
+    const publicKey = await this.publicKey();
+    const rootHash = await this.#km.readRecords((tx) => treeRoot(new StoreLeafSource(tx), size));
+    const text = formatCheckpoint({ origin: this.origin, size, rootHash, extensions: [] });
+    const signed = await this.#km.sign(
+      LOG_KEY_NAME,
+      utf8Encode(text),
+      { keyVersion: LOG_KEY_VERSION },
+      SYSTEM,
+    );
+    const signature = parseVersioned('log signature', signed).bytes;
+    return formatNote({
+      text,
+      signatures: [
+        { name: this.origin, keyId: noteKeyId(this.origin, SignatureType.ED25519, publicKey), signature },
+      ],
+    });
+  }
+
+  /** Submits the checkpoint to every witness at once and stores the cosignatures that verify. */
+  async #witness(size: number, note: string): Promise<void> {
+    if (this.#witnesses.length === 0) return;
+    const proofFrom = (oldSize: number) =>
+      this.#km.readRecords((tx) => consistencyProof(new StoreLeafSource(tx), oldSize, size));
+    await Promise.all(
+      this.#witnesses.map(async (w) => {
+        const line = await w.submit(size, note, proofFrom);
+        if (line !== undefined) await this.#km.readRecords((tx) => tx.putE2eeCosignature(size, w.name, line));
+      }),
+    );
+  }
+
+  /** Entries `[start, end)`, as stored. */
+  entries(start: number, end: number): Promise<E2eeLeafRow[]> {
+    return this.#km.readRecords((tx) => tx.readE2eeLeaves(start, end));
+  }
+
+  inclusionProof(index: number, size: number): Promise<Uint8Array[]> {
+    return this.#km.readRecords((tx) => inclusionProof(new StoreLeafSource(tx), index, size));
+  }
+
+  consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
+    return this.#km.readRecords((tx) => consistencyProof(new StoreLeafSource(tx), from, to));
+  }
+
+  /** A user's leaves with their inclusion proofs in the checkpoint of `size`. */
+  async userEntries(
+    userId: string,
+    size: number,
+  ): Promise<{ index: number; entry: Uint8Array; proof: Uint8Array[] }[]> {
+    return this.#km.readRecords(async (tx) => {
+      const rows = (await tx.listE2eeUserLeaves(userId)).filter((r) => r.index < size);
+      const source = new StoreLeafSource(tx);
+      const out = [];
+      for (const r of rows)
+        out.push({ index: r.index, entry: r.entry, proof: await inclusionProof(source, r.index, size) });
+      return out;
+    });
+  }
+}
