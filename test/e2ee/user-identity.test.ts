@@ -4,7 +4,10 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, utf8Encode } from '../../src/crypto/index.js';
 import {
   MlsClient,
+  SignatureType,
   decodeDirectoryEntry,
+  formatVerifierKey,
+  parseVerifierKey,
   directoryEntryFromBody,
   encodeDeviceRecord,
   encodeDirectoryEntry,
@@ -161,6 +164,19 @@ describe('userDirectory', () => {
     ]);
     expect(dir.devices.size).toBe(0);
     expect(dir.mlsKeys.size).toBe(0);
+  });
+});
+
+describe('verifier keys', () => {
+  it('parse when the base64 key itself holds a "+"', () => {
+    for (let i = 0; i < 200; i++) {
+      const k = generateIdentityKey();
+      const vkey = formatVerifierKey('log.example/x', SignatureType.ED25519, k.publicKey);
+      if (!vkey.split('+').slice(2).join('+').includes('+')) continue;
+      expect(parseVerifierKey(vkey).publicKey).toEqual(k.publicKey);
+      return;
+    }
+    throw new Error('no key with a "+" in 200 tries');
   });
 });
 

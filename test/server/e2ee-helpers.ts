@@ -200,6 +200,7 @@ export const newGroupId = () => base64UrlEncode(randomBytes(16));
 /** A log view that trusts the server's log key (no witnesses) and follows its checkpoints. */
 export async function logView(call: Request): Promise<LogView> {
   const key = await call('GET', '/v1/e2ee/log/key');
+  if (key.status !== 200) throw new Error(`log key: ${key.status} ${key.text}`);
   return new LogView({
     origin: key.body.origin,
     logVerifiers: [noteVerifierFromKey(key.body.verifier_key)],
