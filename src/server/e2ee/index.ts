@@ -22,6 +22,13 @@ export {
   FRAME_MIN_BYTES,
 } from './frames.js';
 export { LOG_KEY_NAME } from './log-service.js';
+export {
+  FileWitnessState,
+  loadWitnessKey,
+  startWitnessServer,
+  type RunningWitness,
+  type WitnessServerOptions,
+} from './witness-server.js';
 
 /** How often expired messages, blobs and challenges are deleted. */
 const EXPIRY_INTERVAL_MS = 60_000;
