@@ -15,7 +15,7 @@ import {
 } from '../../crypto/index.js';
 import { decodeDirectoryEntry, deviceLoginMessage, userDirectory } from '../../e2ee/index.js';
 import type { KeyManager } from '../../kms/index.js';
-import { callerOf, type FastifyInstance } from '../http.js';
+import type { FastifyInstance } from '../http.js';
 import type { TokenStore } from '../tokens.js';
 import type { E2eeLog } from './log-service.js';
 import { b64Schema, checkName, nameSchema, obj, routeSchema, type Body } from './requests.js';
@@ -128,7 +128,7 @@ export function registerDeviceAuthRoutes(
           displayName: `device:${user}/${dev}`,
           device: { user, device: dev },
         },
-        { caller: callerOf(request) === `anonymous:${request.ip}` ? ctx.caller : callerOf(request) },
+        ctx,
       );
       return { token, expires_at: new Date(info.expiresAt).toISOString() };
     },

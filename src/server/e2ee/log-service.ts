@@ -32,6 +32,7 @@ import { WitnessClient } from './witness-client.js';
 export const LOG_KEY_NAME = 'enseal-e2ee-log';
 const LOG_KEY_VERSION = 1;
 const SYSTEM = { caller: 'system:e2ee-log' } as const;
+const RETRY_MS = 10_000;
 
 /** A {@link LeafHashSource} over the store's log leaves, read inside one transaction. */
 export class StoreLeafSource implements LeafHashSource {
@@ -63,6 +64,8 @@ export class E2eeLog {
   readonly #settings: E2eeSettings;
   readonly #witnesses: WitnessClient[];
   #publicKey: Promise<Uint8Array> | undefined;
+  /** When this node last submitted each checkpoint size to the witnesses. */
+  readonly #lastTry = new Map<number, number>();
 
   constructor(km: KeyManager, settings: E2eeSettings, warn: (message: string) => void = () => undefined) {
     this.#km = km;
@@ -156,8 +159,14 @@ export class E2eeLog {
    */
   async checkpointAt(size: number): Promise<string> {
     const stored = await this.#km.readRecords((tx) => tx.getE2eeCheckpoint(size));
-    if (stored !== undefined && Object.keys(stored.cosignatures).length >= this.#settings.quorum)
+    const cosigned = stored === undefined ? 0 : Object.keys(stored.cosignatures).length;
+    // Short of the quorum (a witness was down), the witnesses are asked again, at most every 10 s per size,
+    // so a flood of checkpoint reads cannot become a flood of submissions.
+    const tried = this.#lastTry.get(size);
+    if (stored !== undefined && (cosigned >= this.#settings.quorum || (tried ?? 0) > Date.now() - RETRY_MS))
       return stored.note + Object.values(stored.cosignatures).join('');
+    if (this.#lastTry.size > 1000) this.#lastTry.clear();
+    this.#lastTry.set(size, Date.now());
     const note = stored?.note ?? (await this.#sign(size));
     if (stored === undefined)
       await this.#km.readRecords((tx) => tx.insertE2eeCheckpoint(size, note, Date.now()));
