@@ -232,9 +232,11 @@ function seconds(what: string, value: unknown): number | undefined {
 export function e2eeOptionsFrom(raw: Record<string, unknown>): E2eeOptions {
   const known = ['origin', 'witnesses', 'quorum', 'queue_ttl', 'witness_timeout'];
   for (const k of Object.keys(raw))
-    if (!known.includes(k)) throw invalidArgument(`config key "e2ee.${k}"`, `is unknown (known: ${known.join(', ')})`);
+    if (!known.includes(k))
+      throw invalidArgument(`config key "e2ee.${k}"`, `is unknown (known: ${known.join(', ')})`);
   const witnesses = raw.witnesses;
-  if (witnesses !== undefined && !Array.isArray(witnesses)) throw invalidArgument('e2ee.witnesses', 'must be a list');
+  if (witnesses !== undefined && !Array.isArray(witnesses))
+    throw invalidArgument('e2ee.witnesses', 'must be a list');
   const queueTtlMs = seconds('e2ee.queue_ttl', raw.queue_ttl);
   const witnessTimeoutMs = seconds('e2ee.witness_timeout', raw.witness_timeout);
   return {
