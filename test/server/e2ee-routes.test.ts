@@ -461,3 +461,36 @@ describe('revocation', () => {
     expect(audit.text).not.toContain(alice.identityBody().slice(0, 40));
   });
 });
+
+describe('queue TTL', () => {
+  it('drops undelivered messages once they expire', async () => {
+    const short = await devServer({ e2ee: { origin, queue_ttl: 1 } });
+    try {
+      const c = requester(short.server);
+      const u = new TestUser('ttl');
+      const v = new TestUser('ttl2');
+      await u.enrol(c, short.token, 'a');
+      await v.enrol(c, short.token, 'b');
+      await u.login(c, origin, 'a');
+      await v.login(c, origin, 'b');
+      const g = newGroupId();
+      const roster = [
+        { user: 'ttl', device: 'a' },
+        { user: 'ttl2', device: 'b' },
+      ];
+      await c('POST', '/v1/e2ee/groups', { token: u.device('a').token!, body: { group_id: g, roster } });
+      const sent = await c('POST', `/v1/e2ee/groups/${g}/messages`, {
+        token: u.device('a').token!,
+        body: { epoch: 0, frame: frame('soon gone') },
+      });
+      expect(sent.status).toBe(200);
+      expect((await c('GET', '/v1/e2ee/inbox', { token: v.device('b').token! })).body.messages).toHaveLength(
+        1,
+      );
+      await new Promise((r) => setTimeout(r, 1100));
+      expect((await c('GET', '/v1/e2ee/inbox', { token: v.device('b').token! })).body.messages).toEqual([]);
+    } finally {
+      await short.server.close();
+    }
+  });
+});

@@ -24,7 +24,7 @@ import {
   type LeafHashSource,
 } from '../../e2ee/index.js';
 import { parseVersioned, type AuditEvent, type CallContext, type KeyManager } from '../../kms/index.js';
-import type { E2eeLeafRow, StoreTransaction } from '../../store/index.js';
+import type { E2eeCheckpointRow, E2eeLeafRow, StoreTransaction } from '../../store/index.js';
 import type { E2eeSettings } from './config.js';
 import { WitnessClient } from './witness-client.js';
 
@@ -140,7 +140,7 @@ export class E2eeLog {
         detail: { ...plan.detail, indexes: indexes.join(',') },
       };
     });
-    return { indexes, checkpoint: await this.checkpointAt(size) };
+    return { indexes, checkpoint: await this.#answerFor(size) };
   }
 
   /** The log's size now. */
@@ -158,13 +158,36 @@ export class E2eeLog {
    * has yet), with the cosignatures collected for it.
    */
   async checkpointAt(size: number): Promise<string> {
+    return (await this.#checkpoint(size)).note;
+  }
+
+  /**
+   * The checkpoint to answer an append of size `size` with: its own, or, when a witness already cosigned a
+   * larger tree (another node's append overtook this one) and so refused it, the latest one if that has the
+   * quorum. Either includes the appended entries.
+   */
+  async #answerFor(size: number): Promise<string> {
+    const own = await this.#checkpoint(size);
+    if (own.cosigned >= this.#settings.quorum) return own.note;
+    const now = await this.size();
+    if (now <= size) return own.note;
+    const latest = await this.#checkpoint(now);
+    return latest.cosigned >= this.#settings.quorum ? latest.note : own.note;
+  }
+
+  async #checkpoint(size: number): Promise<{ note: string; cosigned: number }> {
     const stored = await this.#km.readRecords((tx) => tx.getE2eeCheckpoint(size));
-    const cosigned = stored === undefined ? 0 : Object.keys(stored.cosignatures).length;
+    const joined = (row: E2eeCheckpointRow) => ({
+      note: row.note + Object.values(row.cosignatures).join(''),
+      cosigned: Object.keys(row.cosignatures).length,
+    });
     // Short of the quorum (a witness was down), the witnesses are asked again, at most every 10 s per size,
     // so a flood of checkpoint reads cannot become a flood of submissions.
     const tried = this.#lastTry.get(size);
-    if (stored !== undefined && (cosigned >= this.#settings.quorum || (tried ?? 0) > Date.now() - RETRY_MS))
-      return stored.note + Object.values(stored.cosignatures).join('');
+    if (stored !== undefined) {
+      const out = joined(stored);
+      if (out.cosigned >= this.#settings.quorum || (tried ?? 0) > Date.now() - RETRY_MS) return out;
+    }
     if (this.#lastTry.size > 1000) this.#lastTry.clear();
     this.#lastTry.set(size, Date.now());
     const note = stored?.note ?? (await this.#sign(size));
@@ -172,7 +195,7 @@ export class E2eeLog {
       await this.#km.readRecords((tx) => tx.insertE2eeCheckpoint(size, note, Date.now()));
     await this.#witness(size, note);
     const row = await this.#km.readRecords((tx) => tx.getE2eeCheckpoint(size));
-    return (row?.note ?? note) + Object.values(row?.cosignatures ?? {}).join('');
+    return row === undefined ? { note, cosigned: 0 } : joined(row);
   }
 
   async #sign(size: number): Promise<string> {
