@@ -489,6 +489,13 @@ describe('queue TTL', () => {
       );
       await new Promise((r) => setTimeout(r, 1100));
       expect((await c('GET', '/v1/e2ee/inbox', { token: v.device('b').token! })).body.messages).toEqual([]);
+      // A long poll does not hold up a shutdown.
+      const polling = c('GET', '/v1/e2ee/inbox?wait=30', { token: v.device('b').token! });
+      await new Promise((r) => setTimeout(r, 300));
+      const start = Date.now();
+      await short.server.close();
+      expect(Date.now() - start).toBeLessThan(5000);
+      expect((await polling).status).toBe(200);
     } finally {
       await short.server.close();
     }

@@ -41,7 +41,10 @@ export function registerE2eeRoutes(app: FastifyInstance, options: AppOptions): v
   registerDeviceAuthRoutes(app, km, tokens, log);
   registerDirectoryRoutes(app, { km, log, tokens });
   registerLogRoutes(app, km, log);
-  registerRelayRoutes(app, km, settings, new InboxNotifier());
+  const notifier = new InboxNotifier();
+  registerRelayRoutes(app, km, settings, notifier);
+  // Long polls answer at once when the server closes, so a shutdown does not wait up to 30 s for them.
+  app.addHook('preClose', async () => notifier.close());
   registerBlobRoutes(app, km, settings);
 
   const timer = setInterval(() => {

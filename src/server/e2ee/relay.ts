@@ -55,10 +55,23 @@ const noGroup = () =>
 /** Wakes the inbox requests waiting on this node for a device. */
 export class InboxNotifier {
   readonly #waiters = new Map<string, Set<() => void>>();
+  #closed = false;
+
+  /** True once the server is shutting down: waiting inboxes answer at once instead of holding it up. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Wakes every waiting inbox for good (the server is closing). */
+  close(): void {
+    this.#closed = true;
+    for (const set of [...this.#waiters.values()]) for (const done of [...set]) done();
+  }
 
   wait(member: E2eeMember, ms: number): Promise<void> {
     const key = `${member.user}/${member.device}`;
     return new Promise((resolve) => {
+      if (this.#closed) return resolve();
       let set = this.#waiters.get(key);
       if (set === undefined) this.#waiters.set(key, (set = new Set()));
       const done = () => {
@@ -384,7 +397,7 @@ export function registerRelayRoutes(
       for (;;) {
         rows = await km.readRecords((tx) => tx.readE2eeInbox(caller, after, Date.now(), INBOX_LIMIT));
         const left = deadline - Date.now();
-        if (rows.length > 0 || left <= 0 || gone) break;
+        if (rows.length > 0 || left <= 0 || gone || notifier.closed) break;
         await notifier.wait(caller, Math.min(POLL_MS, left));
       }
       let bytes = 0;
