@@ -385,7 +385,7 @@ export function registerRelayRoutes(
       ),
       config: { access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } } },
     },
-    async (request) => {
+    async (request, reply) => {
       const caller = deviceOf(request);
       const q = request.query as Record<string, string>;
       const after = q.after === undefined ? 0 : count('after', q.after);
@@ -406,6 +406,8 @@ export function registerRelayRoutes(
         { op: 'e2ee.inbox', outcome: 'ok', detail: { messages: messages.length } },
         ctxOf(request),
       );
+      // Closing: this connection must not idle on (keep-alive) and hold the shutdown up.
+      if (notifier.closed && request.raw.httpVersionMajor === 1) void reply.header('connection', 'close');
       return { messages: messages.map(messageJson) };
     },
   );
