@@ -501,3 +501,23 @@ describe('queue TTL', () => {
     }
   });
 });
+
+describe('the log key', () => {
+  it('is refused when someone created it exportable beforehand', async () => {
+    const other = await devServer({ e2ee: { origin } });
+    try {
+      const c = requester(other.server);
+      const made = await c('POST', '/v1/transit/keys/enseal-e2ee-log', {
+        token: other.token,
+        body: { type: 'ed25519', exportable: true },
+      });
+      expect(made.status).toBe(200);
+      const r = await new TestUser('x').enrol(c, other.token, 'd');
+      expect(r.status).toBe(400);
+      expect(r.body.errors[0]).toMatch(/ERR_INVALID_STATE: the key "enseal-e2ee-log"/);
+      expect((await c('GET', '/v1/e2ee/log/checkpoint')).status).toBe(400);
+    } finally {
+      await other.server.close();
+    }
+  });
+});

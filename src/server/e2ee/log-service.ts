@@ -83,9 +83,26 @@ export class E2eeLog {
     return this.#publicKey;
   }
 
+  /**
+   * Refuses a log key whose private half could leave the key manager: one created beforehand through transit as
+   * exportable, or switched to exportable or plaintext backup since. Checked before each signature.
+   */
+  async #checkKey(): Promise<void> {
+    const info = await this.#km.readKey(LOG_KEY_NAME, SYSTEM);
+    if (info.type !== 'ed25519' || info.exportable || info.allowPlaintextBackup)
+      throw new EnsealError(
+        ErrorCode.INVALID_STATE,
+        `the key "${LOG_KEY_NAME}" must be a non-exportable ed25519 key without plaintext backup; the e2ee log refuses to sign with it`,
+      );
+  }
+
   async #loadKey(): Promise<Uint8Array> {
-    const exported = async () =>
-      base64Decode((await this.#km.exportKey(LOG_KEY_NAME, LOG_KEY_VERSION, SYSTEM, 'public-key'))[0]!.key);
+    const exported = async () => {
+      await this.#checkKey();
+      return base64Decode(
+        (await this.#km.exportKey(LOG_KEY_NAME, LOG_KEY_VERSION, SYSTEM, 'public-key'))[0]!.key,
+      );
+    };
     try {
       return await exported();
     } catch (err) {
@@ -200,6 +217,7 @@ export class E2eeLog {
 
   async #sign(size: number): Promise<string> {
     const publicKey = await this.publicKey();
+    await this.#checkKey();
     const rootHash = await this.#km.readRecords((tx) => treeRoot(new StoreLeafSource(tx), size));
     const text = formatCheckpoint({ origin: this.origin, size, rootHash, extensions: [] });
     const signed = await this.#km.sign(
