@@ -80,6 +80,10 @@ export const ErrorCode = {
   E2EE_MLS_REJECTED: 'ERR_E2EE_MLS_REJECTED',
   /** A credential, device or key is not vouched for by the key directory (unknown, revoked or badly signed). */
   E2EE_UNTRUSTED_IDENTITY: 'ERR_E2EE_UNTRUSTED_IDENTITY',
+  /** The e2ee service refused a change that conflicts with its state: a stale epoch, a user or group that exists. */
+  E2EE_CONFLICT: 'ERR_E2EE_CONFLICT',
+  /** The e2ee service has no such user, device, group, blob or checkpoint (or the caller may not see it). */
+  E2EE_NOT_FOUND: 'ERR_E2EE_NOT_FOUND',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

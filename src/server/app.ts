@@ -20,6 +20,7 @@ import { AuthThrottle } from './auth-throttle.js';
 import {
   capabilityNeeded,
   checkRouteAccess,
+  e2eeVerdict,
   listFlag,
   recordRoute,
   resolveAclPath,
@@ -31,6 +32,7 @@ import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
 import { registerConsoleRoutes } from './console-routes.js';
+import { registerE2eeRoutes } from './e2ee/index.js';
 
 /** Request bodies above this close the connection after the response (see the onSend hook). */
 const LARGE_BODY_BYTES = 16 * 1024;
@@ -176,12 +178,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler((error: unknown, request, reply) => {
     let status = 500;
     let message = 'internal error';
+    let extra: Readonly<Record<string, string | number>> = {};
     if (error instanceof EnsealError) {
       status = statusOf(error.code);
       message = `${error.code}: ${error.message}`;
     } else if (error instanceof HttpError) {
       status = error.statusCode;
       message = error.message;
+      extra = error.extra ?? {};
     } else if (typeof error === 'object' && error !== null && 'statusCode' in error) {
       const e = error as { statusCode?: number; message?: string; validation?: unknown; code?: string };
       status = typeof e.statusCode === 'number' && e.statusCode >= 400 ? e.statusCode : 400;
@@ -191,7 +195,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
           : String(e.message ?? 'bad request');
     }
     if (status >= 500) request.log.error({ code: (error as { code?: string }).code }, 'request failed');
-    void reply.code(status).send({ errors: [message] });
+    void reply.code(status).send({ ...extra, errors: [message] });
   });
   app.setNotFoundHandler((_request, reply) => {
     void reply.code(404).send({ errors: ['no handler for this path'] });
@@ -254,6 +258,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Unknown paths answer 404 only to a caller with a token, as in Vault.
     if (resolved === undefined || access === undefined) return;
     const aclPath = resolved.path;
+    // Device tokens reach only e2ee routes, and only for their own user and device where the path names one.
+    const verdict = e2eeVerdict(access, request.token.device, params);
+    if (typeof verdict === 'object') {
+      await deny(request, '');
+      throw denied(verdict.denied);
+    }
+    if (verdict === 'ok') {
+      request.aclPath = aclPath;
+      return;
+    }
     const policies = await options.policies.resolve(request.token.policies);
     const caps = capabilitiesFor(policies, request.token.policies, aclPath);
     const need = capabilityNeeded(request.method, access, list === 'list');
@@ -308,6 +322,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerAuthRoutes(app, options);
   registerSeedRoutes(app, options.km, seedsKey);
   registerConsoleRoutes(app);
+  registerE2eeRoutes(app, options);
   options.extraRoutes?.(app);
   await app.ready();
   return app;
