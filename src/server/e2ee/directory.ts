@@ -53,6 +53,27 @@ function entriesOf(request: FastifyRequest): Body {
 
 const seconds = () => Math.floor(Date.now() / 1000);
 
+/** A device record and the binding of its MLS key, as enrolment and device addition both take them. */
+function deviceEntries(user: string, t: number, b: Body) {
+  const added = directoryEntryFromBody(
+    'device-added',
+    user,
+    t,
+    b64('device_record', b.device_record, RECORD_MAX),
+  );
+  const binding = directoryEntryFromBody(
+    'mls-signature-key',
+    user,
+    t,
+    b64('mls_binding', b.mls_binding, RECORD_MAX),
+  );
+  if (added.kind !== 'device-added' || binding.kind !== 'mls-signature-key')
+    throw invalidArgument('body', 'is not a device record with its MLS key binding');
+  if (binding.binding.deviceId !== added.record.deviceId)
+    throw invalidArgument('mls_binding', 'must bind the MLS key of the device in device_record');
+  return { added, binding };
+}
+
 /** Checks the whole chain with `next` appended: the server's only question is "would a client accept this?". */
 function extend(
   user: string,
@@ -122,22 +143,7 @@ export function registerDirectoryRoutes(app: FastifyInstance, deps: DirectoryDep
         t,
         b64('identity', b.identity, RECORD_MAX),
       );
-      const added = directoryEntryFromBody(
-        'device-added',
-        user,
-        t,
-        b64('device_record', b.device_record, RECORD_MAX),
-      );
-      const binding = directoryEntryFromBody(
-        'mls-signature-key',
-        user,
-        t,
-        b64('mls_binding', b.mls_binding, RECORD_MAX),
-      );
-      if (added.kind !== 'device-added' || binding.kind !== 'mls-signature-key')
-        throw invalidArgument('body', 'is not an enrolment');
-      if (binding.binding.deviceId !== added.record.deviceId)
-        throw invalidArgument('mls_binding', 'must bind the MLS key of the device in device_record');
+      const { added, binding } = deviceEntries(user, t, b);
       const out = await log.append('e2ee.user.create', ctxOf(request), user, async (tx) => {
         if ((await tx.listE2eeUserLeaves(user)).length > 0)
           throw new EnsealError(ErrorCode.E2EE_CONFLICT, `user "${user}" is enrolled already`);
@@ -233,22 +239,7 @@ export function registerDirectoryRoutes(app: FastifyInstance, deps: DirectoryDep
       const { user } = request.params as { user: string };
       const b = entriesOf(request);
       const t = seconds();
-      const added = directoryEntryFromBody(
-        'device-added',
-        user,
-        t,
-        b64('device_record', b.device_record, RECORD_MAX),
-      );
-      const binding = directoryEntryFromBody(
-        'mls-signature-key',
-        user,
-        t,
-        b64('mls_binding', b.mls_binding, RECORD_MAX),
-      );
-      if (added.kind !== 'device-added' || binding.kind !== 'mls-signature-key')
-        throw invalidArgument('body', 'is not a device');
-      if (binding.binding.deviceId !== added.record.deviceId)
-        throw invalidArgument('mls_binding', 'must bind the MLS key of the device in device_record');
+      const { added, binding } = deviceEntries(user, t, b);
       return log.append('e2ee.device.add', ctxOf(request), user, async (tx) => {
         const existing = await allEntries(tx, user);
         if (existing.length === 0) throw notFound(user);
