@@ -9,7 +9,7 @@
  * certificate checks off; Node's calls trust the test CA.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,15 +19,9 @@ import { buildOnce } from '../helpers/cli.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 import { tlsFixtures, type CertFixture } from '../helpers/tls-certs.js';
 import { tempDir } from '../kms/helpers.js';
+import { executable } from '../helpers/peers.js';
 
-const inCi = process.env.CI === 'true' || process.env.CI === '1';
-const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/lib/chromium/chromium'];
-const executable = CANDIDATES.find((p) => existsSync(p));
-if (executable === undefined) {
-  const line = 'browser missing: chromium (install: apt-get install chromium)';
-  if (inCi) throw new Error(`${line}; CI=true, so this is a failure, not a skip`);
-  console.warn(`SKIPPED ${line}`);
-}
+const browserPeer = executable(['chromium', 'chromium-browser'], 'apt-get install chromium');
 
 const SHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
 
@@ -80,7 +74,7 @@ function call(
 const serveArgs = () => ['--data-dir', dataDir, '--tls-cert', tls.cert, '--tls-key', tls.key];
 
 beforeAll(async () => {
-  if (executable === undefined) return;
+  if (!browserPeer.available) return;
   buildOnce();
   tls = (await tlsFixtures()).goodEcdsa;
   dataDir = tempDir();
@@ -96,7 +90,7 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   console.log(`console screenshots: ${SHOTS}`);
   browser = await chromium.launch({
-    executablePath: executable,
+    executablePath: browserPeer.command,
     args: [`--ignore-certificate-errors-spki-list=${spkiHash(tls.cert)},${spkiHash(tls.caFile)}`],
   });
 }, 120_000);
@@ -140,7 +134,7 @@ const shot = (page: Page, name: string) =>
     maskColor: '#dde1e6',
   });
 
-describe.skipIf(executable === undefined)('operator console in chromium', () => {
+describe.skipIf(!browserPeer.available)('operator console in chromium', () => {
   it('unseals, manages keys, charts usage, verifies the audit log and refuses a limited token', async () => {
     const { page, problems } = await instrumentedPage();
     const response = await page.goto(`${server!.url}/ui`);

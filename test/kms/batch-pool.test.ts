@@ -11,47 +11,45 @@ import { devManager } from './helpers.js';
 const WORKER = new URL('../../dist/kms/batch-worker.js', import.meta.url);
 
 describe('batch worker pool', () => {
-  it.skipIf(!existsSync(WORKER))(
-    'encrypts and decrypts in worker threads, item by item, in order',
-    async () => {
-      const pool = new BatchPool({ size: 2, workerUrl: WORKER });
-      try {
-        const key = randomBytes(32);
-        const other = randomBytes(32);
-        const items = Array.from({ length: 601 }, (_, i) => ({
-          key: i % 3 === 0 ? other : key,
-          version: 1 + (i % 3),
-          data: utf8Encode(`value ${i}`),
-          aad: utf8Encode(i % 2 === 0 ? '' : `aad ${i}`),
-        }));
-        const sealed = await pool.run('encrypt', 'aes256-gcm96', items);
-        expect(sealed).toHaveLength(601);
-        const texts = sealed.map((o, i) => {
-          if (!('text' in o)) throw new Error(`item ${i} failed`);
-          expect(o.text.startsWith(`vault:v${1 + (i % 3)}:`)).toBe(true);
-          return o.text;
-        });
-        const back = await pool.run(
-          'decrypt',
-          'aes256-gcm96',
-          items.map((item, i) => ({
-            ...item,
-            data: Buffer.from(texts[i]!.slice(texts[i]!.indexOf(':', 7) + 1), 'base64'),
-            // Item 5 is presented with the wrong associated data: only that item fails.
-            aad: i === 5 ? utf8Encode('wrong') : item.aad,
-          })),
-        );
-        back.forEach((o, i) => {
-          if (i === 5) expect(o).toMatchObject({ code: 'ERR_DECRYPT_FAILED' });
-          else expect('plain' in o && utf8Decode(o.plain)).toBe(`value ${i}`);
-        });
-        // The caller's key buffers are never wiped by the pool (it sends copies).
-        expect(key.some((b) => b !== 0)).toBe(true);
-      } finally {
-        await pool.close();
-      }
-    },
-  );
+  it('encrypts and decrypts in worker threads, item by item, in order', async () => {
+    expect(existsSync(WORKER), 'dist/kms/batch-worker.js is missing: run npm run build').toBe(true);
+    const pool = new BatchPool({ size: 2, workerUrl: WORKER });
+    try {
+      const key = randomBytes(32);
+      const other = randomBytes(32);
+      const items = Array.from({ length: 601 }, (_, i) => ({
+        key: i % 3 === 0 ? other : key,
+        version: 1 + (i % 3),
+        data: utf8Encode(`value ${i}`),
+        aad: utf8Encode(i % 2 === 0 ? '' : `aad ${i}`),
+      }));
+      const sealed = await pool.run('encrypt', 'aes256-gcm96', items);
+      expect(sealed).toHaveLength(601);
+      const texts = sealed.map((o, i) => {
+        if (!('text' in o)) throw new Error(`item ${i} failed`);
+        expect(o.text.startsWith(`vault:v${1 + (i % 3)}:`)).toBe(true);
+        return o.text;
+      });
+      const back = await pool.run(
+        'decrypt',
+        'aes256-gcm96',
+        items.map((item, i) => ({
+          ...item,
+          data: Buffer.from(texts[i]!.slice(texts[i]!.indexOf(':', 7) + 1), 'base64'),
+          // Item 5 is presented with the wrong associated data: only that item fails.
+          aad: i === 5 ? utf8Encode('wrong') : item.aad,
+        })),
+      );
+      back.forEach((o, i) => {
+        if (i === 5) expect(o).toMatchObject({ code: 'ERR_DECRYPT_FAILED' });
+        else expect('plain' in o && utf8Decode(o.plain)).toBe(`value ${i}`);
+      });
+      // The caller's key buffers are never wiped by the pool (it sends copies).
+      expect(key.some((b) => b !== 0)).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
 
   it('runs the work in the calling thread when a worker cannot start', async () => {
     const pool = new BatchPool({ size: 2, workerUrl: new URL('./no-such-worker.js', import.meta.url) });
