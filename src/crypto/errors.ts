@@ -50,6 +50,8 @@ export const ErrorCode = {
   KEY_PENDING_DELETION: 'ERR_KEY_PENDING_DELETION',
   /** The key's configuration forbids this (deletion_allowed, exportable, allow_plaintext_backup, min versions). */
   NOT_ALLOWED: 'ERR_NOT_ALLOWED',
+  /** The key belongs to one of enseal's own subsystems (names starting `enseal-`); no API caller may use or change it. */
+  KEY_RESERVED: 'ERR_KEY_RESERVED',
   /** The audit record could not be written, so the operation's result was withheld (fail closed). */
   AUDIT_FAILED: 'ERR_AUDIT_FAILED',
   /** The token is missing, unknown, expired or revoked, or its policies do not allow this path. */

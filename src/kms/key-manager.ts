@@ -60,7 +60,14 @@ import {
 import type { KeyPurpose, KeyType } from './key-types.js';
 import type { Keyring } from './keyring.js';
 import { Fernet } from '../formats/index.js';
-import { checkKeyName, checkVersion, decodeContext } from './names.js';
+import {
+  SYSTEM_CALL,
+  checkKeyName,
+  checkNotReserved,
+  checkVersion,
+  decodeContext,
+  isReservedKeyName,
+} from './names.js';
 import {
   readSealedKeyring,
   SealState,
@@ -130,6 +137,8 @@ export interface KeyManagerOptions {
 /** Who is calling; recorded in the audit log and the usage counters. */
 export interface CallContext {
   caller?: string;
+  /** Set only by enseal's own subsystems, for the reserved keys they own (see `RESERVED_KEY_PREFIX`). */
+  system?: typeof SYSTEM_CALL;
 }
 
 export interface EncryptOptions {
@@ -241,6 +250,7 @@ function outcomeOf(err: unknown): AuditOutcome {
     case ErrorCode.EXPORT_FORBIDDEN:
     case ErrorCode.INVALID_ARGUMENT:
     case ErrorCode.KEY_EXISTS:
+    case ErrorCode.KEY_RESERVED:
       return 'denied';
     default:
       return 'error';
@@ -657,6 +667,9 @@ export class KeyManager {
     }
     let out: Awaited<ReturnType<typeof fn>>;
     try {
+      // Every named operation passes here, so a reserved key is refused whatever face the call came from;
+      // a restore decides for itself (it may bring back a reserved key from this keyring's own backup).
+      if (op !== 'key.restore') checkNotReserved(name, ctx.system);
       out = await fn();
     } catch (err) {
       const outcome = outcomeOf(err);
@@ -1067,7 +1080,19 @@ export class KeyManager {
       const limit = options.limit ?? 1000;
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
         throw invalidArgument('limit', 'must be 1-10000');
-      return { result: await this.#store.transaction((tx) => tx.listKeys({ ...options, limit })) };
+      if (ctx.system === SYSTEM_CALL)
+        return { result: await this.#store.transaction((tx) => tx.listKeys({ ...options, limit })) };
+      // Reserved keys are not listed to callers who cannot use them; pages stay full so paging never stops early.
+      const names: string[] = [];
+      let after = options.after;
+      for (;;) {
+        const page = await this.#store.transaction((tx) =>
+          tx.listKeys({ ...(after !== undefined ? { after } : {}), limit }),
+        );
+        names.push(...page.filter((n) => !isReservedKeyName(n)));
+        if (page.length < limit || names.length >= limit) return { result: names.slice(0, limit) };
+        after = page[page.length - 1];
+      }
     });
   }
 
@@ -1614,6 +1639,9 @@ export class KeyManager {
     const name = snapshot.policy.name;
     await this.#mutate('key.restore', name, ctx, async (tx) => {
       checkKeyName(name);
+      // Only this keyring's own full backup may bring a reserved key back: anything else could plant a key
+      // whose material the uploader knows under a name enseal signs with.
+      if (options.authenticated !== true) checkNotReserved(name, ctx.system);
       const keyring = await this.#keyringIn(tx);
       const row = await tx.getKey(name, { forUpdate: true });
       if (row === undefined) {
@@ -1772,6 +1800,8 @@ export class KeyManager {
     const rotated: string[] = [];
     const purged: string[] = [];
     for (const name of await this.allKeyNames()) {
+      // Reserved keys change only through the subsystem that owns them (nothing can schedule their deletion).
+      if (isReservedKeyName(name)) continue;
       const row = await this.#store.transaction((tx) => tx.getKey(name));
       if (row === undefined) continue;
       const policy = await this.#openDocReported(this.#requireUnsealed(), row).catch(() => undefined);

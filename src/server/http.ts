@@ -74,6 +74,7 @@ export function statusOf(code: string): number {
     case ErrorCode.E2EE_CONFLICT:
       return 409;
     case ErrorCode.PERMISSION_DENIED:
+    case ErrorCode.KEY_RESERVED:
       return 403;
     case ErrorCode.STORE:
     case ErrorCode.AUDIT_FAILED:

@@ -23,7 +23,13 @@ import {
   treeRoot,
   type LeafHashSource,
 } from '../../e2ee/index.js';
-import { parseVersioned, type AuditEvent, type CallContext, type KeyManager } from '../../kms/index.js';
+import {
+  SYSTEM_CALL,
+  parseVersioned,
+  type AuditEvent,
+  type CallContext,
+  type KeyManager,
+} from '../../kms/index.js';
 import type { E2eeCheckpointRow, E2eeLeafRow, StoreTransaction } from '../../store/index.js';
 import type { E2eeSettings } from './config.js';
 import { WitnessClient } from './witness-client.js';
@@ -31,7 +37,8 @@ import { WitnessClient } from './witness-client.js';
 /** The key manager's name for the log's signing key. */
 export const LOG_KEY_NAME = 'enseal-e2ee-log';
 const LOG_KEY_VERSION = 1;
-const SYSTEM = { caller: 'system:e2ee-log' } as const;
+/** The log's calls on its own key; the only calls the key manager lets use a reserved key. */
+const SYSTEM: CallContext = { caller: 'system:e2ee-log', system: SYSTEM_CALL };
 const RETRY_MS = 10_000;
 
 /** A {@link LeafHashSource} over the store's log leaves, read inside one transaction. */
