@@ -22,6 +22,7 @@ import {
 } from '../../src/e2ee/index.js';
 import { CLI, buildOnce } from '../helpers/cli.js';
 import { tempDir } from '../kms/helpers.js';
+import { tlsFixtures } from '../helpers/tls-certs.js';
 import { devServer } from '../server/helpers.js';
 import { TestUser, requester } from '../server/e2ee-helpers.js';
 
@@ -123,6 +124,50 @@ describe('enseal e2ee witness', () => {
     } finally {
       await ctx.server.close();
     }
+  });
+
+  it('reaches a witness behind a private CA only when its ca_file is configured', async () => {
+    const tls = (await tlsFixtures()).goodEcdsa;
+    const dataDir = tempDir();
+    const first = await devServer({ dataDir, e2ee: { origin } });
+    const logKey = (await requester(first.server)('GET', '/v1/e2ee/log/key')).body.verifier_key as string;
+    await first.server.close();
+    const dir = tempDir();
+    const witness = await startWitness([
+      ...['--name', 'witness.example/tls', '--key', join(dir, 'w.key'), '--state', join(dir, 'w.json')],
+      ...['--log', logKey, '--tls-cert', tls.cert, '--tls-key', tls.key],
+    ]);
+    expect(witness.url).toMatch(/^https:\/\//);
+    const url = witness.url.replace('127.0.0.1', tls.hostname);
+    const witnessed = (caFile?: string) =>
+      devServer({
+        dataDir,
+        e2ee: {
+          origin,
+          witnesses: [{ url, verifier_key: witness.verifierKey, ...(caFile ? { ca_file: caFile } : {}) }],
+          quorum: 1,
+          witness_timeout: 5,
+        },
+      });
+    // Without the CA the certificate is not trusted: no cosignature, and the log says why.
+    const untrusting = await witnessed();
+    try {
+      const r = await new TestUser('ann').enrol(requester(untrusting.server), untrusting.token, 'phone');
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.checkpoint).not.toContain('— witness.example/tls ');
+      expect(untrusting.logs()).toContain('witness witness.example/tls could not be reached');
+    } finally {
+      await untrusting.server.close();
+    }
+    const trusting = await witnessed(tls.caFile);
+    try {
+      const r = await new TestUser('ben').enrol(requester(trusting.server), trusting.token, 'laptop');
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.checkpoint).toContain('— witness.example/tls ');
+    } finally {
+      await trusting.server.close();
+    }
+    await expect(witnessed(join(dir, 'missing.pem'))).rejects.toThrow(/ca_file.*cannot read/);
   });
 
   it('refuses a rollback with 409 and a split view with 422, and remembers across a restart', async () => {
