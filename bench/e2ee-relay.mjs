@@ -5,15 +5,17 @@
 //   1. a commit (full-path update) in the 10-member group: POST, until all 9 other members processed it;
 //   2. bare ts-mls: 1 KiB messages, each encrypted by one member and decrypted by the 9 others;
 //   3. the same through the adapter (MlsClient), still in one process;
-//   4. the same through the relay, end to end: encrypt, frame, POST, 9 long-polling inboxes, decrypt, ack;
-//   5. the relay alone: pre-encrypted frames posted by 10 senders at once and fetched by 9 inboxes (no client
-//      crypto in the timed window), against the goal of 2,000 messages/s for 10 members.
+//   4. the same through the relay, end to end: encrypt, frame, POST, 9 long-polling inboxes, decrypt, ack
+//      (2 to 4 alternate in 3 rounds, ratios taken round by round);
+//   5. the relay alone: pre-encrypted frames posted by 10 senders (4 at a time each) and fetched by 9 inboxes
+//      (no client crypto in the timed window), against the goal of 2,000 messages/s for 10 members.
 // All the clients share this one process, so (4) is bound by client crypto (9 decryptions per message); (5)
 // is what the server sustains. Bounded in count and time; loopback only; stops the server itself.
-// ENSEAL_BENCH_PROFILE=1 runs the server under `node --cpu-prof` and prints its top frames for step 5.
+// ENSEAL_BENCH_PROFILE=1 runs the server under `node --cpu-prof` and prints its top frames (whole run, of
+// which step 5 is most).
 // Run `npm run build` first: benches import from dist/.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -46,10 +48,11 @@ const MEMBERS = 10;
 const PAYLOAD_BYTES = 1024;
 const GOAL_PER_S = 2000;
 const COMMITS = 5;
-const CRYPTO_MESSAGES = Number(process.env.ENSEAL_BENCH_MESSAGES ?? 300);
-const E2E_MESSAGES = Number(process.env.ENSEAL_BENCH_MESSAGES ?? 300);
+const MESSAGES = Number(process.env.ENSEAL_BENCH_MESSAGES ?? 300); // each of steps 2-4, over all rounds
+const ROUNDS = 3;
 const RELAY_MESSAGES = Number(process.env.ENSEAL_BENCH_RELAY_MESSAGES ?? 3000);
 const WINDOW = 16; // messages in flight in step 4
+const RELAY_IN_FLIGHT = 4; // POSTs in flight per sender in step 5
 const TIME_CAP_MS = 30_000; // per step: stop sending new messages after this
 const PROFILE = process.env.ENSEAL_BENCH_PROFILE === '1';
 
@@ -230,6 +233,7 @@ const unframe = (frame) => frame.subarray(4, 4 + checkFrame(frame));
 // Every device long-polls its inbox for the whole run and hands what arrives to its handlers, in seq order.
 let relayOnly = undefined; // step 5: count frames instead of decrypting them
 const waiters = new Set();
+const polls = { requests: 0, messages: 0 }; // inbox answers, and the messages they carried
 function settle() {
   for (const w of waiters) {
     if (!w.done()) continue;
@@ -262,6 +266,8 @@ async function inboxLoop(m) {
       if (stopping) return;
       throw err;
     }
+    polls.requests++;
+    polls.messages += got.messages.length;
     if (got.messages.length === 0) continue;
     const received = performance.now();
     for (const msg of got.messages) {
@@ -302,29 +308,52 @@ async function inboxLoop(m) {
 
 // --- the profile ------------------------------------------------------------------------------------------
 
+/** Top frames of a .cpuprofile: self time by package and by function, and inclusive time of enseal's own. */
 function summariseProfile(file) {
   const profile = JSON.parse(readFileSync(file, 'utf8'));
-  const total = profile.timeDeltas.reduce((a, b) => a + b, 0) / 1000;
-  const perNode = new Map(profile.nodes.map((n) => [n.id, n]));
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const label = ({ functionName, url, lineNumber }) =>
+    `${functionName || '(anonymous)'} ${url ? basename(url) : ''}:${lineNumber + 1}`;
+  const placeOf = ({ functionName, url }) =>
+    /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ??
+    (/\/dist\/([^/]+)\//.test(url) ? `enseal ${/\/dist\/([^/]+)\//.exec(url)[1]}` : undefined) ??
+    (url.startsWith('node:') ? 'node internals (TLS, HTTP, streams, crypto)' : undefined) ??
+    (functionName.startsWith('(') ? functionName : 'native (no script)');
+  const add = (m, k, v) => m.set(k, (m.get(k) ?? 0) + v);
   const self = new Map();
-  const byPlace = new Map();
-  const interval = total / profile.samples.length;
-  for (const id of profile.samples) {
-    const { functionName, url, lineNumber } = perNode.get(id).callFrame;
-    const name = `${functionName || '(anonymous)'} ${url ? basename(url) : ''}:${lineNumber + 1}`;
-    self.set(name, (self.get(name) ?? 0) + interval);
-    const place =
-      /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1] ??
-      (/\/dist\/([^/]+)/.exec(url)?.[1] && `enseal ${/\/dist\/([^/]+)/.exec(url)[1]}`) ??
-      (url.startsWith('node:') ? 'node internals' : functionName.startsWith('(') ? functionName : 'other');
-    byPlace.set(place, (byPlace.get(place) ?? 0) + interval);
-  }
-  const top = (m, n) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n);
-  console.log(`\nserver profile (${ms(total)} sampled, whole run): self time by package`);
-  for (const [k, v] of top(byPlace, 10))
-    console.log(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
-  console.log('top frames by self time');
-  for (const [k, v] of top(self, 20)) console.log(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  const places = new Map();
+  const inclusive = new Map();
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const dt = (profile.timeDeltas[i] ?? 0) / 1000;
+    const frame = byId.get(id).callFrame;
+    if (frame.functionName === '(idle)') return;
+    busy += dt;
+    add(self, label(frame), dt);
+    add(places, placeOf(frame), dt);
+    const seen = new Set();
+    for (let n = id; n !== undefined; n = parent.get(n)) {
+      const f = byId.get(n).callFrame;
+      if (!/\/dist\//.test(f.url)) continue;
+      const name = label(f);
+      if (seen.has(name)) continue;
+      seen.add(name);
+      add(inclusive, name, dt);
+    }
+  });
+  const top = (m, n) => [...m].sort((x, y) => y[1] - x[1]).slice(0, n);
+  const show = (m, n) => {
+    for (const [k, v] of top(m, n)) console.log(`  ${((v / busy) * 100).toFixed(1).padStart(5)} %  ${k}`);
+  };
+  console.log(`\nserver CPU profile, whole run: ${ms(busy)} busy (shares below are of that)`);
+  console.log('self time by package');
+  show(places, 8);
+  console.log('self time by function');
+  show(self, 15);
+  console.log("inclusive time of enseal's own functions");
+  show(inclusive, 15);
 }
 
 // --- the run ----------------------------------------------------------------------------------------------
@@ -424,92 +453,126 @@ try {
     return p;
   };
 
-  // 2. Bare ts-mls: the same group states, one encrypt and nine decryptions per message (branches of the
+  // 2-4 run in alternating rounds (bare, adapter, relay; ROUNDS times) and each ratio is taken round by round,
+  // so that drift in the machine's speed (a shared host) cancels out of the ratios.
+  let next = 0; // message index, unique across rounds
+
+  // 2. Bare ts-mls: the same group states, one encrypt and nine decryptions per message (a branch of the
   // states: the adapter's groups are left as they were).
-  const states = members.map((m) => m.group.state);
-  t = performance.now();
-  let bareCount = 0;
-  for (let i = 0; i < CRYPTO_MESSAGES && performance.now() - t < TIME_CAP_MS; i++, bareCount++) {
-    const s = i % MEMBERS;
-    const sent = await createApplicationMessage(states[s], payload(i), cs);
-    states[s] = sent.newState;
-    const bytes = encodeMlsMessage({
-      version: 'mls10',
-      wireformat: 'mls_private_message',
-      privateMessage: sent.privateMessage,
-    });
-    for (let r = 0; r < MEMBERS; r++) {
-      if (r === s) continue;
-      const got = await processMessage(
-        decodeMlsMessage(bytes, 0)[0],
-        states[r],
-        makePskIndex(states[r], {}),
-        acceptAll,
-        cs,
-      );
-      states[r] = got.newState;
+  async function bareRound(n) {
+    const states = members.map((m) => m.group.state);
+    const t0 = performance.now();
+    let done = 0;
+    for (; done < n && performance.now() - t0 < TIME_CAP_MS; done++) {
+      const i = next++;
+      const s = i % MEMBERS;
+      const sent = await createApplicationMessage(states[s], payload(i), cs);
+      states[s] = sent.newState;
+      const bytes = encodeMlsMessage({
+        version: 'mls10',
+        wireformat: 'mls_private_message',
+        privateMessage: sent.privateMessage,
+      });
+      for (let r = 0; r < MEMBERS; r++) {
+        if (r === s) continue;
+        const got = await processMessage(
+          decodeMlsMessage(bytes, 0)[0],
+          states[r],
+          makePskIndex(states[r], {}),
+          acceptAll,
+          cs,
+        );
+        states[r] = got.newState;
+      }
     }
+    return (done * 1000) / (performance.now() - t0);
   }
-  const bareRate = (bareCount * 1000) / (performance.now() - t);
 
   // 3. The adapter, in one process: encrypt, then each of the nine others processes it.
-  t = performance.now();
-  let adapterCount = 0;
-  for (let i = 0; i < CRYPTO_MESSAGES && performance.now() - t < TIME_CAP_MS; i++, adapterCount++) {
-    const sender = members[i % MEMBERS];
-    const sent = await sender.group.encrypt(payload(i));
-    sender.group = sent.group;
-    for (const m of members) if (m !== sender) m.group = (await m.group.process(sent.message)).group;
+  async function adapterRound(n) {
+    const t0 = performance.now();
+    let done = 0;
+    for (; done < n && performance.now() - t0 < TIME_CAP_MS; done++) {
+      const i = next++;
+      const sender = members[i % MEMBERS];
+      const sent = await sender.group.encrypt(payload(i));
+      sender.group = sent.group;
+      for (const m of members) if (m !== sender) m.group = (await m.group.process(sent.message)).group;
+    }
+    return (done * 1000) / (performance.now() - t0);
   }
-  const adapterRate = (adapterCount * 1000) / (performance.now() - t);
 
   // 4. Through the relay, end to end, with at most WINDOW messages in flight.
-  const pendingBy = new Map(); // message index → { start, left }
   const e2eLatency = [];
-  let completed = 0;
-  const onApplication = (m, plaintext) => {
-    const i = new DataView(plaintext.buffer, plaintext.byteOffset).getUint32(0);
-    const p = pendingBy.get(i);
-    if (p === undefined) return;
-    if (--p.left === 0) {
-      e2eLatency.push(performance.now() - p.start);
-      pendingBy.delete(i);
-      completed++;
+  async function relayRound(n) {
+    const pendingBy = new Map(); // message index → { start, left }
+    let completed = 0;
+    const onApplication = (_m, plaintext) => {
+      const i = new DataView(plaintext.buffer, plaintext.byteOffset).getUint32(0);
+      const p = pendingBy.get(i);
+      if (p === undefined) return;
+      if (--p.left === 0) {
+        e2eLatency.push(performance.now() - p.start);
+        pendingBy.delete(i);
+        completed++;
+      }
+    };
+    for (const m of members) m.onApplication = onApplication;
+    const t0 = performance.now();
+    let sent = 0;
+    for (; sent < n && performance.now() - t0 < TIME_CAP_MS; sent++) {
+      await until(() => pendingBy.size < WINDOW, 'a message');
+      const i = next++;
+      const sender = members[i % MEMBERS];
+      pendingBy.set(i, { start: performance.now(), left: MEMBERS - 1 });
+      void sender.serial(async () => {
+        const out = await sender.group.encrypt(payload(i));
+        const epoch = Number(sender.group.epoch);
+        sender.group = out.group;
+        const frame = b64(encodeFrame(out.message));
+        void sender.post(() =>
+          call('POST', `/v1/e2ee/groups/${gid}/messages`, { token: sender.token, body: { epoch, frame } }),
+        );
+      });
     }
-  };
-  for (const m of members) m.onApplication = onApplication;
-  const e2eStart = performance.now();
-  let e2eSent = 0;
-  for (let i = 0; i < E2E_MESSAGES && performance.now() - e2eStart < TIME_CAP_MS; i++, e2eSent++) {
-    await until(() => pendingBy.size < WINDOW, 'a message');
-    const sender = members[i % MEMBERS];
-    pendingBy.set(i, { start: performance.now(), left: MEMBERS - 1 });
-    void sender.serial(async () => {
-      const sent = await sender.group.encrypt(payload(i));
-      const epoch = Number(sender.group.epoch);
-      sender.group = sent.group;
-      const frame = b64(encodeFrame(sent.message));
-      void sender.post(() =>
-        call('POST', `/v1/e2ee/groups/${gid}/messages`, { token: sender.token, body: { epoch, frame } }),
-      );
-    });
+    await until(() => completed === sent, 'the last messages');
+    await Promise.all(members.map((m) => m.chain));
+    for (const m of members) m.onApplication = undefined;
+    return (completed * 1000) / (performance.now() - t0);
   }
-  await until(() => completed === e2eSent, 'the last messages');
-  const e2eRate = (completed * 1000) / (performance.now() - e2eStart);
 
-  console.log(`\n${PAYLOAD_BYTES} B application messages, each decrypted by the 9 other members`);
+  await bareRound(20); // warm-up, all three ways
+  await adapterRound(20);
+  await relayRound(20);
+  e2eLatency.length = 0;
+  const rates = { bare: [], adapter: [], relay: [], adapterRatio: [], relayRatio: [] };
+  const perRound = Math.ceil(MESSAGES / ROUNDS);
+  for (let r = 0; r < ROUNDS; r++) {
+    const bare = await bareRound(perRound);
+    const adapter = await adapterRound(perRound);
+    const relay = await relayRound(perRound);
+    rates.bare.push(bare);
+    rates.adapter.push(adapter);
+    rates.relay.push(relay);
+    rates.adapterRatio.push(bare / adapter);
+    rates.relayRatio.push(bare / relay);
+  }
+
+  console.log(
+    `\n${PAYLOAD_BYTES} B application messages, each decrypted by the 9 other members (medians of ${ROUNDS} alternating rounds of ${perRound})`,
+  );
   const rateLine = (label, r, extra = '') =>
     console.log(`${label.padEnd(74)} ${r.toFixed(0).padStart(6)} msg/s${extra}`);
-  rateLine('bare ts-mls, one process (reference)', bareRate);
+  rateLine('bare ts-mls, one process (reference)', median(rates.bare));
   rateLine(
     'MlsClient adapter, one process',
-    adapterRate,
-    `   ${(bareRate / adapterRate).toFixed(2)}x the reference's time`,
+    median(rates.adapter),
+    `   ${median(rates.adapterRatio).toFixed(2)}x the reference's time`,
   );
   rateLine(
     `through the relay, end to end (encrypt → POST → 9 inboxes → decrypt)`,
-    e2eRate,
-    `   ${(bareRate / e2eRate).toFixed(2)}x; latency p50 ${ms(pct(e2eLatency, 0.5))}, p99 ${ms(pct(e2eLatency, 0.99))}`,
+    median(rates.relay),
+    `   ${median(rates.relayRatio).toFixed(2)}x; latency p50 ${ms(pct(e2eLatency, 0.5))}, p99 ${ms(pct(e2eLatency, 0.99))}`,
   );
 
   // 5. The relay alone: frames encrypted beforehand (not timed), 10 senders posting at once, 9 inboxes each.
@@ -538,13 +601,17 @@ try {
       relayDone++;
     }
   };
+  polls.requests = polls.messages = 0;
   const cpu0 = serverCpu();
   const own0 = process.cpuUsage();
   const relayStart = performance.now();
   let relaySent = 0;
+  const lanes = members.flatMap((sender, k) =>
+    Array.from({ length: RELAY_IN_FLIGHT }, (_, lane) => ({ sender, first: k + lane * MEMBERS })),
+  );
   await Promise.all(
-    members.map(async (sender, k) => {
-      for (let i = k; i < RELAY_MESSAGES; i += MEMBERS) {
+    lanes.map(async ({ sender, first }) => {
+      for (let i = first; i < RELAY_MESSAGES; i += MEMBERS * RELAY_IN_FLIGHT) {
         if (performance.now() - relayStart > TIME_CAP_MS) return;
         relayState[i].start = performance.now();
         relaySent++;
@@ -564,7 +631,7 @@ try {
   const own = process.cpuUsage(own0);
   const relayRate = (relaySent * 1000) / relayMs;
   console.log(
-    `\nthe relay alone: ${relaySent} pre-encrypted frames of ${bucket} B, 10 senders at once, 9 inboxes (long-poll, ack)`,
+    `\nthe relay alone: ${relaySent} pre-encrypted frames of ${bucket} B, 10 senders with ${RELAY_IN_FLIGHT} POSTs in flight each, 9 inboxes (long-poll, ack)`,
   );
   rateLine(
     'messages/s delivered to all 9 inboxes',
@@ -579,6 +646,9 @@ try {
     );
     console.log(`${''.padEnd(74)} → at most ${(1000 / serverMs).toFixed(0)} msg/s per server core`);
   }
+  console.log(
+    `${'inbox answers (each followed by an ack)'.padEnd(74)} ${String(polls.requests).padStart(6)}      ${(polls.messages / polls.requests).toFixed(1)} messages each on average`,
+  );
   if (wrong > 0) throw new Error(`${wrong} frames came back different from those sent`);
   console.log(`load average at the end ${loadavg()[0].toFixed(1)}`);
 } catch (err) {
@@ -586,14 +656,20 @@ try {
   process.exitCode = 1;
 } finally {
   stopping = true;
+  // The client's sockets go first: the server's drain would otherwise wait for its idle keep-alive ones.
+  agent.destroy();
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const timer = setTimeout(() => {
+    console.error('the server did not stop within 30 s: killed');
+    child.kill('SIGKILL');
+  }, 30_000);
   await exited;
   clearTimeout(timer);
-  agent.destroy();
   if (PROFILE) {
-    const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+    const files = (existsSync(profileDir) ? readdirSync(profileDir) : []).filter((f) =>
+      f.endsWith('.cpuprofile'),
+    );
     if (files.length > 0) summariseProfile(join(profileDir, files[0]));
     else console.log('no server profile was written');
   }
