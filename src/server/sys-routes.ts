@@ -196,16 +196,28 @@ const INIT_ANSWER = responses({
 });
 const CHECKPOINT_EXAMPLE = {
   seq: 1234,
-  head: 'b1946ac92492d2347c6235b4d2611184',
-  at: '2026-12-03T09:00:00.000Z',
-  mac: '5d41402abc4b2a76b9719d911017c592',
+  hash: '9c56cc51b374c3ba189210d5b6d4bf57790d351c96c47c02190ecf1e430635ab',
+  time: '2026-12-03T09:00:00.000Z',
+  mac: '3f2a6d1e8b0c4f7a9e5d2c1b0a9f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a19',
 };
+const CHECKPOINT = object(
+  {
+    seq: { type: 'integer', description: 'sequence number of the newest entry' },
+    hash: text('hash of the newest entry (hex)'),
+    time: text('when the checkpoint was taken (ISO 8601)'),
+    mac: text('HMAC-SHA256 over seq, hash and time (hex)'),
+  },
+  CHECKPOINT_EXAMPLE,
+);
 const VERIFY_AUDIT = responses({
   200: vault(
     object({
       ok: { type: 'boolean' },
       entries: { type: 'integer' },
-      problems: { type: 'array', items: { type: 'string' } },
+      problems: {
+        type: 'array',
+        items: object({ kind: text('what is wrong'), seq: { type: 'integer' }, message: text('details') }),
+      },
     }),
     { ok: true, entries: 1234, problems: [] },
     'The verdict',
@@ -403,7 +415,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
       {
         body: bodySchema(
           {
-            checkpoint: { type: 'object', description: 'what GET /v1/sys/audit/checkpoint returned as data' },
+            checkpoint: { ...CHECKPOINT, description: 'what GET /v1/sys/audit/checkpoint returned as data' },
           },
           { checkpoint: CHECKPOINT_EXAMPLE },
         ),
@@ -422,7 +434,7 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
     '/v1/sys/audit/checkpoint',
     tag(
       'A MACed checkpoint of the audit head, to keep outside the service',
-      { response: responses({ 200: vault(object({}), CHECKPOINT_EXAMPLE, 'The checkpoint') }) },
+      { response: responses({ 200: vault(CHECKPOINT, CHECKPOINT_EXAMPLE, 'The checkpoint') }) },
       SUDO,
     ),
     async () => vaultResponse(await km.auditCheckpoint()),
@@ -537,18 +549,13 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
 
   app.get(
     '/v1/sys/usage',
-    {
-      schema: {
-        tags: ['sys'],
-        summary: 'Requests per window by key and by caller, and the recent anomaly warnings',
-        description:
-          'What the usage monitor keeps for charts: up to 60 windows (one minute each by default) of request ' +
-          'counts by key and by caller (at most 100 series per window; more fold into "(other)"), the last ' +
-          '50 anomaly warnings and the warning totals. Read-only; needs read on sys/usage, like sys/metrics.',
-        response: { 200: USAGE_RESPONSE },
-      },
-      config: { access: {} },
-    },
+    tag('Requests per window by key and by caller, and the recent anomaly warnings', {
+      description:
+        'What the usage monitor keeps for charts: up to 60 windows (one minute each by default) of request ' +
+        'counts by key and by caller (at most 100 series per window; more fold into "(other)"), the last ' +
+        '50 anomaly warnings and the warning totals. Read-only; needs read on sys/usage, like sys/metrics.',
+      response: responses({ 200: USAGE_RESPONSE }),
+    }),
     async () => {
       const r = km.usageReport();
       return vaultResponse({

@@ -274,6 +274,8 @@ const KEY_EXAMPLE = {
   keys: { '1': 1796290663, '2': 1796377063 },
   next_rotation: null,
   deletion_scheduled_at: null,
+  max_encryptions_per_version: 4294967296,
+  encryptions_reserved: { '1': 1024, '2': 512 },
 };
 const KEY = object({
   name: text('key name'),
@@ -294,6 +296,11 @@ const KEY = object({
   keys: { type: 'object', description: 'creation time by version, or the public key for signing keys' },
   next_rotation: { type: 'string', nullable: true },
   deletion_scheduled_at: { type: 'string', nullable: true },
+  max_encryptions_per_version: {
+    type: 'integer',
+    description: 'encryptions each version may make before it must be rotated; 0 is no bound',
+  },
+  encryptions_reserved: { type: 'object', description: 'encryptions reserved so far, by version' },
 });
 const KEY_NAMES = object({ keys: { type: 'array', items: { type: 'string' } } });
 const CREATE_KEY = body(
