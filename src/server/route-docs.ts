@@ -38,8 +38,9 @@ declare module 'fastify' {
 }
 
 /**
- * `transform` for the OpenAPI generator: the route's schema with its `config.docs` merged in. What the route
- * itself declares (the schemas Fastify does use) wins over the documentation.
+ * `transform` for the OpenAPI generator: the route's schema with its `config.docs` merged in. The documentation
+ * wins: where a route also declares a schema Fastify checks (a key name's length), the documentation describes
+ * the same input more fully.
  */
 export function withRouteDocs({
   schema,
@@ -55,9 +56,9 @@ export function withRouteDocs({
   const own = (schema ?? {}) as Record<string, unknown>;
   return {
     schema: {
-      ...docs,
       ...own,
-      response: { ...docs.response, ...(own.response as Record<string, Schema> | undefined) },
+      ...docs,
+      response: { ...(own.response as Record<string, Schema> | undefined), ...docs.response },
     } as FastifySchema,
     url,
   };
