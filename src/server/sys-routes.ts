@@ -62,7 +62,7 @@ function sealStatus(s: SealStatus): Record<string, unknown> {
 
 const counts = { type: 'object', additionalProperties: { type: 'integer' } } as const;
 
-/** The response of `GET /v1/sys/usage`, with an example (also what the OpenAPI document shows). */
+/** The `data` of `GET /v1/sys/usage` (inside Vault's envelope), with an example, for the OpenAPI document. */
 const USAGE_RESPONSE = {
   type: 'object',
   properties: {
@@ -554,7 +554,9 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
         'What the usage monitor keeps for charts: up to 60 windows (one minute each by default) of request ' +
         'counts by key and by caller (at most 100 series per window; more fold into "(other)"), the last ' +
         '50 anomaly warnings and the warning totals. Read-only; needs read on sys/usage, like sys/metrics.',
-      response: responses({ 200: USAGE_RESPONSE }),
+      response: responses({
+        200: vault(USAGE_RESPONSE.properties.data, USAGE_RESPONSE.examples[0].data, 'Usage by window'),
+      }),
     }),
     async () => {
       const r = km.usageReport();

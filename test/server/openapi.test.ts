@@ -192,3 +192,29 @@ describe('the examples are what the routes answer', () => {
     expect(text).not.toContain(ctx.token);
   });
 });
+
+describe('every GET route without parameters answers with the fields of its example', () => {
+  it('top level and data', async () => {
+    await ctx.call('POST', '/v1/transit/keys/docs-listed', { body: {} });
+    const mismatches: string[] = [];
+    for (const { path, method, op } of operations()) {
+      // The e2ee routes need device tokens and their own fixtures: test/server/e2ee-routes.test.ts calls them.
+      const skip = ['/docs', '/ui', '/v1/e2ee/'].some((prefix) => path.startsWith(prefix));
+      if (method !== 'get' || path.includes('{') || skip) continue;
+      const m = media(op.responses?.['200']);
+      if (m === undefined || !Object.keys(op.responses['200'].content).includes('application/json')) continue;
+      const list = (op.parameters ?? []).some((p: any) => p.in === 'query' && p.name === 'list');
+      const r = await ctx.call('GET', list ? `${path}?list=true` : path);
+      if (r.status !== 200) {
+        mismatches.push(`GET ${path}: status ${r.status}`);
+        continue;
+      }
+      const example = answerExample(path, method);
+      const top = [keys(r.body), keys(example)].map((k) => k.join(','));
+      if (top[0] !== top[1]) mismatches.push(`GET ${path}: answer has ${top[0]}, example ${top[1]}`);
+      const data = [keys(r.body?.data), keys(example?.data)].map((k) => k.join(','));
+      if (data[0] !== data[1]) mismatches.push(`GET ${path}: data has ${data[0]}, example ${data[1]}`);
+    }
+    expect(mismatches, mismatches.join('\n')).toEqual([]);
+  });
+});
