@@ -171,6 +171,27 @@ describe('the examples are what the routes answer', () => {
       bodyExample('/v1/transit/random', 'post'),
     );
     await matches('post', '/v1/transit/hash', '/v1/transit/hash', bodyExample('/v1/transit/hash', 'post'));
+    await ctx.call('POST', '/v1/transit/keys/docs-portable', {
+      body: { exportable: true, allow_plaintext_backup: true },
+    });
+    await ctx.call('POST', '/v1/transit/keys/docs-portable/rotate'); // the config example raises the minimum to 2
+    await matches(
+      'get',
+      '/v1/transit/export/encryption-key/docs-portable',
+      '/v1/transit/export/{type}/{name}',
+    );
+    await matches(
+      'post',
+      '/v1/transit/backup/docs-portable',
+      '/v1/transit/backup/{name}',
+      bodyExample('/v1/transit/backup/{name}', 'post'),
+    );
+    await matches(
+      'post',
+      '/v1/transit/keys/docs-portable/config',
+      '/v1/transit/keys/{name}/config',
+      bodyExample('/v1/transit/keys/{name}/config', 'post'),
+    );
   });
 
   it('sys and auth: health, seal status, audit checkpoint, token lookup and create', async () => {
