@@ -1591,7 +1591,16 @@ export class KeyManager {
       if (kind !== 'public-key' && !policy.exportable) {
         throw new EnsealError(ErrorCode.EXPORT_FORBIDDEN, `key "${name}" is not exportable`);
       }
-      const versions = version === undefined ? [...key.material.keys()] : [version];
+      // Vault exports the versions that still serve: from min_decryption_version to the latest.
+      const serving = (v: number) => v >= policy.minDecryptionVersion && v <= policy.latestVersion;
+      if (version !== undefined && key.material.has(version) && !serving(version)) {
+        throw new EnsealError(
+          ErrorCode.NOT_ALLOWED,
+          `version ${version} of key "${name}" is below min_decryption_version ${policy.minDecryptionVersion} and serves nothing, export included`,
+        );
+      }
+      const versions =
+        version === undefined ? [...key.material.keys()].filter(serving).sort((a, b) => a - b) : [version];
       const material = (v: number) =>
         kind === 'public-key' ? this.#publicKey(key, v) : this.#versionKey(key, v);
       return {
