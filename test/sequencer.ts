@@ -7,7 +7,7 @@
  *
  * The order never changes what runs, only when: each file still runs alone in its own process.
  * Refresh the list after adding slow tests:
- *   npx vitest run --reporter=json --outputFile=report.json && node scripts/file-durations.mjs report.json
+ *   CI=true ENSEAL_SLOW_VECTORS=1 npx vitest run && node scripts/file-durations.mjs
  */
 import { readFileSync, statSync } from 'node:fs';
 import { relative } from 'node:path';
