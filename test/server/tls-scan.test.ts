@@ -14,11 +14,7 @@ const testssl = tool('testssl', ['--version'], 'apt-get install testssl.sh');
 const sslscan = tool('sslscan', ['--version'], 'apt-get install sslscan');
 
 type Ctx = Awaited<ReturnType<typeof devServer>>;
-type Profile = 'modern' | 'intermediate';
-type Finding = { id: string; severity: string; finding: string };
-const servers: Partial<Record<Profile, Ctx>> = {};
-/** The testssl.sh scans, once started (see `scan`). */
-let scans: Record<Profile, Promise<Finding[]>> | undefined;
+const servers: Partial<Record<'modern' | 'intermediate', Ctx>> = {};
 
 beforeAll(async () => {
   if (!testssl.available && !sslscan.available) return;
@@ -26,8 +22,6 @@ beforeAll(async () => {
   servers.intermediate = await devServer({ tlsProfile: 'intermediate' });
 });
 afterAll(async () => {
-  // A scan whose test was filtered out still finishes before its server goes away.
-  await Promise.allSettled(Object.values(scans ?? {}));
   await servers.modern?.server.close();
   await servers.intermediate?.server.close();
 });
@@ -48,7 +42,7 @@ async function sslscanProtocols(ctx: Ctx): Promise<{ protocols: Record<string, s
   return { protocols, ciphers };
 }
 
-async function testsslFindings(ctx: Ctx): Promise<Finding[]> {
+async function testsslFindings(ctx: Ctx): Promise<{ id: string; severity: string; finding: string }[]> {
   const json = join(tempDir(), 'testssl.json');
   await runAsync('testssl', [
     '--quiet',
@@ -67,25 +61,7 @@ async function testsslFindings(ctx: Ctx): Promise<Finding[]> {
     '-U',
     `https://${hostPort(ctx)}`,
   ]).catch(() => undefined); // testssl.sh exits non-zero on findings; the JSON file is what we judge
-  return JSON.parse(readFileSync(json, 'utf8')) as Finding[];
-}
-
-/**
- * The testssl.sh scan of `profile`'s server. Both scans start together when the first is asked for (after the
- * sslscan tests, which so run alone): a scan spends most of its half-minute or more waiting on sockets (its
- * fixed send/receive pauses and reply timeouts), not computing, so two at once take about as long as one.
- * Each test awaits and judges its own scan.
- */
-function scan(profile: Profile): Promise<Finding[]> {
-  if (scans === undefined) {
-    scans = {
-      modern: testsslFindings(servers.modern!),
-      intermediate: testsslFindings(servers.intermediate!),
-    };
-    // A failed scan fails the test that awaits it, not the run as an unhandled rejection.
-    for (const p of Object.values(scans)) p.catch(() => undefined);
-  }
-  return scans[profile];
+  return JSON.parse(readFileSync(json, 'utf8')) as { id: string; severity: string; finding: string }[];
 }
 
 const ABOVE_LOW = new Set(['MEDIUM', 'HIGH', 'CRITICAL']);
@@ -120,7 +96,7 @@ describe('TLS as scanners see it', () => {
   it.skipIf(!testssl.available).each(['modern', 'intermediate'] as const)(
     'testssl.sh (%s): HSTS present, nothing above LOW',
     async (profile) => {
-      const findings = await scan(profile);
+      const findings = await testsslFindings(servers[profile]!);
       expect(findings.find((f) => f.id === 'HSTS_time')?.severity).toBe('OK');
       expect(findings.find((f) => f.id === 'HSTS_subdomains')?.severity).toBe('OK');
       const bad = findings.filter((f) => ABOVE_LOW.has(f.severity));
