@@ -623,7 +623,7 @@ describe('MLS interop vectors', () => {
         }
       }
     });
-  });
+  }, 300_000); // the heaviest vector file: 28 s alone, several times that when the other worker is busy too
 
   // The passive-client files: join from the welcome, process every epoch, compare epoch authenticators.
   const vouchAll: MlsAuthenticator = {
