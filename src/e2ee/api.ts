@@ -31,7 +31,10 @@ export class EpochConflictError extends EnsealError {
 
 /** True for failures worth retrying later (no answer, 429, 5xx): they never justify deleting key material. */
 export function isTransientError(err: unknown): boolean {
-  return err instanceof EnsealError && (err.code === ErrorCode.IO || err.code === ErrorCode.STORE || err.code === ErrorCode.RATE_LIMITED);
+  return (
+    err instanceof EnsealError &&
+    (err.code === ErrorCode.IO || err.code === ErrorCode.STORE || err.code === ErrorCode.RATE_LIMITED)
+  );
 }
 
 function codeFor(status: number, message: string): Code {
@@ -83,7 +86,8 @@ function str(v: unknown, what: string): string {
   return v;
 }
 function int(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw malformed(what, 'expected an integer');
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw malformed(what, 'expected an integer');
   return v;
 }
 function b64(v: unknown, what: string): Uint8Array {
@@ -175,7 +179,12 @@ export class E2eeApi {
     return b64(r.challenge, 'challenge');
   }
 
-  async login(user: string, device: string, challenge: Uint8Array, signature: Uint8Array): Promise<{ token: string; expiresAt: string }> {
+  async login(
+    user: string,
+    device: string,
+    challenge: Uint8Array,
+    signature: Uint8Array,
+  ): Promise<{ token: string; expiresAt: string }> {
     const r = await this.#json({
       method: 'POST',
       path: '/v1/e2ee/auth/login',
@@ -186,16 +195,31 @@ export class E2eeApi {
 
   // ---------------------------------------------------------- directory
 
-  async registerUser(token: string, user: string, identity: Uint8Array, deviceRecord: Uint8Array, mlsBinding: Uint8Array): Promise<void> {
+  async registerUser(
+    token: string,
+    user: string,
+    identity: Uint8Array,
+    deviceRecord: Uint8Array,
+    mlsBinding: Uint8Array,
+  ): Promise<void> {
     await this.#json({
       method: 'POST',
       path: `/v1/e2ee/users/${enc(user)}`,
       token,
-      json: { identity: base64Encode(identity), device_record: base64Encode(deviceRecord), mls_binding: base64Encode(mlsBinding) },
+      json: {
+        identity: base64Encode(identity),
+        device_record: base64Encode(deviceRecord),
+        mls_binding: base64Encode(mlsBinding),
+      },
     });
   }
 
-  async addDevice(token: string, user: string, deviceRecord: Uint8Array, mlsBinding: Uint8Array): Promise<void> {
+  async addDevice(
+    token: string,
+    user: string,
+    deviceRecord: Uint8Array,
+    mlsBinding: Uint8Array,
+  ): Promise<void> {
     await this.#json({
       method: 'POST',
       path: `/v1/e2ee/users/${enc(user)}/devices`,
@@ -205,7 +229,12 @@ export class E2eeApi {
   }
 
   async revokeDevice(token: string, user: string, revocation: Uint8Array): Promise<void> {
-    await this.#json({ method: 'POST', path: `/v1/e2ee/users/${enc(user)}/revocations`, token, json: { revocation: base64Encode(revocation) } });
+    await this.#json({
+      method: 'POST',
+      path: `/v1/e2ee/users/${enc(user)}/revocations`,
+      token,
+      json: { revocation: base64Encode(revocation) },
+    });
   }
 
   async userEntries(token: string, user: string): Promise<UserEntriesJson> {
@@ -224,7 +253,13 @@ export class E2eeApi {
     };
   }
 
-  async publishKeyPackages(token: string, user: string, device: string, keyPackages: readonly Uint8Array[], lastResort?: Uint8Array): Promise<void> {
+  async publishKeyPackages(
+    token: string,
+    user: string,
+    device: string,
+    keyPackages: readonly Uint8Array[],
+    lastResort?: Uint8Array,
+  ): Promise<void> {
     await this.#json({
       method: 'POST',
       path: `/v1/e2ee/users/${enc(user)}/devices/${enc(device)}/key-packages`,
@@ -237,16 +272,30 @@ export class E2eeApi {
   }
 
   async claimKeyPackages(token: string, user: string): Promise<ClaimedKeyPackage[]> {
-    const r = await this.#json({ method: 'POST', path: `/v1/e2ee/users/${enc(user)}/key-packages/claim`, token, json: {} });
+    const r = await this.#json({
+      method: 'POST',
+      path: `/v1/e2ee/users/${enc(user)}/key-packages/claim`,
+      token,
+      json: {},
+    });
     return arr(r.key_packages, 'key_packages').map((e) => {
       const o = obj(e, 'key package');
-      return { device: str(o.device, 'device'), keyPackage: b64(o.key_package, 'key_package'), lastResort: o.last_resort === true };
+      return {
+        device: str(o.device, 'device'),
+        keyPackage: b64(o.key_package, 'key_package'),
+        lastResort: o.last_resort === true,
+      };
     });
   }
 
   /** `PUT /v1/e2ee/users/:user/recovery-blob`: the user's recovery backup, ciphertext only. */
   async putRecoveryBlob(token: string, user: string, blob: Uint8Array): Promise<void> {
-    await this.#json({ method: 'PUT', path: `/v1/e2ee/users/${enc(user)}/recovery-blob`, token, json: { blob: base64Encode(blob) } });
+    await this.#json({
+      method: 'PUT',
+      path: `/v1/e2ee/users/${enc(user)}/recovery-blob`,
+      token,
+      json: { blob: base64Encode(blob) },
+    });
   }
 
   async getRecoveryBlob(token: string, user: string): Promise<Uint8Array> {
@@ -262,25 +311,43 @@ export class E2eeApi {
   }
 
   async consistencyProof(token: string, from: number, to: number): Promise<Uint8Array[]> {
-    const r = await this.#json({ method: 'GET', path: `/v1/e2ee/log/proof/consistency?from=${from}&to=${to}`, token });
+    const r = await this.#json({
+      method: 'GET',
+      path: `/v1/e2ee/log/proof/consistency?from=${from}&to=${to}`,
+      token,
+    });
     return arr(r.proof, 'proof').map((p) => b64(p, 'proof'));
   }
 
   async logEntries(token: string, start: number, end: number): Promise<Uint8Array[]> {
-    const r = await this.#json({ method: 'GET', path: `/v1/e2ee/log/entries?start=${start}&end=${end}`, token });
+    const r = await this.#json({
+      method: 'GET',
+      path: `/v1/e2ee/log/entries?start=${start}&end=${end}`,
+      token,
+    });
     return arr(r.entries, 'entries').map((p) => b64(p, 'entry'));
   }
 
   // -------------------------------------------------------------- relay
 
   async createGroup(token: string, groupId: Uint8Array, roster: readonly DeviceAddress[]): Promise<void> {
-    await this.#json({ method: 'POST', path: '/v1/e2ee/groups', token, json: { group_id: groupPathId(groupId), roster } });
+    await this.#json({
+      method: 'POST',
+      path: '/v1/e2ee/groups',
+      token,
+      json: { group_id: groupPathId(groupId), roster },
+    });
   }
 
   async postCommit(
     token: string,
     groupId: Uint8Array,
-    body: { epoch: number; commit: Uint8Array; roster: readonly DeviceAddress[]; welcome?: { frame: Uint8Array; recipients: readonly DeviceAddress[] } },
+    body: {
+      epoch: number;
+      commit: Uint8Array;
+      roster: readonly DeviceAddress[];
+      welcome?: { frame: Uint8Array; recipients: readonly DeviceAddress[] };
+    },
   ): Promise<{ epoch: number; seq: number }> {
     const r = await this.#json({
       method: 'POST',
@@ -290,7 +357,9 @@ export class E2eeApi {
         epoch: body.epoch,
         commit: base64Encode(body.commit),
         roster: body.roster,
-        ...(body.welcome === undefined ? {} : { welcome: { frame: base64Encode(body.welcome.frame), recipients: body.welcome.recipients } }),
+        ...(body.welcome === undefined
+          ? {}
+          : { welcome: { frame: base64Encode(body.welcome.frame), recipients: body.welcome.recipients } }),
       },
     });
     return { epoch: int(r.epoch, 'epoch'), seq: typeof r.seq === 'number' ? r.seq : 0 };
@@ -307,7 +376,11 @@ export class E2eeApi {
   }
 
   async commitsAfter(token: string, groupId: Uint8Array, afterEpoch: number): Promise<AcceptedCommit[]> {
-    const r = await this.#json({ method: 'GET', path: `/v1/e2ee/groups/${groupPathId(groupId)}/commits?after_epoch=${afterEpoch}`, token });
+    const r = await this.#json({
+      method: 'GET',
+      path: `/v1/e2ee/groups/${groupPathId(groupId)}/commits?after_epoch=${afterEpoch}`,
+      token,
+    });
     return arr(r.commits, 'commits').map((e) => {
       const o = obj(e, 'commit');
       return {
@@ -328,7 +401,8 @@ export class E2eeApi {
     return arr(r.messages, 'messages').map((e) => {
       const o = obj(e, 'message');
       const kind = str(o.kind, 'kind');
-      if (kind !== 'commit' && kind !== 'welcome' && kind !== 'application') throw malformed('inbox message', 'unknown kind');
+      if (kind !== 'commit' && kind !== 'welcome' && kind !== 'application')
+        throw malformed('inbox message', 'unknown kind');
       return {
         seq: int(o.seq, 'seq'),
         groupId: str(o.group_id, 'group_id'),
@@ -347,7 +421,12 @@ export class E2eeApi {
   // -------------------------------------------------------------- blobs
 
   async createBlob(token: string, groupId: Uint8Array): Promise<string> {
-    const r = await this.#json({ method: 'POST', path: `/v1/e2ee/groups/${groupPathId(groupId)}/blobs`, token, json: {} });
+    const r = await this.#json({
+      method: 'POST',
+      path: `/v1/e2ee/groups/${groupPathId(groupId)}/blobs`,
+      token,
+      json: {},
+    });
     return str(r.blob_id, 'blob_id');
   }
 
@@ -356,7 +435,12 @@ export class E2eeApi {
   }
 
   async completeBlob(token: string, blobId: string, chunks: number): Promise<void> {
-    await this.#json({ method: 'POST', path: `/v1/e2ee/blobs/${enc(blobId)}/complete`, token, json: { chunks } });
+    await this.#json({
+      method: 'POST',
+      path: `/v1/e2ee/blobs/${enc(blobId)}/complete`,
+      token,
+      json: { chunks },
+    });
   }
 
   async blobInfo(token: string, blobId: string): Promise<{ chunks: number; size: number }> {
@@ -365,6 +449,7 @@ export class E2eeApi {
   }
 
   async getChunk(token: string, blobId: string, n: number): Promise<Uint8Array> {
-    return (await this.#send({ method: 'GET', path: `/v1/e2ee/blobs/${enc(blobId)}/chunks/${n}`, token })).body;
+    return (await this.#send({ method: 'GET', path: `/v1/e2ee/blobs/${enc(blobId)}/chunks/${n}`, token }))
+      .body;
   }
 }

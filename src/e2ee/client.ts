@@ -59,9 +59,27 @@ import {
   type ByteSource,
 } from './files.js';
 import { decodeFrame, encodeFrame } from './frame.js';
-import { encodeDeviceRecord, encodeDeviceRevocation, generateIdentityKey, signDeviceRecord, signDeviceRevocation } from './identity.js';
-import { MlsClient, encodeKeyPackageSecret, type MlsGroup, type MlsKeyPackage, type MlsSuite, type PendingCommit } from './mls.js';
-import { backupIdentityKey, combineIdentityShares, restoreIdentityKey, splitIdentityKey } from './recovery.js';
+import {
+  encodeDeviceRecord,
+  encodeDeviceRevocation,
+  generateIdentityKey,
+  signDeviceRecord,
+  signDeviceRevocation,
+} from './identity.js';
+import {
+  MlsClient,
+  encodeKeyPackageSecret,
+  type MlsGroup,
+  type MlsKeyPackage,
+  type MlsSuite,
+  type PendingCommit,
+} from './mls.js';
+import {
+  backupIdentityKey,
+  combineIdentityShares,
+  restoreIdentityKey,
+  splitIdentityKey,
+} from './recovery.js';
 import { safetyNumber, verifySafetyNumberPayload, type SafetyNumber } from './safety-number.js';
 import type { EncryptedState, StateTransaction } from './state.js';
 import { monitorUserEntries, signMlsKeyBinding, type DirectoryEntry } from './transparency.js';
@@ -78,16 +96,44 @@ const FILE_WRAP_EPOCHS_KEPT = 8;
 
 /** Something the client noticed that the user should see. */
 export type E2eeWarning =
-  | { readonly kind: 'unexpected-device'; readonly user: string; readonly device: string; readonly addedAt: number }
+  | {
+      readonly kind: 'unexpected-device';
+      readonly user: string;
+      readonly device: string;
+      readonly addedAt: number;
+    }
   | { readonly kind: 'expected-device-revoked'; readonly user: string; readonly device: string }
-  | { readonly kind: 'message-rejected'; readonly groupId: string; readonly seq: number; readonly code: string };
+  | {
+      readonly kind: 'message-rejected';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly code: string;
+    };
 
 /** What {@link E2eeClient.sync} delivered. */
 export type E2eeEvent =
   | { readonly kind: 'joined'; readonly groupId: string; readonly seq: number }
-  | { readonly kind: 'commit'; readonly groupId: string; readonly epoch: number; readonly removed: boolean; readonly seq: number }
-  | { readonly kind: 'message'; readonly groupId: string; readonly seq: number; readonly sender: DeviceAddress; readonly data: Uint8Array }
-  | { readonly kind: 'file'; readonly groupId: string; readonly seq: number; readonly sender: DeviceAddress; readonly file: SharedFile }
+  | {
+      readonly kind: 'commit';
+      readonly groupId: string;
+      readonly epoch: number;
+      readonly removed: boolean;
+      readonly seq: number;
+    }
+  | {
+      readonly kind: 'message';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly sender: DeviceAddress;
+      readonly data: Uint8Array;
+    }
+  | {
+      readonly kind: 'file';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly sender: DeviceAddress;
+      readonly file: SharedFile;
+    }
   | { readonly kind: 'rejected'; readonly groupId: string; readonly seq: number; readonly code: string };
 
 /** A file shared in a group, as its file message describes it. */
@@ -151,16 +197,16 @@ function gidName(groupId: Uint8Array): string {
 function gidBytes(groupId: string | Uint8Array): Uint8Array {
   if (groupId instanceof Uint8Array) return groupId;
   try {
-    return base64Decode(groupId.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (groupId.length % 4)) % 4));
+    return base64Decode(
+      groupId.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (groupId.length % 4)) % 4),
+    );
   } catch {
     throw invalidArgument('groupId', 'must be a group id (base64url)');
   }
 }
 
 /** The application payload inside an MLS message: a message or a file reference. */
-type Payload =
-  | { t: 'm'; d: string }
-  | { t: 'f'; b: string; k: string; e: number; s: number; n: string };
+type Payload = { t: 'm'; d: string } | { t: 'f'; b: string; k: string; e: number; s: number; n: string };
 
 function encodePayload(p: Payload): Uint8Array {
   return utf8Encode(JSON.stringify(p));
@@ -175,19 +221,30 @@ function decodePayload(bytes: Uint8Array): Payload {
   }
   const o = p as Record<string, unknown>;
   if (o?.t === 'm' && typeof o.d === 'string') return o as Payload;
-  if (o?.t === 'f' && typeof o.b === 'string' && typeof o.k === 'string' && Number.isSafeInteger(o.e) && Number.isSafeInteger(o.s) && typeof o.n === 'string')
+  if (
+    o?.t === 'f' &&
+    typeof o.b === 'string' &&
+    typeof o.k === 'string' &&
+    Number.isSafeInteger(o.e) &&
+    Number.isSafeInteger(o.s) &&
+    typeof o.n === 'string'
+  )
     return o as Payload;
   throw new EnsealError(ErrorCode.MALFORMED, 'group message: not a message of this client');
 }
 
 /** The text a new device shows to an existing one: `enseal-device1:<base64>`. */
 export function formatDeviceRequest(r: DeviceRequest): string {
-  return 'enseal-device1:' + b64(new Writer().string8(r.user).string8(r.device).bytes8(r.deviceKey).bytes16(r.mlsBinding).finish());
+  return (
+    'enseal-device1:' +
+    b64(new Writer().string8(r.user).string8(r.device).bytes8(r.deviceKey).bytes16(r.mlsBinding).finish())
+  );
 }
 
 /** Parses {@link formatDeviceRequest}'s text. Throws ERR_MALFORMED. */
 export function parseDeviceRequest(text: string): DeviceRequest {
-  if (!text.startsWith('enseal-device1:')) throw new EnsealError(ErrorCode.MALFORMED, 'device request: expected enseal-device1:…');
+  if (!text.startsWith('enseal-device1:'))
+    throw new EnsealError(ErrorCode.MALFORMED, 'device request: expected enseal-device1:…');
   const bytes = base64Decode(text.slice('enseal-device1:'.length).trim(), 'device request');
   // Reader is private to wire.ts users; decode by hand with the same rules.
   let o = 0;
@@ -256,7 +313,11 @@ export class E2eeClient {
     this.#onWarning = options.onWarning ?? (() => undefined);
   }
 
-  static async #build(options: E2eeClientOptions, record: DeviceRecordJson, policy: PinnedLogPolicy): Promise<E2eeClient> {
+  static async #build(
+    options: E2eeClientOptions,
+    record: DeviceRecordJson,
+    policy: PinnedLogPolicy,
+  ): Promise<E2eeClient> {
     const state = options.state;
     const contacts = new Map<string, Uint8Array>();
     for (const name of await state.list('contact/')) {
@@ -266,16 +327,16 @@ export class E2eeClient {
     if (record.identityPublic !== '') contacts.set(record.user, base64Decode(record.identityPublic));
     const log = await state.getJson<{ note: string }>('log');
     const directory = new DirectoryVerifier(logPolicyFrom(policy), log?.note, (u) => contacts.get(u));
-    let client: E2eeClient | undefined;
+    const holder: { client?: E2eeClient } = {};
     const mls = await MlsClient.create({
       ...(options.suite ? { suite: options.suite } : {}),
       authenticator: directory.authenticator(async (u) => {
-        if (client === undefined) throw new EnsealError(ErrorCode.INVALID_STATE, 'client is not ready');
-        await client.verifyUser(u);
+        if (holder.client === undefined) throw new EnsealError(ErrorCode.INVALID_STATE, 'client is not ready');
+        await holder.client.verifyUser(u);
       }),
     });
-    client = new E2eeClient(options, record, policy, directory, mls, contacts);
-    return client;
+    holder.client = new E2eeClient(options, record, policy, directory, mls, contacts);
+    return holder.client;
   }
 
   /**
@@ -285,11 +346,17 @@ export class E2eeClient {
    * failed attempt can simply be repeated with the same state.
    */
   static async register(
-    options: E2eeClientOptions & { user: string; device: string; applicationToken: string; policy: PinnedLogPolicy },
+    options: E2eeClientOptions & {
+      user: string;
+      device: string;
+      applicationToken: string;
+      policy: PinnedLogPolicy;
+    },
   ): Promise<E2eeClient> {
     const state = options.state;
     let record = await state.getJson<DeviceRecordJson>('device');
-    if (record?.enrolled) throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
+    if (record?.enrolled)
+      throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
     if (record === undefined || record.user !== options.user || record.device !== options.device) {
       const identity = generateIdentityKey();
       record = {
@@ -309,7 +376,12 @@ export class E2eeClient {
     const now = Math.floor(Date.now() / 1000);
     const identity = signUserIdentity(options.user, identityPriv, signingPublicKey('ed25519', identityPriv));
     const deviceRecord = signDeviceRecord(
-      { userId: options.user, deviceId: options.device, deviceKey: signingPublicKey('ed25519', deviceKey), createdAt: now },
+      {
+        userId: options.user,
+        deviceId: options.device,
+        deviceKey: signingPublicKey('ed25519', deviceKey),
+        createdAt: now,
+      },
       { kind: 'identity', privateKey: identityPriv },
     );
     const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
@@ -331,7 +403,10 @@ export class E2eeClient {
     const record = await options.state.getJson<DeviceRecordJson>('device');
     const policy = await options.state.getJson<PinnedLogPolicy>('policy');
     if (record === undefined || policy === undefined)
-      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'no e2ee device in this state: register or request a device first');
+      throw new EnsealError(
+        ErrorCode.KEY_NOT_FOUND,
+        'no e2ee device in this state: register or request a device first',
+      );
     return E2eeClient.#build(options, record, policy);
   }
 
@@ -340,11 +415,17 @@ export class E2eeClient {
    * must approve ({@link E2eeClient.approveDevice}). Then call {@link E2eeClient.completeEnrolment} on this device.
    */
   static async requestDevice(
-    options: E2eeClientOptions & { user: string; device: string; policy: PinnedLogPolicy; identityPublicKey?: Uint8Array },
+    options: E2eeClientOptions & {
+      user: string;
+      device: string;
+      policy: PinnedLogPolicy;
+      identityPublicKey?: Uint8Array;
+    },
   ): Promise<{ client: E2eeClient; request: DeviceRequest }> {
     const state = options.state;
     let record = await state.getJson<DeviceRecordJson>('device');
-    if (record?.enrolled) throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
+    if (record?.enrolled)
+      throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
     if (record === undefined || record.user !== options.user || record.device !== options.device) {
       record = {
         user: options.user,
@@ -361,7 +442,12 @@ export class E2eeClient {
     const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
     return {
       client,
-      request: { user: options.user, device: options.device, deviceKey: signingPublicKey('ed25519', deviceKey), mlsBinding: encodeMlsBindingBody(binding) },
+      request: {
+        user: options.user,
+        device: options.device,
+        deviceKey: signingPublicKey('ed25519', deviceKey),
+        mlsBinding: encodeMlsBindingBody(binding),
+      },
     };
   }
 
@@ -382,7 +468,11 @@ export class E2eeClient {
     this.#record.enrolled = true;
     const expected = new Set((await this.state.getJson<string[]>('expected-devices')) ?? []);
     for (const d of devices) expected.add(d);
-    await this.state.transaction().putJson('device', this.#record).putJson('expected-devices', [...expected]).commit();
+    await this.state
+      .transaction()
+      .putJson('device', this.#record)
+      .putJson('expected-devices', [...expected])
+      .commit();
   }
 
   // -------------------------------------------------------------- tokens
@@ -390,7 +480,13 @@ export class E2eeClient {
   /** Proves possession of the device key and gets a device token. */
   async login(): Promise<string> {
     const challenge = await this.api.challenge(this.user, this.device);
-    const msg = new Writer().raw(LOGIN_CONTEXT).string8(this.#policy.origin).string8(this.user).string8(this.device).raw(challenge).finish();
+    const msg = new Writer()
+      .raw(LOGIN_CONTEXT)
+      .string8(this.#policy.origin)
+      .string8(this.user)
+      .string8(this.device)
+      .raw(challenge)
+      .finish();
     const signature = sign('ed25519', base64Decode(this.#record.deviceKey), msg);
     const { token, expiresAt } = await this.api.login(this.user, this.device, challenge, signature);
     const t = Date.parse(expiresAt);
@@ -409,7 +505,10 @@ export class E2eeClient {
     try {
       return await call(token);
     } catch (err) {
-      if (err instanceof EnsealError && (err.code === ErrorCode.PERMISSION_DENIED || err.code === ErrorCode.TOKEN_EXPIRED)) {
+      if (
+        err instanceof EnsealError &&
+        (err.code === ErrorCode.PERMISSION_DENIED || err.code === ErrorCode.TOKEN_EXPIRED)
+      ) {
         return call(await this.login());
       }
       throw err;
@@ -427,7 +526,10 @@ export class E2eeClient {
     const tx = this.state.transaction().putJson('log', { note: this.directory.latestNote });
     if (!this.#contacts.has(user)) {
       this.#contacts.set(user, verified.identityKey);
-      tx.putJson(`contact/${user}`, { identityKey: b64(verified.identityKey), verified: false } satisfies ContactJson);
+      tx.putJson(`contact/${user}`, {
+        identityKey: b64(verified.identityKey),
+        verified: false,
+      } satisfies ContactJson);
     }
     await tx.commit();
     return verified;
@@ -443,8 +545,17 @@ export class E2eeClient {
     const entries = me.entries.filter((e): e is DirectoryEntry => e.kind !== 'user-identity');
     const report = monitorUserEntries(this.user, entries, expected);
     const warnings: E2eeWarning[] = [
-      ...report.unexpectedDevices.map((d) => ({ kind: 'unexpected-device' as const, user: this.user, device: d.deviceId, addedAt: d.addedAt })),
-      ...report.revokedExpected.map((d) => ({ kind: 'expected-device-revoked' as const, user: this.user, device: d })),
+      ...report.unexpectedDevices.map((d) => ({
+        kind: 'unexpected-device' as const,
+        user: this.user,
+        device: d.deviceId,
+        addedAt: d.addedAt,
+      })),
+      ...report.revokedExpected.map((d) => ({
+        kind: 'expected-device-revoked' as const,
+        user: this.user,
+        device: d,
+      })),
     ];
     for (const w of warnings) this.#onWarning(w);
     return warnings;
@@ -458,7 +569,12 @@ export class E2eeClient {
   /** This user's valid devices, proved from the directory. */
   async devices(): Promise<{ device: string; addedBy: string; createdAt: number; current: boolean }[]> {
     const me = await this.verifyUser(this.user);
-    return [...me.devices.values()].map((d) => ({ device: d.deviceId, addedBy: d.addedBy, createdAt: d.createdAt, current: d.deviceId === this.device }));
+    return [...me.devices.values()].map((d) => ({
+      device: d.deviceId,
+      addedBy: d.addedBy,
+      createdAt: d.createdAt,
+      current: d.deviceId === this.device,
+    }));
   }
 
   /**
@@ -469,10 +585,17 @@ export class E2eeClient {
   async approveDevice(request: DeviceRequest): Promise<void> {
     if (request.user !== this.user) throw invalidArgument('request', 'is for another user');
     const record = signDeviceRecord(
-      { userId: this.user, deviceId: request.device, deviceKey: request.deviceKey, createdAt: Math.floor(Date.now() / 1000) },
+      {
+        userId: this.user,
+        deviceId: request.device,
+        deviceKey: request.deviceKey,
+        createdAt: Math.floor(Date.now() / 1000),
+      },
       { kind: 'device', privateKey: base64Decode(this.#record.deviceKey), deviceId: this.device },
     );
-    await this.#authed((t) => this.api.addDevice(t, this.user, encodeDeviceRecord(record), request.mlsBinding));
+    await this.#authed((t) =>
+      this.api.addDevice(t, this.user, encodeDeviceRecord(record), request.mlsBinding),
+    );
     await this.#markEnrolled([request.device]);
   }
 
@@ -480,9 +603,13 @@ export class E2eeClient {
   async completeEnrolment(): Promise<void> {
     // Unless it was given, the identity key of this user is whatever the directory proves: pin it now.
     const me = await this.#authed((t) => this.directory.fetchUser(this.user, this.api, t));
-    if (!me.devices.has(this.device)) throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, 'this device is not in the directory yet');
+    if (!me.devices.has(this.device))
+      throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, 'this device is not in the directory yet');
     if (this.#record.identityPublic !== '' && !this.isOwnIdentityKey(me.identityKey))
-      throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, 'the directory shows another identity key for this user');
+      throw new EnsealError(
+        ErrorCode.E2EE_UNTRUSTED_IDENTITY,
+        'the directory shows another identity key for this user',
+      );
     this.#contacts.set(this.user, me.identityKey);
     this.#record.identityPublic = b64(me.identityKey);
     await this.state.transaction().putJson('log', { note: this.directory.latestNote }).commit();
@@ -502,7 +629,11 @@ export class E2eeClient {
   // ------------------------------------------------------- key packages
 
   async #newKeyPackage(lastResort: boolean): Promise<MlsKeyPackage> {
-    return this.mls.generateKeyPackage({ identity: deviceCredential(this.user, this.device), signaturePrivateKey: this.#mlsPrivate(), lastResort });
+    return this.mls.generateKeyPackage({
+      identity: deviceCredential(this.user, this.device),
+      signaturePrivateKey: this.#mlsPrivate(),
+      lastResort,
+    });
   }
 
   /**
@@ -526,7 +657,13 @@ export class E2eeClient {
     if (lastResort) tx.put(`kp/lr/${lastResort.ref}`, encodeKeyPackageSecret(lastResort));
     await tx.commit();
     await this.#authed((t) =>
-      this.api.publishKeyPackages(t, this.user, this.device, fresh.map((k) => k.message), lastResort?.message),
+      this.api.publishKeyPackages(
+        t,
+        this.user,
+        this.device,
+        fresh.map((k) => k.message),
+        lastResort?.message,
+      ),
     );
     return fresh.length;
   }
@@ -535,7 +672,8 @@ export class E2eeClient {
 
   async #loadGroup(groupId: Uint8Array): Promise<MlsGroup> {
     const bytes = await this.state.get(`group/${gidName(groupId)}`);
-    if (bytes === undefined) throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'this device is not in that group');
+    if (bytes === undefined)
+      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'this device is not in that group');
     return this.mls.decodeGroup(bytes, { allowUntrusted: true });
   }
 
@@ -596,7 +734,9 @@ export class E2eeClient {
             epoch,
             commit: frame,
             roster: this.#roster(pending.next),
-            ...(pending.welcome === undefined ? {} : { welcome: { frame: encodeFrame(pending.welcome), recipients } }),
+            ...(pending.welcome === undefined
+              ? {}
+              : { welcome: { frame: encodeFrame(pending.welcome), recipients } }),
           }),
         );
       } catch (err) {
@@ -606,9 +746,16 @@ export class E2eeClient {
         }
         if (isTransientError(err)) {
           // The relay may have accepted it and the answer got lost: keep the next state to adopt it then.
-          const aside: PendingCommitJson = { epoch, commitHash: hexEncode(sha256(frame)), next: b64(pending.next.encode()) };
+          const aside: PendingCommitJson = {
+            epoch,
+            commitHash: hexEncode(sha256(frame)),
+            next: b64(pending.next.encode()),
+          };
           pending.discard();
-          await this.state.transaction().putJson(`pending/${gidName(groupId)}`, aside).commit();
+          await this.state
+            .transaction()
+            .putJson(`pending/${gidName(groupId)}`, aside)
+            .commit();
         } else {
           pending.discard();
         }
@@ -636,11 +783,20 @@ export class E2eeClient {
   }
 
   /** Applies one accepted commit frame (adopting this device's own pending one), persisting the result. */
-  async #applyCommit(groupId: Uint8Array, group: MlsGroup, frame: Uint8Array, extra?: (tx: StateTransaction) => void): Promise<MlsGroup> {
+  async #applyCommit(
+    groupId: Uint8Array,
+    group: MlsGroup,
+    frame: Uint8Array,
+    extra?: (tx: StateTransaction) => void,
+  ): Promise<MlsGroup> {
     const name = gidName(groupId);
     const aside = await this.state.getJson<PendingCommitJson>(`pending/${name}`);
     let next: MlsGroup;
-    if (aside !== undefined && aside.epoch === Number(group.epoch) && aside.commitHash === hexEncode(sha256(frame))) {
+    if (
+      aside !== undefined &&
+      aside.epoch === Number(group.epoch) &&
+      aside.commitHash === hexEncode(sha256(frame))
+    ) {
       next = await this.mls.decodeGroup(base64Decode(aside.next), { allowUntrusted: true });
       group.retire();
     } else {
@@ -676,9 +832,16 @@ export class E2eeClient {
         for (const c of claimed) {
           if (present.has(`${user}/${c.device}`) || !verified.devices.has(c.device)) continue;
           const kp = await this.mls.decodeKeyPackage(c.keyPackage); // authenticates against the directory
-          const id = parseDeviceCredential(kp.leafNode.credential.credentialType === 'basic' ? kp.leafNode.credential.identity : new Uint8Array(0));
+          const id = parseDeviceCredential(
+            kp.leafNode.credential.credentialType === 'basic'
+              ? kp.leafNode.credential.identity
+              : new Uint8Array(0),
+          );
           if (id === undefined || id.user !== user || id.device !== c.device)
-            throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, `a key package claimed for ${user}/${c.device} names another device`);
+            throw new EnsealError(
+              ErrorCode.E2EE_UNTRUSTED_IDENTITY,
+              `a key package claimed for ${user}/${c.device} names another device`,
+            );
           packages.push(c.keyPackage);
           recipients.push({ user, device: c.device });
         }
@@ -712,7 +875,10 @@ export class E2eeClient {
 
   /** A fresh path for this device in the group (post-compromise security), as an empty commit. */
   async updateKeys(groupIdText: string): Promise<void> {
-    await this.#commit(gidBytes(groupIdText), async (group) => ({ pending: await group.update(), recipients: [] }));
+    await this.#commit(gidBytes(groupIdText), async (group) => ({
+      pending: await group.update(),
+      recipients: [],
+    }));
   }
 
   /** The group's members as the relay names them. */
@@ -722,7 +888,8 @@ export class E2eeClient {
 
   async #sendPayload(groupId: Uint8Array, payload: Payload): Promise<number> {
     const group = await this.#catchUp(groupId, await this.#loadGroup(groupId));
-    if (group.removed) throw new EnsealError(ErrorCode.INVALID_STATE, 'this device was removed from the group');
+    if (group.removed)
+      throw new EnsealError(ErrorCode.INVALID_STATE, 'this device was removed from the group');
     const epoch = Number(group.epoch);
     const { message, group: next } = await group.encrypt(encodePayload(payload));
     // The sending ratchet moved: save it before the message leaves, so no key is ever used twice.
@@ -784,7 +951,12 @@ export class E2eeClient {
       const welcome = decodeFrame(m.frame);
       const refs = this.mls.welcomeKeyPackageRefs(welcome);
       for (const ref of refs) {
-        const kpName = (await this.state.get(`kp/${ref}`)) !== undefined ? `kp/${ref}` : (await this.state.get(`kp/lr/${ref}`)) !== undefined ? `kp/lr/${ref}` : undefined;
+        const kpName =
+          (await this.state.get(`kp/${ref}`)) !== undefined
+            ? `kp/${ref}`
+            : (await this.state.get(`kp/lr/${ref}`)) !== undefined
+              ? `kp/lr/${ref}`
+              : undefined;
         if (kpName === undefined) continue;
         const kp = await this.mls.decodeKeyPackageSecret((await this.state.get(kpName))!);
         const group = await this.mls.joinFromWelcome(welcome, kp);
@@ -817,7 +989,8 @@ export class E2eeClient {
       return { kind: 'commit', groupId: name, epoch: Number(next.epoch), removed: next.removed, seq: m.seq };
     }
     const result = await group.process(decodeFrame(m.frame));
-    if (result.kind !== 'application') throw new EnsealError(ErrorCode.E2EE_MLS_REJECTED, 'expected an application message');
+    if (result.kind !== 'application')
+      throw new EnsealError(ErrorCode.E2EE_MLS_REJECTED, 'expected an application message');
     const payload = decodePayload(result.plaintext);
     const tx = this.state.transaction();
     cursor(tx);
@@ -828,9 +1001,21 @@ export class E2eeClient {
     }
     // A file: unwrap its key now, while this epoch's wrapping key is at hand, and keep it sealed in the state.
     const file: SharedFile = { blobId: payload.b, epoch: payload.e, size: payload.s, name: payload.n };
-    const wrapKey = payload.e === Number(result.group.epoch) ? await result.group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32) : await this.state.get(`wrap/${name}/${payload.e}`);
-    if (wrapKey === undefined) throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'the file was shared in an epoch this device has no key for');
-    const fileKey = unwrapFileKey(wrapKey, base64Decode(payload.k), { groupId, epoch: payload.e, blobId: payload.b, size: payload.s });
+    const wrapKey =
+      payload.e === Number(result.group.epoch)
+        ? await result.group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32)
+        : await this.state.get(`wrap/${name}/${payload.e}`);
+    if (wrapKey === undefined)
+      throw new EnsealError(
+        ErrorCode.KEY_NOT_FOUND,
+        'the file was shared in an epoch this device has no key for',
+      );
+    const fileKey = unwrapFileKey(wrapKey, base64Decode(payload.k), {
+      groupId,
+      epoch: payload.e,
+      blobId: payload.b,
+      size: payload.s,
+    });
     tx.putJson(`file/${payload.b}`, { key: b64(fileKey), ...file, groupId: name });
     wipe(fileKey);
     await tx.commit();
@@ -862,7 +1047,10 @@ export class E2eeClient {
       await this.#authed((t) => this.api.completeBlob(t, blobId, n));
       const wrapped = wrapFileKey(wrapKey, fileKey, { groupId, epoch, blobId, size });
       const file: SharedFile = { blobId, epoch, size, name };
-      await this.state.transaction().putJson(`file/${blobId}`, { key: b64(fileKey), ...file, groupId: gidName(groupId) }).commit();
+      await this.state
+        .transaction()
+        .putJson(`file/${blobId}`, { key: b64(fileKey), ...file, groupId: gidName(groupId) })
+        .commit();
       await this.#sendPayload(groupId, { t: 'f', b: blobId, k: b64(wrapped), e: epoch, s: size, n: name });
       return file;
     } finally {
@@ -873,7 +1061,8 @@ export class E2eeClient {
   /** Streams a shared file's plaintext (constant memory; every chunk verified before it is released). */
   async *fetchFile(blobId: string): AsyncGenerator<Uint8Array> {
     const rec = await this.state.getJson<{ key: string; size: number }>(`file/${blobId}`);
-    if (rec === undefined) throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'no key for that file on this device');
+    if (rec === undefined)
+      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'no key for that file on this device');
     const key = base64Decode(rec.key);
     const info = await this.#authed((t) => this.api.blobInfo(t, blobId));
     const api = this.api;
@@ -902,7 +1091,10 @@ export class E2eeClient {
    */
   async safetyNumber(user: string): Promise<SafetyNumber> {
     const them = await this.verifyUser(user);
-    return safetyNumber({ userId: this.user, identityKey: base64Decode(this.#record.identityPublic) }, { userId: user, identityKey: them.identityKey });
+    return safetyNumber(
+      { userId: this.user, identityKey: base64Decode(this.#record.identityPublic) },
+      { userId: user, identityKey: them.identityKey },
+    );
   }
 
   /**
@@ -913,7 +1105,10 @@ export class E2eeClient {
     const sn = await this.safetyNumber(user);
     if (scannedPayload !== undefined && !verifySafetyNumberPayload(sn, scannedPayload)) return false;
     const key = this.#contacts.get(user)!;
-    await this.state.transaction().putJson(`contact/${user}`, { identityKey: b64(key), verified: true } satisfies ContactJson).commit();
+    await this.state
+      .transaction()
+      .putJson(`contact/${user}`, { identityKey: b64(key), verified: true } satisfies ContactJson)
+      .commit();
     return true;
   }
 
@@ -922,7 +1117,11 @@ export class E2eeClient {
     const out: { user: string; verified: boolean; fingerprint: string }[] = [];
     for (const name of await this.state.list('contact/')) {
       const c = (await this.state.getJson<ContactJson>(name))!;
-      out.push({ user: name.slice('contact/'.length), verified: c.verified, fingerprint: hexEncode(sha256(base64Decode(c.identityKey))).slice(0, 16) });
+      out.push({
+        user: name.slice('contact/'.length),
+        verified: c.verified,
+        fingerprint: hexEncode(sha256(base64Decode(c.identityKey))).slice(0, 16),
+      });
     }
     return out;
   }
@@ -931,7 +1130,10 @@ export class E2eeClient {
 
   #identityPrivate(): Uint8Array {
     if (this.#record.identityKey === undefined)
-      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'this device does not hold the identity key (only the first or a recovered device does)');
+      throw new EnsealError(
+        ErrorCode.KEY_NOT_FOUND,
+        'this device does not hold the identity key (only the first or a recovered device does)',
+      );
     return base64Decode(this.#record.identityKey);
   }
 
@@ -973,7 +1175,8 @@ export class E2eeClient {
       identityPriv = await combineIdentityShares(options.shares, me.identityKey);
     } else {
       if (options.passphrase === undefined) throw invalidArgument('passphrase', 'or shares are required');
-      const backup = options.backup ?? utf8Decode(await api.getRecoveryBlob(options.applicationToken, options.user));
+      const backup =
+        options.backup ?? utf8Decode(await api.getRecoveryBlob(options.applicationToken, options.user));
       identityPriv = await restoreIdentityKey(options.user, backup, options.passphrase, me.identityKey);
     }
     const record: DeviceRecordJson = {
@@ -985,15 +1188,30 @@ export class E2eeClient {
       identityKey: b64(identityPriv),
       enrolled: false,
     };
-    await options.state.transaction().putJson('device', record).putJson('policy', options.policy).putJson('log', { note: directory.latestNote }).commit();
+    await options.state
+      .transaction()
+      .putJson('device', record)
+      .putJson('policy', options.policy)
+      .putJson('log', { note: directory.latestNote })
+      .commit();
     const client = await E2eeClient.#build(options, record, options.policy);
     const deviceKey = base64Decode(record.deviceKey);
     const deviceRecord = signDeviceRecord(
-      { userId: options.user, deviceId: options.device, deviceKey: signingPublicKey('ed25519', deviceKey), createdAt: Math.floor(Date.now() / 1000) },
+      {
+        userId: options.user,
+        deviceId: options.device,
+        deviceKey: signingPublicKey('ed25519', deviceKey),
+        createdAt: Math.floor(Date.now() / 1000),
+      },
       { kind: 'identity', privateKey: identityPriv },
     );
     const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
-    await api.addDevice(options.applicationToken, options.user, encodeDeviceRecord(deviceRecord), encodeMlsBindingBody(binding));
+    await api.addDevice(
+      options.applicationToken,
+      options.user,
+      encodeDeviceRecord(deviceRecord),
+      encodeMlsBindingBody(binding),
+    );
     await client.#markEnrolled([...me.devices.keys(), options.device]);
     await client.login();
     await client.publishKeyPackages();

@@ -6,13 +6,7 @@
  * introduced by the identity key, the recovery key or an earlier valid device, MLS keys bound by their device.
  * The MLS authenticator answers from this verified view only.
  */
-import {
-  EnsealError,
-  ErrorCode,
-  constantTimeEqual,
-  utf8Decode,
-  utf8Encode,
-} from '../crypto/index.js';
+import { EnsealError, ErrorCode, constantTimeEqual, utf8Decode, utf8Encode } from '../crypto/index.js';
 import type { E2eeApi, UserEntriesJson } from './api.js';
 import { ed25519CosignatureVerifier } from './cosignature.js';
 import { verifyDeviceChain, type ChainEvent, type TrustedDevice } from './identity.js';
@@ -111,7 +105,10 @@ export function verifyUserEntries(
   let last = -1;
   for (const e of answer.entries) {
     if (!Number.isSafeInteger(e.index) || e.index <= last || e.index >= size)
-      throw new EnsealError(ErrorCode.E2EE_PROOF_INVALID, 'directory: entries are out of order or beyond the checkpoint');
+      throw new EnsealError(
+        ErrorCode.E2EE_PROOF_INVALID,
+        'directory: entries are out of order or beyond the checkpoint',
+      );
     last = e.index;
     verifyInclusion(e.index, size, leafHash(e.entry), e.proof, rootHash);
     const leaf = decodeDirectoryLeaf(e.entry);
@@ -119,7 +116,8 @@ export function verifyUserEntries(
     leaves.push(leaf);
   }
   const first = leaves[0];
-  if (first === undefined) throw new EnsealError(ErrorCode.KEY_NOT_FOUND, `user "${userId}" is not in the directory`);
+  if (first === undefined)
+    throw new EnsealError(ErrorCode.KEY_NOT_FOUND, `user "${userId}" is not in the directory`);
   if (first.kind !== 'user-identity') throw untrusted('the first entry of a user must be their identity');
   if (!verifyUserIdentity(first.identity)) throw untrusted('the user identity signature does not verify');
   const identity = first.identity;
@@ -132,12 +130,17 @@ export function verifyUserEntries(
     if (leaf.kind === 'device-added') events.push({ kind: 'add', record: leaf.record });
     else if (leaf.kind === 'device-revoked') events.push({ kind: 'revoke', revocation: leaf.revocation });
     else if (leaf.kind === 'recovery-set') {
-      if (!verifyRecoverySet(userId, leaf.recovery, identity.identityKey)) throw untrusted('a recovery set is not signed by the identity key');
+      if (!verifyRecoverySet(userId, leaf.recovery, identity.identityKey))
+        throw untrusted('a recovery set is not signed by the identity key');
       recoverySet = leaf.recovery;
     }
   }
   const devices = verifyDeviceChain(
-    { userId, identityKey: identity.identityKey, ...(identity.recoveryKey.length ? { recoveryKey: identity.recoveryKey } : {}) },
+    {
+      userId,
+      identityKey: identity.identityKey,
+      ...(identity.recoveryKey.length ? { recoveryKey: identity.recoveryKey } : {}),
+    },
     events,
   );
   const mlsKeys = new Map<string, Uint8Array>();
@@ -176,7 +179,11 @@ export class DirectoryVerifier {
    * @param latestNote the last checkpoint this device verified (persisted), to resume the view
    * @param pins the identity key this device already trusts for a user (contacts), if any
    */
-  constructor(policy: LogPolicy, latestNote?: string, pins: (user: string) => Uint8Array | undefined = () => undefined) {
+  constructor(
+    policy: LogPolicy,
+    latestNote?: string,
+    pins: (user: string) => Uint8Array | undefined = () => undefined,
+  ) {
     this.view = new LogView(policy, latestNote);
     this.#pins = pins;
   }
@@ -194,7 +201,12 @@ export class DirectoryVerifier {
     const next = verifyCheckpoint(note, this.view.policy);
     const held = this.view.latest;
     let proof: Uint8Array[] = [];
-    if (held !== undefined && held.checkpoint.size > 0 && next.checkpoint.size > 0 && held.checkpoint.size !== next.checkpoint.size) {
+    if (
+      held !== undefined &&
+      held.checkpoint.size > 0 &&
+      next.checkpoint.size > 0 &&
+      held.checkpoint.size !== next.checkpoint.size
+    ) {
       const [a, b] = [held.checkpoint.size, next.checkpoint.size].sort((x, y) => x - y) as [number, number];
       proof = await api.consistencyProof(token, a, b);
     }
@@ -221,7 +233,11 @@ export class DirectoryVerifier {
     const id = parseDeviceCredential(member.identity);
     if (id === undefined) return false;
     const key = this.#users.get(id.user)?.mlsKeys.get(id.device);
-    return key !== undefined && key.length === member.signaturePublicKey.length && constantTimeEqual(key, member.signaturePublicKey);
+    return (
+      key !== undefined &&
+      key.length === member.signaturePublicKey.length &&
+      constantTimeEqual(key, member.signaturePublicKey)
+    );
   }
 
   /**

@@ -6,10 +6,7 @@
  * size as associated data; the wrapped key travels in the group's file message. A member removed before the
  * share never has that epoch's exporter secret, so it cannot unwrap the key.
  */
-import {
-  AgeStreamDecryptor,
-  AgeStreamEncryptor,
-} from '../formats/index.js';
+import { AgeStreamDecryptor, AgeStreamEncryptor } from '../formats/index.js';
 import {
   aeadOpenWithNonce,
   aeadSealWithRandomNonce,
@@ -30,7 +27,10 @@ export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Read
 
 /** Iterates any {@link ByteSource}. */
 export async function* iterateBytes(source: ByteSource): AsyncGenerator<Uint8Array> {
-  if (typeof (source as ReadableStream<Uint8Array>).getReader === 'function' && !(Symbol.asyncIterator in source)) {
+  if (
+    typeof (source as ReadableStream<Uint8Array>).getReader === 'function' &&
+    !(Symbol.asyncIterator in source)
+  ) {
     const reader = (source as ReadableStream<Uint8Array>).getReader();
     try {
       for (;;) {

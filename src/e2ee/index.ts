@@ -135,7 +135,14 @@ export {
   type AddCheckpointRequest,
   type WitnessStateStore,
 } from './witness.js';
-export { FRAME_MAX_BYTES, FRAME_MIN_BYTES, decodeFrame, encodeFrame, frameBucket, isFrameBucket } from './frame.js';
+export {
+  FRAME_MAX_BYTES,
+  FRAME_MIN_BYTES,
+  decodeFrame,
+  encodeFrame,
+  frameBucket,
+  isFrameBucket,
+} from './frame.js';
 export {
   FetchTransport,
   requestBody,
@@ -196,7 +203,12 @@ export {
   type ByteSource,
   type FileKeyContext,
 } from './files.js';
-export { backupIdentityKey, combineIdentityShares, restoreIdentityKey, splitIdentityKey } from './recovery.js';
+export {
+  backupIdentityKey,
+  combineIdentityShares,
+  restoreIdentityKey,
+  splitIdentityKey,
+} from './recovery.js';
 export {
   E2eeClient,
   KEY_PACKAGE_LOW_WATER,

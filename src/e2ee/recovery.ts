@@ -34,7 +34,10 @@ export function backupIdentityKey(
   params?: Argon2Params,
 ): Promise<string> {
   if (identityPrivateKey.length !== 32) throw invalidArgument('identityPrivateKey', 'must be 32 bytes');
-  return sealWithPassphrase(passphrase, identityPrivateKey, { aad: backupAad(userId), ...(params ? { params } : {}) });
+  return sealWithPassphrase(passphrase, identityPrivateKey, {
+    aad: backupAad(userId),
+    ...(params ? { params } : {}),
+  });
 }
 
 function checked(key: Uint8Array, identityKey: Uint8Array): Uint8Array {
@@ -48,7 +51,10 @@ function checked(key: Uint8Array, identityKey: Uint8Array): Uint8Array {
   }
   if (!ok) {
     wipe(key);
-    throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, 'the recovered key is not the identity key the directory publishes for this user');
+    throw new EnsealError(
+      ErrorCode.E2EE_UNTRUSTED_IDENTITY,
+      'the recovered key is not the identity key the directory publishes for this user',
+    );
   }
   return key;
 }
@@ -83,7 +89,10 @@ export function splitIdentityKey(identityPrivateKey: Uint8Array, params: ShamirP
  * Rebuilds the identity key from shares and checks it against `identityKey`. Too few or foreign shares are
  * ERR_E2EE_UNTRUSTED_IDENTITY (Shamir shares carry no MAC: the directory's key is the check).
  */
-export async function combineIdentityShares(shares: readonly string[], identityKey: Uint8Array): Promise<Uint8Array> {
+export async function combineIdentityShares(
+  shares: readonly string[],
+  identityKey: Uint8Array,
+): Promise<Uint8Array> {
   if (shares.length < 2) throw invalidArgument('shares', 'need at least two');
   const parsed = shares.map((s) => parseShare(s, 32));
   const seen = new Set(parsed.map((p) => p[32]));

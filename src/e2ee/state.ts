@@ -72,11 +72,14 @@ export class MemoryStateBackend implements StateBackend {
 
 /** How the state key is given: 32 bytes, or a passphrase (Argon2id). */
 export type StateKeySource =
-  | { readonly key: Uint8Array }
-  | { readonly passphrase: string | Uint8Array; readonly params?: Argon2Params };
+  { readonly key: Uint8Array } | { readonly passphrase: string | Uint8Array; readonly params?: Argon2Params };
 
 /** Argon2id for the state key: RFC 9106's second recommended option (64 MiB, 3 passes). */
-export const STATE_KDF_PARAMS: Readonly<Argon2Params> = Object.freeze({ memoryKiB: 65536, iterations: 3, parallelism: 1 });
+export const STATE_KDF_PARAMS: Readonly<Argon2Params> = Object.freeze({
+  memoryKiB: 65536,
+  iterations: 3,
+  parallelism: 1,
+});
 
 const AAD_PREFIX = 'enseal e2ee client state v1\n';
 const CHECK = 'check';
@@ -148,7 +151,8 @@ export class EncryptedState {
   static async open(backend: StateBackend, source: StateKeySource): Promise<EncryptedState> {
     let key: Uint8Array;
     if ('key' in source) {
-      if (!(source.key instanceof Uint8Array) || source.key.length !== 32) throw invalidArgument('key', 'must be 32 bytes');
+      if (!(source.key instanceof Uint8Array) || source.key.length !== 32)
+        throw invalidArgument('key', 'must be 32 bytes');
       key = source.key.slice();
     } else {
       const pass = typeof source.passphrase === 'string' ? utf8Encode(source.passphrase) : source.passphrase;
@@ -159,13 +163,20 @@ export class EncryptedState {
       if (meta === undefined) {
         salt = randomBytes(16);
         params = source.params ?? STATE_KDF_PARAMS;
-        await backend.setMeta('kdf', JSON.stringify({ alg: 'argon2id', salt: base64Encode(salt), ...params }));
+        await backend.setMeta(
+          'kdf',
+          JSON.stringify({ alg: 'argon2id', salt: base64Encode(salt), ...params }),
+        );
       } else {
         let m: { salt: string; memoryKiB: number; iterations: number; parallelism: number };
         try {
           m = JSON.parse(meta) as typeof m;
         } catch (cause) {
-          throw new EnsealError(ErrorCode.MALFORMED, 'client state: key derivation parameters are unreadable', { cause });
+          throw new EnsealError(
+            ErrorCode.MALFORMED,
+            'client state: key derivation parameters are unreadable',
+            { cause },
+          );
         }
         salt = base64Decode(m.salt);
         params = { memoryKiB: m.memoryKiB, iterations: m.iterations, parallelism: m.parallelism };

@@ -71,7 +71,8 @@ export class FetchTransport implements E2eeTransport {
     } catch {
       throw invalidArgument('address', 'must be a URL such as https://127.0.0.1:8200');
     }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalidArgument('address', 'must be http(s)');
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw invalidArgument('address', 'must be http(s)');
     this.#base = url;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.#timeout = options.timeoutMs ?? 30_000;

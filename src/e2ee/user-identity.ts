@@ -10,7 +10,15 @@
  * transparency.ts, kind 5 here, so the client can verify a user's entries before the log's own decoder knows
  * the fifth kind.
  */
-import { EnsealError, ErrorCode, invalidArgument, malformed, sign, utf8Encode, verify } from '../crypto/index.js';
+import {
+  EnsealError,
+  ErrorCode,
+  invalidArgument,
+  malformed,
+  sign,
+  utf8Encode,
+  verify,
+} from '../crypto/index.js';
 import {
   DIRECTORY_ENTRY_MAX_BYTES,
   DIRECTORY_ENTRY_VERSION,
