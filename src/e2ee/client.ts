@@ -331,7 +331,8 @@ export class E2eeClient {
     const mls = await MlsClient.create({
       ...(options.suite ? { suite: options.suite } : {}),
       authenticator: directory.authenticator(async (u) => {
-        if (holder.client === undefined) throw new EnsealError(ErrorCode.INVALID_STATE, 'client is not ready');
+        if (holder.client === undefined)
+          throw new EnsealError(ErrorCode.INVALID_STATE, 'client is not ready');
         await holder.client.verifyUser(u);
       }),
     });

@@ -7,7 +7,7 @@
  * The MLS authenticator answers from this verified view only.
  */
 import { EnsealError, ErrorCode, constantTimeEqual, utf8Decode, utf8Encode } from '../crypto/index.js';
-import type { E2eeApi, UserEntriesJson } from './api.js';
+import { isTransientError, type E2eeApi, type UserEntriesJson } from './api.js';
 import { ed25519CosignatureVerifier } from './cosignature.js';
 import { verifyDeviceChain, type ChainEvent, type TrustedDevice } from './identity.js';
 import { leafHash, verifyInclusion } from './merkle.js';
@@ -249,12 +249,14 @@ export class DirectoryVerifier {
       authenticate: async (member) => {
         const id = parseDeviceCredential(member.identity);
         if (id === undefined) return false;
-        if (!this.#users.has(id.user) && fetch !== undefined) {
-          try {
-            await fetch(id.user);
-          } catch {
-            return false;
-          }
+        if (this.vouches(member)) return true;
+        if (fetch === undefined) return false;
+        // Unknown user, or a device newer than the entries proved so far: prove the user's entries again.
+        try {
+          await fetch(id.user);
+        } catch (err) {
+          if (isTransientError(err)) throw err; // no answer is not a verdict: let the caller retry later
+          return false;
         }
         return this.vouches(member);
       },

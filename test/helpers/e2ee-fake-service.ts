@@ -97,6 +97,8 @@ export class FakeE2eeService implements E2eeTransport {
   #seq = 0;
   readonly #blobs = new Map<string, { group: string; chunks: Map<number, Uint8Array>; complete?: number }>();
   readonly #recovery = new Map<string, string>();
+  /** Commits refused with 409 (lost epoch races). */
+  conflicts = 0;
   /** Every request, for tests that look at what the relay saw. */
   readonly seen: E2eeRequest[] = [];
   /** Set to make the next request fail as if the network dropped it (after the service processed it, if `after`). */
@@ -347,7 +349,10 @@ export class FakeE2eeService implements E2eeTransport {
       const g = this.#groups.get(gid);
       if (!member(g)) return err(403, 'ERR_PERMISSION_DENIED');
       if (req.method === 'POST' && p[2] === 'commits') {
-        if (body.epoch !== g!.epoch) return err(409, 'ERR_INVALID_STATE', { epoch: g!.epoch });
+        if (body.epoch !== g!.epoch) {
+          this.conflicts++;
+          return err(409, 'ERR_INVALID_STATE', { epoch: g!.epoch });
+        }
         const old = g!.roster;
         g!.epoch = body.epoch + 1;
         g!.roster = body.roster;
