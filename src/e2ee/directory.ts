@@ -6,7 +6,7 @@
  * introduced by the identity key, the recovery key or an earlier valid device, MLS keys bound by their device.
  * The MLS authenticator answers from this verified view only.
  */
-import { EnsealError, ErrorCode, constantTimeEqual, utf8Decode, utf8Encode } from '../crypto/index.js';
+import { EnsealError, ErrorCode, constantTimeEqual } from '../crypto/index.js';
 import { isTransientError, type E2eeApi, type UserEntriesJson } from './api.js';
 import { ed25519CosignatureVerifier } from './cosignature.js';
 import { verifyDeviceChain, type ChainEvent, type TrustedDevice } from './identity.js';
@@ -23,6 +23,7 @@ import {
   type VerifiedCheckpoint,
 } from './transparency.js';
 import { decodeDirectoryLeaf, verifyUserIdentity, type DirectoryLeaf } from './user-identity.js';
+import { Reader, Writer } from './wire.js';
 
 /** The log policy as configuration: verifier keys as text (C2SP vkey form). Pin it from your own config. */
 export interface PinnedLogPolicy {
@@ -49,22 +50,25 @@ export function logPolicyFrom(pinned: PinnedLogPolicy): LogPolicy {
   };
 }
 
-/** The MLS credential identity of a device: UTF-8 `<user>/<device>` ('/' is outside the name alphabet). */
+/**
+ * The MLS basic-credential identity of a device, as the directory checks it on upload:
+ * `string8(user) || string8(device)`.
+ */
 export function deviceCredential(user: string, device: string): Uint8Array {
-  return utf8Encode(`${user}/${device}`);
+  return new Writer().string8(user).string8(device).finish();
 }
 
 /** The user and device named by a credential identity, or undefined when it is not one. */
 export function parseDeviceCredential(identity: Uint8Array): { user: string; device: string } | undefined {
-  let text: string;
   try {
-    text = utf8Decode(identity);
+    const rd = new Reader(identity, 'MLS credential');
+    const user = rd.string8(1, 255);
+    const device = rd.string8(1, 255);
+    rd.end();
+    return { user, device };
   } catch {
     return undefined;
   }
-  const slash = text.indexOf('/');
-  if (slash <= 0 || slash !== text.lastIndexOf('/') || slash === text.length - 1) return undefined;
-  return { user: text.slice(0, slash), device: text.slice(slash + 1) };
 }
 
 /** A user as the verified directory knows them. */

@@ -169,10 +169,7 @@ export {
   encodeMlsBindingBody,
   encodeUserIdentityBody,
   encodeUserIdentityEntry,
-  signUserIdentity,
-  verifyUserIdentity,
   type DirectoryLeaf,
-  type UserIdentity,
 } from './user-identity.js';
 export {
   DirectoryVerifier,

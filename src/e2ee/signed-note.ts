@@ -306,10 +306,8 @@ export function parseVerifierKey(vkey: string): VerifierKey {
   if (typeof vkey !== 'string' || vkey.length > 4096) throw malformed(what, 'expected a short string');
   const first = vkey.indexOf('+');
   const second = first < 0 ? -1 : vkey.indexOf('+', first + 1);
-  // The key part is standard base64 and may itself contain '+': only the first two separate fields.
-  if (first <= 0 || second < 0) {
-    throw malformed(what, 'expected name+keyid+key');
-  }
+  // The key part is base64, which may itself hold '+': only the first two '+' separate fields.
+  if (first <= 0 || second < 0) throw malformed(what, 'expected name+keyid+key');
   const name = vkey.slice(0, first);
   checkKeyName(name);
   const idHex = vkey.slice(first + 1, second);
