@@ -920,12 +920,34 @@ export class E2eeClient {
    * failure stops the sync with everything processed so far saved. Acknowledges what was processed.
    */
   async sync(options: { waitSeconds?: number } = {}): Promise<E2eeEvent[]> {
+    const before = await this.#cursor();
+    const messages = await this.fetchInbox(options);
+    const events = await this.process(messages.sort((a, b) => a.seq - b.seq));
+    const after = await this.#cursor();
+    if (after > before) await this.#authed((t) => this.api.ack(t, after));
+    const remaining = (await this.state.list('kp/')).filter((n) => !n.startsWith('kp/lr/')).length;
+    if (remaining < KEY_PACKAGE_LOW_WATER) await this.publishKeyPackages();
+    return events;
+  }
+
+  async #cursor(): Promise<number> {
+    return (await this.state.getJson<{ seq: number }>('cursor'))?.seq ?? 0;
+  }
+
+  /** The queued messages after this device's cursor, unprocessed (for apps that schedule processing). */
+  async fetchInbox(options: { waitSeconds?: number } = {}): Promise<InboxMessage[]> {
+    const cursor = await this.#cursor();
+    return this.#authed((t) => this.api.inbox(t, cursor, options.waitSeconds ?? 0));
+  }
+
+  /**
+   * Processes inbox messages in the order given (application messages of one epoch may come in any order; commits
+   * must come in the relay's order). Stops at a transient failure, with everything before it saved; a message that
+   * fails its checks is reported as `rejected` (and a replayed one fails them).
+   */
+  async process(messages: readonly InboxMessage[]): Promise<E2eeEvent[]> {
     const events: E2eeEvent[] = [];
-    const cursor = (await this.state.getJson<{ seq: number }>('cursor'))?.seq ?? 0;
-    const messages = await this.#authed((t) => this.api.inbox(t, cursor, options.waitSeconds ?? 0));
-    let last = cursor;
-    for (const m of messages.sort((a, b) => a.seq - b.seq)) {
-      if (m.seq <= last) continue;
+    for (const m of messages) {
       try {
         const e = await this.#processInbox(m);
         if (e) events.push(e);
@@ -934,18 +956,16 @@ export class E2eeClient {
         const code = err instanceof EnsealError ? err.code : ErrorCode.MALFORMED;
         events.push({ kind: 'rejected', groupId: m.groupId, seq: m.seq, code });
         this.#onWarning({ kind: 'message-rejected', groupId: m.groupId, seq: m.seq, code });
-        await this.state.transaction().putJson('cursor', { seq: m.seq }).commit();
+        const seq = Math.max(await this.#cursor(), m.seq);
+        await this.state.transaction().putJson('cursor', { seq }).commit();
       }
-      last = m.seq;
     }
-    if (last > cursor) await this.#authed((t) => this.api.ack(t, last));
-    const remaining = (await this.state.list('kp/')).filter((n) => !n.startsWith('kp/lr/')).length;
-    if (remaining < KEY_PACKAGE_LOW_WATER) await this.publishKeyPackages();
     return events;
   }
 
   async #processInbox(m: InboxMessage): Promise<E2eeEvent | undefined> {
-    const cursor = (tx: StateTransaction) => tx.putJson('cursor', { seq: m.seq });
+    const seq = Math.max(await this.#cursor(), m.seq);
+    const cursor = (tx: StateTransaction) => tx.putJson('cursor', { seq });
     const groupId = gidBytes(m.groupId);
     const name = gidName(groupId);
     if (m.kind === 'welcome') {
@@ -972,18 +992,18 @@ export class E2eeClient {
     }
     const stored = await this.state.get(`group/${name}`);
     if (stored === undefined) {
-      await this.state.transaction().putJson('cursor', { seq: m.seq }).commit();
+      await cursor(this.state.transaction()).commit();
       return undefined; // a group this device left or never joined
     }
     let group = await this.mls.decodeGroup(stored, { allowUntrusted: true });
     if (m.kind === 'commit') {
       if (m.epoch < Number(group.epoch)) {
-        await this.state.transaction().putJson('cursor', { seq: m.seq }).commit();
+        await cursor(this.state.transaction()).commit();
         return undefined; // already applied while catching up
       }
       if (m.epoch > Number(group.epoch)) group = await this.#catchUp(groupId, group);
       if (m.epoch !== Number(group.epoch)) {
-        await this.state.transaction().putJson('cursor', { seq: m.seq }).commit();
+        await cursor(this.state.transaction()).commit();
         return undefined;
       }
       const next = await this.#applyCommit(groupId, group, m.frame, cursor);
