@@ -39,6 +39,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
+    // The operator console's browser modules (served at /ui): browser globals, no Node.
+    files: ['ui/**/*.js'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     // Tool configuration files must default-export by their tools' convention.
     files: ['*.config.ts', '*.config.js'],
     rules: { 'no-restricted-syntax': 'off' },

@@ -31,7 +31,7 @@ const GROUPS: readonly [names: readonly string[], load: () => Promise<Register>]
   [['db'], async () => (await import('./commands/db.js')).registerDb],
   [['tls'], async () => (await import('./commands/tls.js')).registerTls],
   [['doctor'], async () => (await import('./commands/doctor.js')).registerDoctor],
-  [['e2ee'], async () => (await import('./commands/e2ee-client.js')).registerE2eeClient],
+  [['e2ee'], async () => (await import('./commands/e2ee.js')).registerE2ee],
 ];
 
 /** The command name in argv: the first argument that is not an option. */

@@ -44,6 +44,7 @@ const EXIT_CODES: Partial<Record<string, number>> = {
   [ErrorCode.UNSEAL_FAILED]: ExitCode.KEY,
   [ErrorCode.KEY_PENDING_DELETION]: ExitCode.KEY,
   [ErrorCode.NOT_ALLOWED]: ExitCode.KEY,
+  [ErrorCode.KEY_RESERVED]: ExitCode.KEY,
   [ErrorCode.IO]: ExitCode.IO,
   [ErrorCode.OUTPUT_EXISTS]: ExitCode.IO,
   [ErrorCode.STORE]: ExitCode.IO,

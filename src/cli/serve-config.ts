@@ -19,12 +19,18 @@ export interface ServeConfigFlags {
   tlsClientCa?: string;
   redirectHttp?: string;
   logLevel?: string;
+  batchWorkers?: string;
 }
 
 function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
   if (!m) throw new Error(`--listen must be host:port, for example 127.0.0.1:8200`);
   return { host: m[1] ?? m[2]!, port: Number(m[3]) };
+}
+
+function parseCount(text: string): number {
+  if (!/^\d{1,3}$/.test(text)) throw new Error('--batch-workers must be a whole number (0-999)');
+  return Number(text);
 }
 
 /** Adds the flags that shape a server's configuration. */
@@ -51,7 +57,11 @@ export function serveConfigOptions(command: Command): Command {
     )
     .option('--redirect-http <host:port>', 'also listen on plain HTTP, answering only 308 redirects to HTTPS')
     .option('--no-http2', 'HTTP/1.1 only (by default HTTP/2 is offered by ALPN too)')
-    .option('--log-level <level>', 'fatal, error, warn, info (default), debug');
+    .option('--log-level <level>', 'fatal, error, warn, info (default), debug')
+    .option(
+      '--batch-workers <n>',
+      'worker threads for large encrypt/decrypt batches (default: one per core; 0 runs them in the main thread)',
+    );
 }
 
 /** The configuration these flags describe: the config file's keys, overridden by the flags given. */
@@ -75,5 +85,6 @@ export async function serveConfigFrom(flags: ServeConfigFlags): Promise<ServeCon
     ...(flags.tlsClientCa ? { tlsClientCa: flags.tlsClientCa } : {}),
     ...(flags.redirectHttp ? { redirectHttp: flags.redirectHttp } : {}),
     ...(flags.logLevel ? { logLevel: flags.logLevel } : {}),
+    ...(flags.batchWorkers !== undefined ? { batchWorkers: parseCount(flags.batchWorkers) } : {}),
   };
 }

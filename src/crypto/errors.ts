@@ -50,6 +50,8 @@ export const ErrorCode = {
   KEY_PENDING_DELETION: 'ERR_KEY_PENDING_DELETION',
   /** The key's configuration forbids this (deletion_allowed, exportable, allow_plaintext_backup, min versions). */
   NOT_ALLOWED: 'ERR_NOT_ALLOWED',
+  /** The key belongs to one of enseal's own subsystems (names starting `enseal-`); no API caller may use or change it. */
+  KEY_RESERVED: 'ERR_KEY_RESERVED',
   /** The audit record could not be written, so the operation's result was withheld (fail closed). */
   AUDIT_FAILED: 'ERR_AUDIT_FAILED',
   /** The token is missing, unknown, expired or revoked, or its policies do not allow this path. */
@@ -80,6 +82,10 @@ export const ErrorCode = {
   E2EE_MLS_REJECTED: 'ERR_E2EE_MLS_REJECTED',
   /** A credential, device or key is not vouched for by the key directory (unknown, revoked or badly signed). */
   E2EE_UNTRUSTED_IDENTITY: 'ERR_E2EE_UNTRUSTED_IDENTITY',
+  /** The e2ee service refused a change that conflicts with its state: a stale epoch, a user or group that exists. */
+  E2EE_CONFLICT: 'ERR_E2EE_CONFLICT',
+  /** The e2ee service has no such user, device, group, blob or checkpoint (or the caller may not see it). */
+  E2EE_NOT_FOUND: 'ERR_E2EE_NOT_FOUND',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

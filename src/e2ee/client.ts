@@ -82,10 +82,16 @@ import {
 } from './recovery.js';
 import { safetyNumber, verifySafetyNumberPayload, type SafetyNumber } from './safety-number.js';
 import type { EncryptedState, StateTransaction } from './state.js';
-import { monitorUserEntries, signMlsKeyBinding, type DirectoryEntry } from './transparency.js';
+import {
+  directoryEntryBody,
+  monitorUserEntries,
+  signMlsKeyBinding,
+  signUserIdentity,
+  type DirectoryEntry,
+  type MlsKeyBinding,
+} from './transparency.js';
 import type { E2eeTransport } from './transport.js';
 import { Writer } from './wire.js';
-import { encodeMlsBindingBody, encodeUserIdentityBody, signUserIdentity } from './user-identity.js';
 
 /** One-time key packages a device keeps published; below {@link KEY_PACKAGE_LOW_WATER} it tops up. */
 export const KEY_PACKAGE_TARGET = 10;
@@ -184,6 +190,11 @@ export interface DeviceRequest {
   readonly device: string;
   readonly deviceKey: Uint8Array;
   readonly mlsBinding: Uint8Array;
+}
+
+/** The body of the `mls-signature-key` entry that publishes `binding`. */
+function mlsBindingBody(userId: string, binding: MlsKeyBinding): Uint8Array {
+  return directoryEntryBody({ kind: 'mls-signature-key', userId, binding });
 }
 
 function b64(bytes: Uint8Array): string {
@@ -375,7 +386,7 @@ export class E2eeClient {
     const identityPriv = base64Decode(record.identityKey!);
     const deviceKey = base64Decode(record.deviceKey);
     const now = Math.floor(Date.now() / 1000);
-    const identity = signUserIdentity(options.user, identityPriv, signingPublicKey('ed25519', identityPriv));
+    const identity = signUserIdentity(options.user, identityPriv);
     const deviceRecord = signDeviceRecord(
       {
         userId: options.user,
@@ -389,9 +400,9 @@ export class E2eeClient {
     await client.api.registerUser(
       options.applicationToken,
       options.user,
-      encodeUserIdentityBody(identity),
+      directoryEntryBody({ kind: 'user-identity', userId: options.user, identity }),
       encodeDeviceRecord(deviceRecord),
-      encodeMlsBindingBody(binding),
+      mlsBindingBody(options.user, binding),
     );
     await client.#markEnrolled([options.device]);
     await client.login();
@@ -447,7 +458,7 @@ export class E2eeClient {
         user: options.user,
         device: options.device,
         deviceKey: signingPublicKey('ed25519', deviceKey),
-        mlsBinding: encodeMlsBindingBody(binding),
+        mlsBinding: mlsBindingBody(options.user, binding),
       },
     };
   }
@@ -1231,7 +1242,7 @@ export class E2eeClient {
       options.applicationToken,
       options.user,
       encodeDeviceRecord(deviceRecord),
-      encodeMlsBindingBody(binding),
+      mlsBindingBody(options.user, binding),
     );
     await client.#markEnrolled([...me.devices.keys(), options.device]);
     await client.login();

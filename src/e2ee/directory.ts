@@ -18,11 +18,13 @@ import {
   verifyCheckpoint,
   verifyMlsKeyBinding,
   verifyRecoverySet,
+  decodeDirectoryEntry,
+  verifyUserIdentity,
+  type DirectoryEntry,
   type LogPolicy,
   type RecoverySet,
   type VerifiedCheckpoint,
 } from './transparency.js';
-import { decodeDirectoryLeaf, verifyUserIdentity, type DirectoryLeaf } from './user-identity.js';
 import { Reader, Writer } from './wire.js';
 
 /** The log policy as configuration: verifier keys as text (C2SP vkey form). Pin it from your own config. */
@@ -75,15 +77,15 @@ export function parseDeviceCredential(identity: Uint8Array): { user: string; dev
 export interface VerifiedUser {
   readonly userId: string;
   readonly identityKey: Uint8Array;
-  /** Empty when the user has none. */
-  readonly recoveryKey: Uint8Array;
+  /** Absent when the user has none. */
+  readonly recoveryKey?: Uint8Array;
   /** Devices valid at the end of the chain. */
   readonly devices: ReadonlyMap<string, TrustedDevice>;
   /** The MLS signature key of each valid device (the last binding wins). */
   readonly mlsKeys: ReadonlyMap<string, Uint8Array>;
   readonly recoverySet?: RecoverySet;
   /** The proved entries, in log order. */
-  readonly entries: readonly DirectoryLeaf[];
+  readonly entries: readonly DirectoryEntry[];
   /** Size of the checkpoint the entries were proved against. */
   readonly checkpointSize: number;
 }
@@ -105,7 +107,7 @@ export function verifyUserEntries(
 ): VerifiedUser {
   if (answer.user !== userId) throw untrusted(`asked for user "${userId}", got another user's entries`);
   const { size, rootHash } = checkpoint.checkpoint;
-  const leaves: DirectoryLeaf[] = [];
+  const leaves: DirectoryEntry[] = [];
   let last = -1;
   for (const e of answer.entries) {
     if (!Number.isSafeInteger(e.index) || e.index <= last || e.index >= size)
@@ -115,7 +117,7 @@ export function verifyUserEntries(
       );
     last = e.index;
     verifyInclusion(e.index, size, leafHash(e.entry), e.proof, rootHash);
-    const leaf = decodeDirectoryLeaf(e.entry);
+    const leaf = decodeDirectoryEntry(e.entry);
     if (leaf.userId !== userId) throw untrusted('an entry belongs to another user');
     leaves.push(leaf);
   }
@@ -123,7 +125,8 @@ export function verifyUserEntries(
   if (first === undefined)
     throw new EnsealError(ErrorCode.KEY_NOT_FOUND, `user "${userId}" is not in the directory`);
   if (first.kind !== 'user-identity') throw untrusted('the first entry of a user must be their identity');
-  if (!verifyUserIdentity(first.identity)) throw untrusted('the user identity signature does not verify');
+  if (!verifyUserIdentity(userId, first.identity))
+    throw untrusted('the user identity signature does not verify');
   const identity = first.identity;
   if (pinnedIdentityKey !== undefined && !constantTimeEqual(pinnedIdentityKey, identity.identityKey))
     throw untrusted(`the identity key of "${userId}" changed: verify their safety number again`);
@@ -143,7 +146,7 @@ export function verifyUserEntries(
     {
       userId,
       identityKey: identity.identityKey,
-      ...(identity.recoveryKey.length ? { recoveryKey: identity.recoveryKey } : {}),
+      ...(identity.recoveryKey ? { recoveryKey: identity.recoveryKey } : {}),
     },
     events,
   );
@@ -159,7 +162,7 @@ export function verifyUserEntries(
   return {
     userId,
     identityKey: identity.identityKey,
-    recoveryKey: identity.recoveryKey,
+    ...(identity.recoveryKey ? { recoveryKey: identity.recoveryKey } : {}),
     devices,
     mlsKeys,
     ...(recoverySet ? { recoverySet } : {}),

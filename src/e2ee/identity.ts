@@ -23,6 +23,7 @@ import { Reader, Writer } from './wire.js';
 
 const DEVICE_CONTEXT = utf8Encode('enseal e2ee device record v1\n');
 const REVOCATION_CONTEXT = utf8Encode('enseal e2ee device revocation v1\n');
+const LOGIN_CONTEXT = utf8Encode('enseal e2ee device login v1\n');
 
 /** Who signed a device record or revocation. */
 export type SignerKind = 'identity' | 'recovery' | 'device';
@@ -262,4 +263,25 @@ export function identityPublicKey(privateKey: Uint8Array): Uint8Array {
 /** A stable hex fingerprint of a key, for logs and UIs (not a safety number). */
 export function keyFingerprint(publicKey: Uint8Array): string {
   return hexEncode(publicKey);
+}
+
+/**
+ * What a device signs with its device key to log in to the directory's service: `"enseal e2ee device login
+ * v1\n" || string8(origin) || string8(user) || string8(device) || challenge`, where origin is the log's.
+ */
+export function deviceLoginMessage(
+  origin: string,
+  userId: string,
+  deviceId: string,
+  challenge: Uint8Array,
+): Uint8Array {
+  if (!(challenge instanceof Uint8Array) || challenge.length !== 32)
+    throw invalidArgument('challenge', 'must be 32 bytes');
+  return new Writer()
+    .raw(LOGIN_CONTEXT)
+    .string8(origin)
+    .string8(userId)
+    .string8(deviceId)
+    .raw(challenge)
+    .finish();
 }

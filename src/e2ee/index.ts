@@ -49,6 +49,7 @@ export {
   formatCheckpoint,
   openCheckpoint,
   parseCheckpoint,
+  parseDecimal,
   signCheckpoint,
   type Checkpoint,
   type OpenedCheckpoint,
@@ -81,6 +82,7 @@ export {
 export {
   decodeDeviceRecord,
   decodeDeviceRevocation,
+  deviceLoginMessage,
   encodeDeviceRecord,
   encodeDeviceRevocation,
   generateIdentityKey,
@@ -112,18 +114,26 @@ export {
   LogView,
   SplitViewError,
   decodeDirectoryEntry,
+  directoryEntryBody,
+  directoryEntryFromBody,
   encodeDirectoryEntry,
+  mlsIdentityOf,
   monitorUserEntries,
   signMlsKeyBinding,
   signRecoverySet,
+  signUserIdentity,
+  userDirectory,
   verifyCheckpoint,
   verifyMlsKeyBinding,
   verifyRecoverySet,
+  verifyUserIdentity,
   type DirectoryEntry,
   type LogPolicy,
   type MlsKeyBinding,
   type MonitorReport,
   type RecoverySet,
+  type UserDirectory,
+  type UserIdentity,
   type VerifiedCheckpoint,
 } from './transparency.js';
 export {
@@ -163,14 +173,6 @@ export {
   type UserEntriesJson,
   type UserEntryJson,
 } from './api.js';
-export {
-  USER_IDENTITY_KIND,
-  decodeDirectoryLeaf,
-  encodeMlsBindingBody,
-  encodeUserIdentityBody,
-  encodeUserIdentityEntry,
-  type DirectoryLeaf,
-} from './user-identity.js';
 export {
   DirectoryVerifier,
   deviceCredential,

@@ -55,7 +55,7 @@ import {
   type Commit,
 } from 'ts-mls';
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js';
-import { makeKeyPackageRef } from 'ts-mls/keyPackage.js';
+import { makeKeyPackageRef, verifyKeyPackage } from 'ts-mls/keyPackage.js';
 import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import {
   EnsealError,
@@ -330,6 +330,27 @@ export class MlsClient {
       throw untrusted('the key package is not vouched for by the key directory');
     }
     return kp;
+  }
+
+  /**
+   * Decodes a published key package and verifies its own signature (by the leaf's signature key) without
+   * asking the authenticator: what a directory needs to check an upload against the device's bound MLS key.
+   * Throws ERR_MALFORMED or ERR_E2EE_MLS_REJECTED (another suite, a bad signature).
+   */
+  async inspectKeyPackage(bytes: Uint8Array): Promise<MlsIdentity & { lastResort: boolean; ref: string }> {
+    const msg = this.decodeMessage(bytes, 'key package');
+    if (msg.wireformat !== 'mls_key_package') throw rejected('expected a key package');
+    const kp = msg.keyPackage;
+    if (kp.cipherSuite !== this.suite) throw rejected('key package is for another cipher suite');
+    const id = identityOf(kp.leafNode.credential, kp.leafNode.signaturePublicKey);
+    if (id === undefined) throw rejected('key package has no basic credential');
+    const valid = await verifyKeyPackage(kp, this.cs.signature).catch(() => false);
+    if (!valid) throw rejected('key package signature does not verify');
+    return {
+      ...id,
+      lastResort: kp.extensions.some((e) => e.extensionType === LAST_RESORT_EXTENSION),
+      ref: hexEncode(await makeKeyPackageRef(kp, this.cs.hash)),
+    };
   }
 
   /** Creates a one-member group. */

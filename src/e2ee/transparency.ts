@@ -9,6 +9,8 @@
  * roots; or a failed consistency proof) raise a {@link SplitViewError} that carries both as evidence. An
  * entry is used only after its inclusion in a verified checkpoint is proved.
  *
+ * Kinds: device-added (1), device-revoked (2), mls-signature-key (3), recovery-set (4), user-identity (5).
+ *
  * Leaf encoding (version 1): u8 version || u8 kind || opaque8 userId || u64 time || kind-specific body, with
  * the body's signed statements in the canonical encodings of identity.ts. The decoder is strict.
  */
@@ -19,6 +21,7 @@ import {
   invalidArgument,
   malformed,
   sign,
+  signingPublicKey,
   utf8Encode,
   verify,
 } from '../crypto/index.js';
@@ -29,8 +32,12 @@ import {
   decodeDeviceRevocation,
   encodeDeviceRecord,
   encodeDeviceRevocation,
+  verifyDeviceChain,
+  type ChainEvent,
   type DeviceRecord,
   type DeviceRevocation,
+  type TrustedDevice,
+  type UserKeys,
 } from './identity.js';
 import {
   MemoryLeafSource,
@@ -56,6 +63,7 @@ const KIND_CODES = {
   'device-revoked': 2,
   'mls-signature-key': 3,
   'recovery-set': 4,
+  'user-identity': 5,
 } as const;
 type KindName = keyof typeof KIND_CODES;
 const KIND_NAMES: Record<number, KindName> = {
@@ -63,10 +71,12 @@ const KIND_NAMES: Record<number, KindName> = {
   2: 'device-revoked',
   3: 'mls-signature-key',
   4: 'recovery-set',
+  5: 'user-identity',
 };
 
 const MLS_BINDING_CONTEXT = utf8Encode('enseal e2ee mls signature key v1\n');
 const RECOVERY_SET_CONTEXT = utf8Encode('enseal e2ee recovery set v1\n');
+const USER_IDENTITY_CONTEXT = utf8Encode('enseal e2ee user identity v1\n');
 
 /** A device's MLS signature key, signed by the device's own key: KeyPackages signed with it are the device's. */
 export interface MlsKeyBinding {
@@ -80,6 +90,18 @@ export interface RecoverySet {
   readonly threshold: number;
   readonly members: readonly Uint8Array[];
   /** Signed by the user's identity key. */
+  readonly signature: Uint8Array;
+}
+
+/**
+ * A user's identity key (and recovery key, if any), self-signed by the identity key: the first entry of every
+ * user in the log, and the anchor of the user's device chain.
+ */
+export interface UserIdentity {
+  /** 32-byte Ed25519 public key. */
+  readonly identityKey: Uint8Array;
+  /** 32-byte Ed25519 public key, or undefined when the user has no recovery key. */
+  readonly recoveryKey?: Uint8Array;
   readonly signature: Uint8Array;
 }
 
@@ -108,6 +130,12 @@ export type DirectoryEntry =
       readonly userId: string;
       readonly time: number;
       readonly recovery: RecoverySet;
+    }
+  | {
+      readonly kind: 'user-identity';
+      readonly userId: string;
+      readonly time: number;
+      readonly identity: UserIdentity;
     };
 
 function bindingTbs(userId: string, deviceId: string, key: Uint8Array): Uint8Array {
@@ -118,6 +146,48 @@ function recoveryTbs(userId: string, threshold: number, members: readonly Uint8A
   const w = new Writer().raw(RECOVERY_SET_CONTEXT).string8(userId).u8(threshold).u8(members.length);
   for (const m of members) w.raw(m);
   return w.finish();
+}
+
+function identityTbs(
+  userId: string,
+  identityKey: Uint8Array,
+  recoveryKey: Uint8Array | undefined,
+): Uint8Array {
+  return new Writer()
+    .raw(USER_IDENTITY_CONTEXT)
+    .string8(userId)
+    .bytes8(identityKey)
+    .bytes8(recoveryKey ?? new Uint8Array(0))
+    .finish();
+}
+
+/**
+ * Signs a user's identity entry (kind 5) with the identity key: `recoveryKey` is the public half of the
+ * user's recovery key, if the user has one.
+ */
+export function signUserIdentity(
+  userId: string,
+  identityPrivateKey: Uint8Array,
+  recoveryKey?: Uint8Array,
+): UserIdentity {
+  if (recoveryKey !== undefined && (!(recoveryKey instanceof Uint8Array) || recoveryKey.length !== 32))
+    throw invalidArgument('recoveryKey', 'must be a 32-byte Ed25519 public key');
+  const identityKey = signingPublicKey('ed25519', identityPrivateKey);
+  return {
+    identityKey,
+    ...(recoveryKey === undefined ? {} : { recoveryKey: recoveryKey.slice() }),
+    signature: sign('ed25519', identityPrivateKey, identityTbs(userId, identityKey, recoveryKey)),
+  };
+}
+
+/** Verifies a user's identity entry: self-signed by its identity key, for this user. */
+export function verifyUserIdentity(userId: string, identity: UserIdentity): boolean {
+  return verify(
+    'ed25519',
+    identity.identityKey,
+    identityTbs(userId, identity.identityKey, identity.recoveryKey),
+    identity.signature,
+  );
 }
 
 /** Signs the binding of a device's MLS signature key with the device's Ed25519 key. */
@@ -177,31 +247,55 @@ export function verifyRecoverySet(userId: string, set: RecoverySet, identityKey:
 }
 
 /** The canonical leaf bytes of an entry. */
+/** An entry without its header fields' time: what a client signs and sends before the server stamps it. */
+export type DirectoryEntryContent = DirectoryEntry extends infer E
+  ? E extends DirectoryEntry
+    ? Omit<E, 'time'>
+    : never
+  : never;
+
+/** Writes the kind-specific part of an entry (everything after the header). */
+function writeBody(w: Writer, e: DirectoryEntryContent): Writer {
+  switch (e.kind) {
+    case 'device-added':
+      if (e.record.userId !== e.userId) throw invalidArgument('entry', 'record belongs to another user');
+      return w.bytes16(encodeDeviceRecord(e.record));
+    case 'device-revoked':
+      if (e.revocation.userId !== e.userId)
+        throw invalidArgument('entry', 'revocation belongs to another user');
+      return w.bytes16(encodeDeviceRevocation(e.revocation));
+    case 'mls-signature-key':
+      return w.string8(e.binding.deviceId).bytes8(e.binding.mlsSignatureKey).raw(e.binding.signature);
+    case 'recovery-set':
+      w.u8(e.recovery.threshold).u8(e.recovery.members.length);
+      for (const m of e.recovery.members) w.raw(m);
+      return w.raw(e.recovery.signature);
+    case 'user-identity':
+      return w
+        .bytes8(e.identity.identityKey)
+        .bytes8(e.identity.recoveryKey ?? new Uint8Array(0))
+        .raw(e.identity.signature);
+  }
+}
+
 export function encodeDirectoryEntry(e: DirectoryEntry): Uint8Array {
   if (!Object.hasOwn(KIND_CODES, e.kind)) throw invalidArgument('entry.kind', 'is unknown');
   if (!Number.isSafeInteger(e.time) || e.time < 0)
     throw invalidArgument('entry.time', 'must be POSIX seconds');
   const w = new Writer().u8(DIRECTORY_ENTRY_VERSION).u8(KIND_CODES[e.kind]).string8(e.userId).u64(e.time);
-  switch (e.kind) {
-    case 'device-added':
-      if (e.record.userId !== e.userId) throw invalidArgument('entry', 'record belongs to another user');
-      w.bytes16(encodeDeviceRecord(e.record));
-      break;
-    case 'device-revoked':
-      if (e.revocation.userId !== e.userId)
-        throw invalidArgument('entry', 'revocation belongs to another user');
-      w.bytes16(encodeDeviceRevocation(e.revocation));
-      break;
-    case 'mls-signature-key':
-      w.string8(e.binding.deviceId).bytes8(e.binding.mlsSignatureKey).raw(e.binding.signature);
-      break;
-    case 'recovery-set':
-      w.u8(e.recovery.threshold).u8(e.recovery.members.length);
-      for (const m of e.recovery.members) w.raw(m);
-      w.raw(e.recovery.signature);
-      break;
-  }
-  return w.finish();
+  return writeBody(w, e).finish();
+}
+
+/**
+ * The body of an entry as a client sends it and {@link directoryEntryFromBody} reads it: the kind's body bytes
+ * for `mls-signature-key`, `recovery-set` and `user-identity`, the encoded record for `device-added` and
+ * `device-revoked`. The server adds the header (version, kind, user, its own time).
+ */
+export function directoryEntryBody(e: DirectoryEntryContent): Uint8Array {
+  if (!Object.hasOwn(KIND_CODES, e.kind)) throw invalidArgument('entry.kind', 'is unknown');
+  if (e.kind === 'device-added') return encodeDeviceRecord(e.record);
+  if (e.kind === 'device-revoked') return encodeDeviceRevocation(e.revocation);
+  return writeBody(new Writer(), e).finish();
 }
 
 /** Decodes a leaf strictly (known version and kind, exact length, consistent user ids). Throws ERR_MALFORMED. */
@@ -247,9 +341,116 @@ export function decodeDirectoryEntry(bytes: Uint8Array): DirectoryEntry {
       entry = { kind, userId, time, recovery: { threshold, members, signature: rd.raw(64) } };
       break;
     }
+    case 'user-identity': {
+      const identityKey = rd.bytes8(32, 32);
+      const recovery = rd.bytes8(0, 32);
+      if (recovery.length !== 0 && recovery.length !== 32)
+        throw malformed('directory entry', 'a recovery key must be 32 bytes or absent');
+      const identity: UserIdentity = {
+        identityKey,
+        ...(recovery.length === 32 ? { recoveryKey: recovery } : {}),
+        signature: rd.raw(64),
+      };
+      entry = { kind, userId, time, identity };
+      break;
+    }
   }
   rd.end();
   return entry;
+}
+
+/**
+ * Builds and strictly decodes the entry of `kind` for `userId` at `time` from its body as a client sends it:
+ * the kind's body bytes for `mls-signature-key`, `recovery-set` and `user-identity`, the encoded record for
+ * `device-added` and `device-revoked`. Throws ERR_MALFORMED (or ERR_INVALID_ARGUMENT for a bad user or time).
+ */
+export function directoryEntryFromBody(
+  kind: DirectoryEntry['kind'],
+  userId: string,
+  time: number,
+  body: Uint8Array,
+): DirectoryEntry {
+  if (!Object.hasOwn(KIND_CODES, kind)) throw invalidArgument('kind', 'is unknown');
+  if (typeof userId !== 'string' || userId.length === 0 || utf8Encode(userId).length > 255)
+    throw invalidArgument('userId', 'must be 1 to 255 bytes of text');
+  if (!Number.isSafeInteger(time) || time < 0) throw invalidArgument('time', 'must be POSIX seconds');
+  if (!(body instanceof Uint8Array)) throw malformed('directory entry', 'expected bytes');
+  if (body.length > DIRECTORY_ENTRY_MAX_BYTES) throw malformed('directory entry', 'too large');
+  const w = new Writer().u8(DIRECTORY_ENTRY_VERSION).u8(KIND_CODES[kind]).string8(userId).u64(time);
+  if (kind === 'device-added' || kind === 'device-revoked') w.bytes16(body);
+  else w.raw(body);
+  return decodeDirectoryEntry(w.finish());
+}
+
+/** The basic-credential identity of a device in MLS: `string8(userId) || string8(deviceId)`. */
+export function mlsIdentityOf(userId: string, deviceId: string): Uint8Array {
+  return new Writer().string8(userId).string8(deviceId).finish();
+}
+
+/** A user's state as the log tells it: identity, device chain, MLS key bindings, recovery set. */
+export interface UserDirectory {
+  readonly keys: UserKeys;
+  /** The device chain in log order, for {@link verifyDeviceChain}. */
+  readonly events: readonly ChainEvent[];
+  /** Devices valid at the end of the chain. */
+  readonly devices: ReadonlyMap<string, TrustedDevice>;
+  /** The latest MLS signature key bound by each valid device (the binding's signature verified). */
+  readonly mlsKeys: ReadonlyMap<string, Uint8Array>;
+  readonly recovery?: RecoverySet;
+}
+
+/**
+ * Replays one user's entries (in log order, already proved included): the first must be the user's
+ * `user-identity` entry and there must be only one; device records and revocations must form a valid chain;
+ * MLS bindings and recovery sets must verify. Throws ERR_E2EE_UNTRUSTED_IDENTITY.
+ */
+export function userDirectory(userId: string, entries: readonly DirectoryEntry[]): UserDirectory {
+  const bad = (detail: string) => new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, `user ${detail}`);
+  const first = entries[0];
+  if (first === undefined || first.kind !== 'user-identity' || first.userId !== userId)
+    throw bad('entries must start with the user-identity entry');
+  if (!verifyUserIdentity(userId, first.identity)) throw bad('identity entry has a bad signature');
+  const keys: UserKeys = {
+    userId,
+    identityKey: first.identity.identityKey,
+    ...(first.identity.recoveryKey ? { recoveryKey: first.identity.recoveryKey } : {}),
+  };
+  const events: ChainEvent[] = [];
+  const bindings: MlsKeyBinding[] = [];
+  let recovery: RecoverySet | undefined;
+  for (const e of entries.slice(1)) {
+    if (e.userId !== userId) throw bad('entries include another user');
+    switch (e.kind) {
+      case 'user-identity':
+        throw bad('has a second identity entry');
+      case 'device-added':
+        events.push({ kind: 'add', record: e.record });
+        break;
+      case 'device-revoked':
+        events.push({ kind: 'revoke', revocation: e.revocation });
+        break;
+      case 'mls-signature-key':
+        // Checked against the device's key once the chain is known (a device id is introduced once, so its
+        // key never changes); the latest binding of a device wins.
+        bindings.push(e.binding);
+        break;
+      case 'recovery-set':
+        if (!verifyRecoverySet(userId, e.recovery, keys.identityKey))
+          throw bad('recovery set has a bad signature');
+        recovery = e.recovery;
+        break;
+    }
+  }
+  const devices = verifyDeviceChain(keys, events);
+  const mlsKeys = new Map<string, Uint8Array>();
+  for (const binding of bindings) {
+    const device = devices.get(binding.deviceId);
+    if (device === undefined) continue; // revoked since (or never valid): its binding no longer counts
+    if (!verifyMlsKeyBinding(userId, binding, device.deviceKey))
+      throw bad(`MLS key binding of device "${binding.deviceId}" has a bad signature`);
+    mlsKeys.set(binding.deviceId, binding.mlsSignatureKey);
+  }
+  return { keys, events, devices, mlsKeys, ...(recovery ? { recovery } : {}) };
 }
 
 /**

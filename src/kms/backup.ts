@@ -35,7 +35,7 @@ import {
 import type { CallContext, KeyManager, KeySnapshot } from './key-manager.js';
 import { materialLooksValid } from './key-material.js';
 import { checkRestoredPolicy } from './key-policy.js';
-import { checkKeyName } from './names.js';
+import { checkKeyName, checkNotReserved } from './names.js';
 import { recordTampered } from './record-seal.js';
 
 const FORMAT = 'enseal-key-backup';
@@ -244,6 +244,12 @@ export async function backupKey(
   ctx: CallContext = {},
 ): Promise<Uint8Array> {
   checkKeyName(name);
+  try {
+    checkNotReserved(name, ctx.system);
+  } catch (err) {
+    await km.recordEvent({ op: 'backup', key: name, outcome: 'denied', code: ErrorCode.KEY_RESERVED }, ctx);
+    throw err;
+  }
   recipientsOf(target);
   const snapshot = await km.snapshotKey(name);
   if (snapshot.policy.deletionScheduledFor !== undefined) {

@@ -48,7 +48,8 @@ export {
   type UsageWarning,
   type UsageMonitorOptions,
   type UsageCounter,
+  type UsageWindow,
 } from './usage-monitor.js';
-export { checkKeyName } from './names.js';
+export { RESERVED_KEY_PREFIX, SYSTEM_CALL, checkKeyName, isReservedKeyName } from './names.js';
 export { formatVersioned, parseVersioned } from './ciphertext.js';
 export { RecordAuthenticator, recordTampered } from './record-seal.js';

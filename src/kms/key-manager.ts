@@ -34,6 +34,7 @@ import {
   type AuditEntry,
   type AuditCheckpoint,
 } from './audit-log.js';
+import { BatchPool, type PoolItem } from './batch-pool.js';
 import { formatVersioned, parseVersioned } from './ciphertext.js';
 import {
   decryptWith,
@@ -59,7 +60,14 @@ import {
 import type { KeyPurpose, KeyType } from './key-types.js';
 import type { Keyring } from './keyring.js';
 import { Fernet } from '../formats/index.js';
-import { checkKeyName, checkVersion, decodeContext } from './names.js';
+import {
+  SYSTEM_CALL,
+  checkKeyName,
+  checkNotReserved,
+  checkVersion,
+  decodeContext,
+  isReservedKeyName,
+} from './names.js';
 import {
   readSealedKeyring,
   SealState,
@@ -69,7 +77,13 @@ import {
   type RootKeyProof,
   type SealStatus,
 } from './seal.js';
-import { UsageMonitor, type UsageMonitorOptions, type UsageCounter } from './usage-monitor.js';
+import {
+  UsageMonitor,
+  type UsageCounter,
+  type UsageMonitorOptions,
+  type UsageWarning,
+  type UsageWindow,
+} from './usage-monitor.js';
 import { RECORD_KEY_LABEL, RecordAuthenticator, recordTampered } from './record-seal.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -111,11 +125,20 @@ export interface KeyManagerOptions {
   monitor?: UsageMonitorOptions;
   /** Called when a stored record fails its authenticator (a store writer forged or altered it). */
   onTampered?: (kind: string, name: string) => void;
+  /**
+   * Worker threads for the AEAD work of large encrypt/decrypt batches (default 0: batches run in the calling
+   * thread). `enseal serve` sizes it to the cores. Keys reach the workers only in memory.
+   */
+  batchWorkers?: number;
+  /** Batches of at least this many items go to the workers (default 512, where they start to pay here). */
+  batchWorkerThreshold?: number;
 }
 
 /** Who is calling; recorded in the audit log and the usage counters. */
 export interface CallContext {
   caller?: string;
+  /** Set only by enseal's own subsystems, for the reserved keys they own (see `RESERVED_KEY_PREFIX`). */
+  system?: typeof SYSTEM_CALL;
 }
 
 export interface EncryptOptions {
@@ -227,6 +250,7 @@ function outcomeOf(err: unknown): AuditOutcome {
     case ErrorCode.EXPORT_FORBIDDEN:
     case ErrorCode.INVALID_ARGUMENT:
     case ErrorCode.KEY_EXISTS:
+    case ErrorCode.KEY_RESERVED:
       return 'denied';
     default:
       return 'error';
@@ -247,6 +271,8 @@ export class KeyManager {
   readonly #loading = new Map<string, Promise<CachedKey>>();
   readonly #onTampered: ((kind: string, name: string) => void) | undefined;
   #tampered = 0;
+  readonly #pool: BatchPool | undefined;
+  readonly #poolThreshold: number;
 
   private constructor(options: KeyManagerOptions) {
     this.#store = options.store;
@@ -258,6 +284,9 @@ export class KeyManager {
     this.#seal = new SealState(this.#store, this.#clock);
     this.#monitor = new UsageMonitor(options.monitor);
     this.#onTampered = options.onTampered;
+    const workers = Math.trunc(options.batchWorkers ?? 0);
+    this.#pool = workers > 0 ? new BatchPool({ size: workers }) : undefined;
+    this.#poolThreshold = Math.max(1, Math.trunc(options.batchWorkerThreshold ?? 512));
   }
 
   /**
@@ -638,6 +667,9 @@ export class KeyManager {
     }
     let out: Awaited<ReturnType<typeof fn>>;
     try {
+      // Every named operation passes here, so a reserved key is refused whatever face the call came from;
+      // a restore decides for itself (it may bring back a reserved key from this keyring's own backup).
+      if (op !== 'key.restore') checkNotReserved(name, ctx.system);
       out = await fn();
     } catch (err) {
       const outcome = outcomeOf(err);
@@ -709,6 +741,21 @@ export class KeyManager {
     return pending;
   }
 
+  /**
+   * The cached key, reloaded first when `version` is newer than its latest: another node rotated the key
+   * within the cache's lifetime, and its ciphertexts must open here at once, not after the cache expires.
+   */
+  async #loadFor(name: string, version: number): Promise<CachedKey> {
+    const key = await this.#load(name);
+    if (version <= key.policy.latestVersion) return key;
+    let pending = this.#loading.get(name);
+    if (pending === undefined) {
+      pending = this.#fetch(name).finally(() => this.#loading.delete(name));
+      this.#loading.set(name, pending);
+    }
+    return pending;
+  }
+
   async #fetch(name: string): Promise<CachedKey> {
     checkKeyName(name);
     const { row, versions, index } = await this.#store.transaction(async (tx) => ({
@@ -751,7 +798,10 @@ export class KeyManager {
         : {}),
       loadedAt: this.#clock(),
     };
-    if (old !== undefined) this.#wipeCached({ ...old, usage: new Map() });
+    // The replaced entry is not wiped here: operations in flight may still hold it across an await (an
+    // encryption waiting for its usage reservation, say) and would then seal with zeroed key bytes, a
+    // ciphertext nobody can open (the soak found such values). Its buffers become garbage once those end;
+    // sealing the node still wipes everything cached.
     this.#cache.set(name, key);
     return key;
   }
@@ -820,6 +870,25 @@ export class KeyManager {
     u.next = total - this.#block;
     u.end = limit > 0 ? Math.min(total, limit) : total;
     if (u.next >= u.end) u.exhausted = true;
+  }
+
+  /**
+   * {@link #encryptionSlot} without a promise, for batch items with no context and no version asked for: the
+   * latest version's key when the key is cached, fresh and not derived, and a reserved slot is at hand;
+   * undefined otherwise (the caller then takes the general path). A batch of 1,000 items used to pay four
+   * awaits per item here.
+   */
+  #cachedSlot(name: string): { key: CachedKey; version: number; dataKey: Uint8Array } | undefined {
+    const key = this.#cache.get(name);
+    if (key === undefined || this.#clock() - key.loadedAt >= this.#ttl) return undefined;
+    const policy = this.#usable(key, 'encrypt');
+    if (policy.derived) return undefined;
+    const version = encryptionVersion(policy, undefined);
+    const u = key.usage.get(version);
+    if (u === undefined || u.next >= u.end) return undefined;
+    const dataKey = this.#versionKey(key, version);
+    u.next += 1;
+    return { key, version, dataKey };
   }
 
   /** The version to encrypt with, rotating first when the latest reached its usage bound. */
@@ -1011,7 +1080,19 @@ export class KeyManager {
       const limit = options.limit ?? 1000;
       if (!Number.isInteger(limit) || limit < 1 || limit > 10_000)
         throw invalidArgument('limit', 'must be 1-10000');
-      return { result: await this.#store.transaction((tx) => tx.listKeys({ ...options, limit })) };
+      if (ctx.system === SYSTEM_CALL)
+        return { result: await this.#store.transaction((tx) => tx.listKeys({ ...options, limit })) };
+      // Reserved keys are not listed to callers who cannot use them; pages stay full so paging never stops early.
+      const names: string[] = [];
+      let after = options.after;
+      for (;;) {
+        const page = await this.#store.transaction((tx) =>
+          tx.listKeys({ ...(after !== undefined ? { after } : {}), limit }),
+        );
+        names.push(...page.filter((n) => !isReservedKeyName(n)));
+        if (page.length < limit || names.length >= limit) return { result: names.slice(0, limit) };
+        after = page[page.length - 1];
+      }
     });
   }
 
@@ -1172,23 +1253,33 @@ export class KeyManager {
     return this.#run('encrypt.batch', name, ctx, async () => {
       this.#checkBatch(items);
       const results: BatchResult<string>[] = [];
-      let failed = 0;
+      const pooled =
+        this.#pool !== undefined && items.length >= this.#poolThreshold ? new Pooled() : undefined;
       for (const item of items) {
         try {
           this.#checkPlaintext(item.plaintext);
           const aad = this.#aad(item.associatedData);
-          const { key, version } = await this.#encryptionSlot(name, item.keyVersion);
-          const dataKey = await this.#dataKey(key, version, item.context, true);
-          results.push({
-            value: formatVersioned(version, encryptWith(key.policy.type, dataKey, item.plaintext, aad)),
-            version,
-          });
+          const fast =
+            item.keyVersion === undefined && item.context === undefined ? this.#cachedSlot(name) : undefined;
+          const { key, version } = fast ?? (await this.#encryptionSlot(name, item.keyVersion));
+          const dataKey = fast?.dataKey ?? (await this.#dataKey(key, version, item.context, true));
+          if (
+            pooled?.add(results.length, key.policy.type, { key: dataKey, version, data: item.plaintext, aad })
+          ) {
+            results.push({ error: PENDING });
+          } else {
+            results.push({
+              value: formatVersioned(version, encryptWith(key.policy.type, dataKey, item.plaintext, aad)),
+              version,
+            });
+          }
         } catch (error) {
           if (isEnsealError(error, ErrorCode.SEALED)) throw error;
-          failed++;
           results.push({ error: error as Error });
         }
       }
+      if (pooled !== undefined) await pooled.finish(this.#pool!, 'encrypt', results);
+      const failed = results.filter((r) => r.error !== undefined).length;
       return { result: results, detail: { items: items.length, failed } };
     });
   }
@@ -1201,22 +1292,29 @@ export class KeyManager {
   ): Promise<BatchResult<Uint8Array>[]> {
     return this.#run('decrypt.batch', name, ctx, async () => {
       this.#checkBatch(items);
-      const key = await this.#load(name);
+      let key = await this.#load(name);
       this.#usable(key, 'encrypt');
       const results: BatchResult<Uint8Array>[] = [];
-      let failed = 0;
+      const pooled =
+        this.#pool !== undefined && items.length >= this.#poolThreshold ? new Pooled() : undefined;
       for (const item of items) {
         try {
           const { version, bytes } = parseVersioned('ciphertext', item.ciphertext);
           const aad = this.#aad(item.associatedData);
+          if (version > key.policy.latestVersion) key = await this.#loadFor(name, version);
           const dataKey = await this.#dataKey(key, version, item.context, false);
-          results.push({ value: decryptWith(key.policy.type, dataKey, bytes, aad), version });
+          if (pooled?.add(results.length, key.policy.type, { key: dataKey, version, data: bytes, aad })) {
+            results.push({ error: PENDING });
+          } else {
+            results.push({ value: decryptWith(key.policy.type, dataKey, bytes, aad), version });
+          }
         } catch (error) {
           if (isEnsealError(error, ErrorCode.SEALED)) throw error;
-          failed++;
           results.push({ error: error as Error });
         }
       }
+      if (pooled !== undefined) await pooled.finish(this.#pool!, 'decrypt', results);
+      const failed = results.filter((r) => r.error !== undefined).length;
       return { result: results, detail: { items: items.length, failed } };
     });
   }
@@ -1249,7 +1347,7 @@ export class KeyManager {
     return this.#run('decrypt', name, ctx, async () => {
       const { version, bytes } = parseVersioned('ciphertext', ciphertext);
       const aad = this.#aad(options.associatedData);
-      const key = await this.#load(name);
+      const key = await this.#loadFor(name, version);
       this.#usable(key, 'encrypt');
       const dataKey = await this.#dataKey(key, version, options.context, false);
       return {
@@ -1270,7 +1368,7 @@ export class KeyManager {
     return this.#run('rewrap', name, ctx, async () => {
       const { version, bytes } = parseVersioned('ciphertext', ciphertext);
       const aad = this.#aad(options.associatedData);
-      const key = await this.#load(name);
+      const key = await this.#loadFor(name, version);
       this.#usable(key, 'encrypt');
       const plain = decryptWith(
         key.policy.type,
@@ -1541,6 +1639,9 @@ export class KeyManager {
     const name = snapshot.policy.name;
     await this.#mutate('key.restore', name, ctx, async (tx) => {
       checkKeyName(name);
+      // Only this keyring's own full backup may bring a reserved key back: anything else could plant a key
+      // whose material the uploader knows under a name enseal signs with.
+      if (options.authenticated !== true) checkNotReserved(name, ctx.system);
       const keyring = await this.#keyringIn(tx);
       const row = await tx.getKey(name, { forUpdate: true });
       if (row === undefined) {
@@ -1699,6 +1800,8 @@ export class KeyManager {
     const rotated: string[] = [];
     const purged: string[] = [];
     for (const name of await this.allKeyNames()) {
+      // Reserved keys change only through the subsystem that owns them (nothing can schedule their deletion).
+      if (isReservedKeyName(name)) continue;
       const row = await this.#store.transaction((tx) => tx.getKey(name));
       if (row === undefined) continue;
       const policy = await this.#openDocReported(this.#requireUnsealed(), row).catch(() => undefined);
@@ -1790,6 +1893,24 @@ export class KeyManager {
     return this.#monitor.counters();
   }
 
+  /**
+   * What the usage monitor keeps for display: requests per window by key and by caller, the recent anomaly
+   * warnings and the warning totals. Labels are key names and callers, never secrets.
+   */
+  usageReport(): {
+    windowMs: number;
+    windows: UsageWindow[];
+    warnings: UsageWarning[];
+    warningCounts: Readonly<Record<UsageWarning['kind'], number>>;
+  } {
+    return {
+      windowMs: this.#monitor.windowMs,
+      windows: this.#monitor.history(),
+      warnings: this.#monitor.recentWarnings(),
+      warningCounts: this.#monitor.warningCounts(),
+    };
+  }
+
   /** Prometheus text: request counters and anomaly warnings. */
   metrics(): string {
     return (
@@ -1803,7 +1924,57 @@ export class KeyManager {
   /** Waits for pending audit writes, wipes keys, closes the store. */
   async close(): Promise<void> {
     await this.seal().catch(() => undefined);
+    await this.#pool?.close();
     await this.#store.close();
+  }
+}
+
+/** Placeholder result of an item handed to the batch pool, replaced once the pool answers. */
+const PENDING = new Error('pending');
+
+/** The items of one batch that go to the worker pool, with the result slot each fills. */
+class Pooled {
+  readonly #slots: number[] = [];
+  readonly #items: PoolItem[] = [];
+  /** Copies of the data keys: a cache reload during the batch wipes the cached ones. */
+  readonly #keys = new Map<Uint8Array, Uint8Array>();
+  #type: KeyType | undefined;
+
+  /** Takes the item unless its key type differs from the others' (then the caller runs it itself). */
+  add(slot: number, type: KeyType, item: PoolItem): boolean {
+    if (this.#type !== undefined && this.#type !== type) return false;
+    this.#type = type;
+    let key = this.#keys.get(item.key);
+    if (key === undefined) {
+      key = Uint8Array.from(item.key);
+      this.#keys.set(item.key, key);
+    }
+    this.#slots.push(slot);
+    this.#items.push({ ...item, key });
+    return true;
+  }
+
+  async finish<T extends string | Uint8Array>(
+    pool: BatchPool,
+    kind: 'encrypt' | 'decrypt',
+    results: BatchResult<T>[],
+  ): Promise<void> {
+    if (this.#type === undefined) return;
+    let out;
+    try {
+      out = await pool.run(kind, this.#type, this.#items);
+    } finally {
+      for (const key of this.#keys.values()) wipe(key);
+    }
+    out.forEach((o, n) => {
+      const slot = this.#slots[n]!;
+      const version = this.#items[n]!.version;
+      results[slot] = (
+        'code' in o
+          ? { error: new EnsealError(o.code as ErrorCode, o.message) }
+          : { value: 'text' in o ? o.text : o.plain, version }
+      ) as BatchResult<T>;
+    });
   }
 }
 

@@ -3,7 +3,7 @@
  * names of backups and audit entries, so they are restricted to a small safe alphabet: no separators, no
  * dot segments, no control or look-alike characters.
  */
-import { base64Decode, invalidArgument } from '../crypto/index.js';
+import { EnsealError, ErrorCode, base64Decode, invalidArgument } from '../crypto/index.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
@@ -13,6 +13,35 @@ export function checkKeyName(name: unknown): asserts name is string {
     throw invalidArgument(
       'key name',
       'must be 1-128 characters of A-Z a-z 0-9 _ . -, start with a letter or digit, and not contain ".."',
+    );
+  }
+}
+
+/**
+ * Key names that belong to enseal's own subsystems (the e2ee transparency log's signing key is
+ * `enseal-e2ee-log`). Whoever could sign with that key could forge the log's checkpoints, so no API caller,
+ * root included, may create, read, use, change, back up or restore a key under this prefix; only a call
+ * marked {@link SYSTEM_CALL} may. Matched without regard to case so that a look-alike cannot sit beside it.
+ */
+export const RESERVED_KEY_PREFIX = 'enseal-';
+
+/** Whether `name` is under {@link RESERVED_KEY_PREFIX}. */
+export function isReservedKeyName(name: string): boolean {
+  return name.slice(0, RESERVED_KEY_PREFIX.length).toLowerCase() === RESERVED_KEY_PREFIX;
+}
+
+/**
+ * Marks a call made by enseal's own code for one of its reserved keys. It is a value held in the process,
+ * never data: nothing a request carries can become it.
+ */
+export const SYSTEM_CALL: unique symbol = Symbol('enseal.system-call');
+
+/** Throws KEY_RESERVED when `name` is reserved and the call is not marked {@link SYSTEM_CALL}. */
+export function checkNotReserved(name: string, system: symbol | undefined): void {
+  if (system !== SYSTEM_CALL && isReservedKeyName(name)) {
+    throw new EnsealError(
+      ErrorCode.KEY_RESERVED,
+      `key "${name}" is reserved for enseal's own use (names starting "${RESERVED_KEY_PREFIX}"); pick another name`,
     );
   }
 }

@@ -51,6 +51,19 @@ interface CallerWindow {
   deniedWarned: boolean;
 }
 
+/** Requests in one window, by key and by caller (a bounded history kept for charts). */
+export interface UsageWindow {
+  readonly start: number;
+  readonly byKey: Readonly<Record<string, number>>;
+  readonly byCaller: Readonly<Record<string, number>>;
+}
+
+/** Windows of history kept, and series per window before new names fold into `(other)`. */
+const HISTORY_WINDOWS = 60;
+const HISTORY_SERIES = 100;
+/** Recent warnings kept for the console (older ones remain in the counters and the log). */
+const RECENT_WARNINGS = 50;
+
 export interface UsageCounter {
   readonly key: string;
   readonly op: string;
@@ -76,6 +89,8 @@ export class UsageMonitor {
   >();
   readonly #callers = new Map<string, CallerWindow>();
   readonly #warnings = { rate_spike: 0, denied_burst: 0 };
+  readonly #recent: UsageWarning[] = [];
+  readonly #history: { start: number; byKey: Map<string, number>; byCaller: Map<string, number> }[] = [];
 
   constructor(options: UsageMonitorOptions = {}) {
     this.#windowMs = options.windowMs ?? 60_000;
@@ -104,6 +119,43 @@ export class UsageMonitor {
     else if (outcome === 'denied') c.denied += 1;
     else c.errors += 1;
     this.#observeCaller(now, caller, outcome === 'denied');
+    this.#record(now, key, caller);
+  }
+
+  /** Adds one request to the current window of the bounded history. */
+  #record(now: number, key: string, caller: string): void {
+    const start = now - (now % this.#windowMs);
+    let w = this.#history.at(-1);
+    if (w === undefined || w.start !== start) {
+      w = { start, byKey: new Map(), byCaller: new Map() };
+      this.#history.push(w);
+      if (this.#history.length > HISTORY_WINDOWS) this.#history.shift();
+    }
+    const bump = (m: Map<string, number>, label: string) => {
+      const name = m.has(label) || m.size < HISTORY_SERIES ? label : OTHER_LABEL;
+      m.set(name, (m.get(name) ?? 0) + 1);
+    };
+    bump(w.byKey, key);
+    bump(w.byCaller, caller);
+  }
+
+  /** Requests per window by key and by caller, oldest first (up to 60 windows that had requests). */
+  history(): UsageWindow[] {
+    return this.#history.map((w) => ({
+      start: w.start,
+      byKey: Object.fromEntries(w.byKey),
+      byCaller: Object.fromEntries(w.byCaller),
+    }));
+  }
+
+  /** The most recent warnings, oldest first (at most 50). */
+  recentWarnings(): UsageWarning[] {
+    return [...this.#recent];
+  }
+
+  /** The window length in milliseconds. */
+  get windowMs(): number {
+    return this.#windowMs;
   }
 
   #observeCaller(now: number, caller: string, denied: boolean): void {
@@ -160,6 +212,8 @@ export class UsageMonitor {
 
   #warn(warning: UsageWarning): void {
     this.#warnings[warning.kind] += 1;
+    this.#recent.push(warning);
+    if (this.#recent.length > RECENT_WARNINGS) this.#recent.shift();
     this.#onWarning?.(warning);
   }
 

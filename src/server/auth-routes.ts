@@ -26,6 +26,55 @@ function tokenData(info: TokenInfo, now: number): Record<string, unknown> {
   };
 }
 
+/** The response of `LIST /v1/auth/token/accessors`, with an example. */
+const ACCESSORS_RESPONSE = {
+  type: 'object',
+  properties: {
+    request_id: { type: 'string' },
+    data: {
+      type: 'object',
+      properties: {
+        keys: { type: 'array', items: { type: 'string' } },
+        key_info: {
+          type: 'object',
+          additionalProperties: {
+            type: 'object',
+            properties: {
+              accessor: { type: 'string' },
+              policies: { type: 'array', items: { type: 'string' } },
+              display_name: { type: 'string' },
+              creation_time: { type: 'integer' },
+              expire_time: { type: ['string', 'null'] },
+              ttl: { type: 'integer' },
+              renewable: { type: 'boolean' },
+            },
+          },
+        },
+      },
+      required: ['keys', 'key_info'],
+    },
+  },
+  examples: [
+    {
+      request_id: '0b8e3c54-7a61-4f2d-9c1e-5d3a2b1f0e47',
+      data: {
+        keys: ['3f9a0c1d2e4b5a69'],
+        key_info: {
+          '3f9a0c1d2e4b5a69': {
+            accessor: '3f9a0c1d2e4b5a69',
+            policies: ['billing'],
+            display_name: 'billing',
+            creation_time: 1796288400,
+            expire_time: '2027-01-04T09:00:00.000Z',
+            ttl: 2764800,
+            renewable: false,
+          },
+        },
+      },
+    },
+  ],
+} as const;
+
 export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): void {
   const { tokens } = options;
   const tag = (summary: string) => ({ schema: { tags: ['auth'], summary }, config: { access: {} } });
@@ -72,6 +121,34 @@ export function registerAuthRoutes(app: FastifyInstance, options: AppOptions): v
           lease_duration: Math.max(0, Math.floor((info.expiresAt - Date.now()) / 1000)),
           renewable: false,
         },
+      });
+    },
+  );
+
+  app.get(
+    '/v1/auth/token/accessors',
+    {
+      schema: {
+        tags: ['auth'],
+        summary: 'List live tokens by accessor, with their policies and expiry (?list=true)',
+        description:
+          "Vault's LIST auth/token/accessors (root-protected: needs list and sudo). enseal adds key_info " +
+          "with each token's display name, policies and expiry; tokens themselves are never stored or shown.",
+        querystring: {
+          type: 'object',
+          properties: { list: { type: 'string', enum: ['true'] } },
+          required: ['list'],
+        },
+        response: { 200: ACCESSORS_RESPONSE },
+      },
+      config: { access: { list: true, sudo: true } },
+    },
+    async () => {
+      const now = Date.now();
+      const all = await tokens.list();
+      return vaultResponse({
+        keys: all.map((t) => t.accessor),
+        key_info: Object.fromEntries(all.map((t) => [t.accessor, tokenData(t, now)])),
       });
     },
   );

@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode } from '../crypto/index.js';
 import type { KeyManager } from '../kms/index.js';
 import type { AuthThrottleOptions } from './auth-throttle.js';
+import type { E2eeOptions } from './e2ee/config.js';
 import type { PolicyStore } from './policy-store.js';
 import type { TokenInfo, TokenStore } from './tokens.js';
 
@@ -39,6 +40,8 @@ export interface AppOptions {
   extraRoutes?: (app: FastifyInstance) => void;
   /** The key behind the seeds' `/encrypt` and `/decrypt` routes (default `seeds`). */
   seedsKey?: string;
+  /** The e2ee service's settings (origin, witnesses, quorum, queue TTL); see docs/e2ee-service.md. */
+  e2ee?: E2eeOptions;
 }
 
 declare module 'fastify' {
@@ -53,6 +56,8 @@ export class HttpError extends Error {
   constructor(
     readonly statusCode: number,
     message: string,
+    /** Fields sent next to `errors` (for example the current `epoch` of a 409 commit). */
+    readonly extra?: Readonly<Record<string, string | number>>,
   ) {
     super(message);
   }
@@ -64,7 +69,13 @@ export function statusOf(code: string): number {
     case ErrorCode.SEALED:
       return 503;
     case ErrorCode.KEY_NOT_FOUND:
+    case ErrorCode.E2EE_NOT_FOUND:
       return 404;
+    case ErrorCode.E2EE_CONFLICT:
+      return 409;
+    case ErrorCode.PERMISSION_DENIED:
+    case ErrorCode.KEY_RESERVED:
+      return 403;
     case ErrorCode.STORE:
     case ErrorCode.AUDIT_FAILED:
     case ErrorCode.RECORD_TAMPERED:

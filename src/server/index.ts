@@ -29,3 +29,11 @@ export {
   type MountEntry,
   type DeviceVerdict,
 } from './doctor/block-device.js';
+export {
+  FileWitnessState,
+  loadWitnessKey,
+  startWitnessServer,
+  type RunningWitness,
+  type WitnessServerOptions,
+  type E2eeOptions,
+} from './e2ee/index.js';

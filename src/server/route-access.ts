@@ -25,6 +25,50 @@ export interface RouteAccess {
   readonly list?: true;
   /** The capability needed, when not the method's (`read` for GET, `delete` for DELETE, else `update`). */
   readonly capability?: Capability;
+  /**
+   * Patterns for path parameters that are not names (an e2ee group id is base64url, which may start with `-`
+   * or `_`); every other parameter must be a name.
+   */
+  readonly params?: Readonly<Record<string, RegExp>>;
+  /**
+   * An e2ee route, and which tokens reach it (a device token reaches nothing else): `device`, device tokens
+   * only; `app`, ordinary tokens only (checked by ACL on the path); `device-or-app`, either; `any`, any valid
+   * token without an ACL check. With `self`, a device token must be bound to the `:user` (and `:device`) the
+   * path names.
+   */
+  readonly e2ee?: { readonly tokens: 'device' | 'app' | 'device-or-app' | 'any'; readonly self?: true };
+}
+
+/** The `{user, device}` a device token is bound to. */
+export interface DeviceBinding {
+  readonly user: string;
+  readonly device: string;
+}
+
+/**
+ * How the e2ee rules treat a request that passed token authentication: `ok` (allowed, no ACL check), `acl`
+ * (check the ACL as for any route), or a reason to refuse it. Decided on the router's resolved parameters.
+ */
+export function e2eeVerdict(
+  access: RouteAccess,
+  device: DeviceBinding | undefined,
+  params: Readonly<Record<string, string>>,
+): 'ok' | 'acl' | { denied: string } {
+  const rule = access.e2ee;
+  if (device !== undefined) {
+    if (rule === undefined) return { denied: 'a device token is valid only for the e2ee routes' };
+    if (rule.tokens === 'app') return { denied: 'this route needs an application token, not a device token' };
+    if (
+      rule.self &&
+      (params.user !== device.user || (params.device !== undefined && params.device !== device.device))
+    )
+      return { denied: 'a device token acts only for its own user and device' };
+    return 'ok';
+  }
+  if (rule === undefined) return 'acl';
+  if (rule.tokens === 'device')
+    return { denied: 'this route needs a device token (POST /v1/e2ee/auth/login)' };
+  return rule.tokens === 'any' ? 'ok' : 'acl';
 }
 
 declare module 'fastify' {
@@ -64,7 +108,9 @@ export function checkRouteAccess(method: string, url: string, access: RouteAcces
       `route ${method} ${url} has no access rule (config.access); every route must declare one`,
     );
   }
-  if (url.includes('*')) throw new Error(`route ${method} ${url}: wildcard routes cannot be authorised`);
+  // A public route needs no ACL path, so only it may be a wildcard (the API reference's static files).
+  if (url.includes('*') && access.public !== true)
+    throw new Error(`route ${method} ${url}: wildcard routes cannot be authorised`);
   if (access.public === undefined && access.path === undefined && !url.startsWith('/v1/')) {
     throw new Error(`route ${method} ${url} is outside /v1/ and needs an explicit ACL path`);
   }
@@ -124,7 +170,11 @@ export function resolveAclPath(
     const s = shape[i]!;
     if (s.startsWith(':')) {
       const value = params[s.slice(1)];
-      if (value === undefined || !PARAM.test(value) || value.includes('..'))
+      const pattern = access.params?.[s.slice(1)];
+      if (value !== undefined && pattern !== undefined) {
+        if (!pattern.test(value) || value.includes('..') || hasSeparatorOrControl(value))
+          return { problem: `the path parameter ${s.slice(1)} is not valid` };
+      } else if (value === undefined || !PARAM.test(value) || value.includes('..'))
         return { problem: `the path parameter ${s.slice(1)} is not a valid name` };
     } else if (raw[i] !== s) {
       return { problem: 'the request path spells a fixed segment differently from the route' };

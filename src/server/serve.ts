@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
@@ -26,6 +27,7 @@ import type { FastifyInstance } from './http.js';
 import { PolicyStore } from './policy-store.js';
 import { setExtraMetrics } from './sys-routes.js';
 import { TokenStore } from './tokens.js';
+import type { E2eeOptions } from './e2ee/index.js';
 
 export interface ServeConfig {
   dev?: boolean;
@@ -56,6 +58,13 @@ export interface ServeConfig {
   /** Where JSON logs go (default stdout). */
   logStream?: NodeJS.WritableStream;
   seedsKey?: string;
+  /** Worker threads for large encrypt/decrypt batches (default: one per core; 0: the main thread). */
+  batchWorkers?: number;
+  /**
+   * The e2ee service (`[e2ee]` in the TOML file): `origin`, `witnesses = [{ url, verifier_key }]`, `quorum`,
+   * `queue_ttl` (seconds or "30d"), `witness_timeout` (seconds). See docs/e2ee-service.md.
+   */
+  e2ee?: Record<string, unknown>;
 }
 
 export interface RunningServer {
@@ -100,6 +109,8 @@ export async function loadConfigFile(path: string): Promise<ServeConfig> {
     'redirectHttp',
     'logLevel',
     'seedsKey',
+    'batchWorkers',
+    'e2ee',
   ];
   for (const k of Object.keys(out))
     if (!known.includes(k))
@@ -213,6 +224,41 @@ async function startRedirect(listen: string, httpsPort: number): Promise<HttpSer
   return server;
 }
 
+function seconds(what: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value * 1000;
+  const m = typeof value === 'string' ? /^(\d{1,9})(s|m|h|d)?$/.exec(value) : null;
+  if (m) return Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[(m[2] ?? 's') as 's'];
+  throw invalidArgument(what, 'must be seconds or a duration such as "30d"');
+}
+
+/** The `[e2ee]` table of the configuration, as the app's options. */
+export function e2eeOptionsFrom(raw: Record<string, unknown>): E2eeOptions {
+  const known = ['origin', 'witnesses', 'quorum', 'queue_ttl', 'witness_timeout'];
+  for (const k of Object.keys(raw))
+    if (!known.includes(k))
+      throw invalidArgument(`config key "e2ee.${k}"`, `is unknown (known: ${known.join(', ')})`);
+  const witnesses = raw.witnesses;
+  if (witnesses !== undefined && !Array.isArray(witnesses))
+    throw invalidArgument('e2ee.witnesses', 'must be a list');
+  const queueTtlMs = seconds('e2ee.queue_ttl', raw.queue_ttl);
+  const witnessTimeoutMs = seconds('e2ee.witness_timeout', raw.witness_timeout);
+  return {
+    ...(typeof raw.origin === 'string' ? { origin: raw.origin } : {}),
+    ...(witnesses
+      ? {
+          witnesses: witnesses.map((w: unknown) => {
+            const o = (typeof w === 'object' && w !== null ? w : {}) as Record<string, unknown>;
+            return { url: String(o.url ?? ''), verifierKey: String(o.verifier_key ?? o.verifierKey ?? '') };
+          }),
+        }
+      : {}),
+    ...(typeof raw.quorum === 'number' ? { quorum: raw.quorum } : {}),
+    ...(queueTtlMs !== undefined ? { queueTtlMs } : {}),
+    ...(witnessTimeoutMs !== undefined ? { witnessTimeoutMs } : {}),
+  };
+}
+
 /** Starts the service and resolves once it listens. */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
   const dev = config.dev === true;
@@ -225,7 +271,11 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     : SqliteStore.open({ path: join(dataDir, STORE_FILE) });
   // Usage anomalies go to the log as warnings (and to metrics); the logger exists once the app does.
   let warn: (warning: UsageWarning) => void = () => undefined;
-  const km = await KeyManager.open({ store, monitor: { onWarning: (w) => warn(w) } });
+  const km = await KeyManager.open({
+    store,
+    monitor: { onWarning: (w) => warn(w) },
+    batchWorkers: config.batchWorkers ?? availableParallelism(),
+  });
   const tokens = new TokenStore(km);
   const policies = new PolicyStore(km);
   let rootToken: string | undefined;
@@ -287,6 +337,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     ...(config.authFailuresPerMinute ? { authThrottle: { maxFailures: config.authFailuresPerMinute } } : {}),
     ...(config.tlsClientCa ? { clientCertPolicies: config.clientCertPolicies ?? { '*': ['default'] } } : {}),
     ...(config.seedsKey ? { seedsKey: config.seedsKey } : {}),
+    ...(config.e2ee ? { e2ee: e2eeOptionsFrom(config.e2ee) } : {}),
   });
   warn = (w) =>
     app.log.warn({ anomaly: w.kind, caller: w.caller, count: w.count, baseline: w.baseline }, w.message);

@@ -42,6 +42,72 @@ function sealStatus(s: SealStatus): Record<string, unknown> {
   };
 }
 
+const counts = { type: 'object', additionalProperties: { type: 'integer' } } as const;
+
+/** The response of `GET /v1/sys/usage`, with an example (also what the OpenAPI document shows). */
+const USAGE_RESPONSE = {
+  type: 'object',
+  properties: {
+    request_id: { type: 'string' },
+    data: {
+      type: 'object',
+      properties: {
+        window_ms: { type: 'integer' },
+        windows: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: { start: { type: 'string' }, by_key: counts, by_caller: counts },
+            required: ['start', 'by_key', 'by_caller'],
+          },
+        },
+        warnings: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              kind: { type: 'string', enum: ['rate_spike', 'denied_burst'] },
+              caller: { type: 'string' },
+              count: { type: 'integer' },
+              baseline: { type: 'number' },
+              window_start: { type: 'string' },
+              message: { type: 'string' },
+            },
+            required: ['kind', 'caller', 'count', 'window_start', 'message'],
+          },
+        },
+        warning_counts: counts,
+      },
+      required: ['window_ms', 'windows', 'warnings', 'warning_counts'],
+    },
+  },
+  examples: [
+    {
+      request_id: '6f1c2a9e-0d1b-4e58-9a43-2f6c1e0b7d11',
+      data: {
+        window_ms: 60000,
+        windows: [
+          {
+            start: '2026-12-03T09:00:00.000Z',
+            by_key: { orders: 1250, '': 3 },
+            by_caller: { 'token:billing:3f9a0c1d2e4b5a69': 1253 },
+          },
+        ],
+        warnings: [
+          {
+            kind: 'denied_burst',
+            caller: 'token:batch:9b1e7d3c5a2f4e80',
+            count: 20,
+            window_start: '2026-12-03T09:00:00.000Z',
+            message: 'caller "token:batch:9b1e7d3c5a2f4e80" had 20 requests denied this window',
+          },
+        ],
+        warning_counts: { rate_spike: 0, denied_burst: 1 },
+      },
+    },
+  ],
+} as const;
+
 function strings(what: string, value: unknown): string[] {
   if (!Array.isArray(value) || value.some((v) => typeof v !== 'string'))
     throw invalidArgument(what, 'must be a list of strings');
@@ -190,6 +256,42 @@ export function registerSysRoutes(app: FastifyInstance, options: AppOptions): vo
       .type('text/plain; version=0.0.4')
       .send(extra === '' ? base : `${base}${base === '' || base.endsWith('\n') ? '' : '\n'}${extra}`);
   });
+
+  app.get(
+    '/v1/sys/usage',
+    {
+      schema: {
+        tags: ['sys'],
+        summary: 'Requests per window by key and by caller, and the recent anomaly warnings',
+        description:
+          'What the usage monitor keeps for charts: up to 60 windows (one minute each by default) of request ' +
+          'counts by key and by caller (at most 100 series per window; more fold into "(other)"), the last ' +
+          '50 anomaly warnings and the warning totals. Read-only; needs read on sys/usage, like sys/metrics.',
+        response: { 200: USAGE_RESPONSE },
+      },
+      config: { access: {} },
+    },
+    async () => {
+      const r = km.usageReport();
+      return vaultResponse({
+        window_ms: r.windowMs,
+        windows: r.windows.map((w) => ({
+          start: new Date(w.start).toISOString(),
+          by_key: w.byKey,
+          by_caller: w.byCaller,
+        })),
+        warnings: r.warnings.map((w) => ({
+          kind: w.kind,
+          caller: w.caller,
+          count: w.count,
+          ...(w.baseline !== undefined ? { baseline: w.baseline } : {}),
+          window_start: new Date(w.windowStart).toISOString(),
+          message: w.message,
+        })),
+        warning_counts: r.warningCounts,
+      });
+    },
+  );
 
   app.post(
     '/v1/sys/backup',

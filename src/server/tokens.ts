@@ -41,6 +41,11 @@ export interface TokenInfo {
   readonly expiresAt: number;
   /** The parent's accessor. */
   readonly parent?: string;
+  /**
+   * A device token's binding (e2ee): the token acts only for this user and device, only on e2ee routes. Part
+   * of the authenticated record, so a store writer cannot rebind it.
+   */
+  readonly device?: { readonly user: string; readonly device: string };
 }
 
 /** What is stored: the info, and the parent's record name so the chain can be walked. */
@@ -54,6 +59,8 @@ export interface CreateTokenOptions {
   readonly displayName?: string;
   /** The creating token: the child's TTL is capped at the parent's remaining TTL. */
   readonly parent?: { readonly token: string; readonly info: TokenInfo };
+  /** Binds the token to one e2ee device (see {@link TokenInfo.device}). */
+  readonly device?: { readonly user: string; readonly device: string };
 }
 
 function hashOf(token: string): string {
@@ -101,6 +108,7 @@ export class TokenStore {
       createdAt: now,
       expiresAt,
       ...(parent ? { parent: parent.info.accessor, parentHash: hashOf(parent.token) } : {}),
+      ...(options.device ? { device: { user: options.device.user, device: options.device.device } } : {}),
     };
     await tx.putMeta(PREFIX + hash, utf8Encode(records.seal(KIND, hash, JSON.stringify(record))));
     const { parentHash: _, ...info } = record;
@@ -143,6 +151,23 @@ export class TokenStore {
     return info;
   }
 
+  /**
+   * Every live token's info (never a token or its hash), oldest first: records that are expired, tampered
+   * with or whose parent chain is broken are left out, as a lookup would refuse them.
+   */
+  async list(): Promise<TokenInfo[]> {
+    const now = this.#clock();
+    const out = await this.#km.readRecords(async (tx, records) => {
+      const found: TokenInfo[] = [];
+      for (const key of await tx.listMeta(PREFIX)) {
+        const info = await this.#validChain(tx, records, key.slice(PREFIX.length), now);
+        if (info !== undefined) found.push(info);
+      }
+      return found;
+    });
+    return out.sort((a, b) => a.createdAt - b.createdAt || a.accessor.localeCompare(b.accessor));
+  }
+
   /** The record `hash` if it and every ancestor are present, authentic and unexpired. */
   async #validChain(
     tx: StoreTransaction,
@@ -182,6 +207,28 @@ export class TokenStore {
       this.#km.reportTampered(KIND, hash.slice(0, 16));
       return undefined;
     }
+  }
+
+  /**
+   * Deletes, inside `tx`, every token bound to the e2ee device `user`/`device` (it was revoked). Returns how
+   * many went. Other nodes' caches forget them within a second.
+   */
+  async revokeDeviceIn(
+    tx: StoreTransaction,
+    records: RecordAuthenticator,
+    user: string,
+    device: string,
+  ): Promise<number> {
+    let n = 0;
+    for (const key of await tx.listMeta(PREFIX)) {
+      const record = await this.#read(tx, records, key.slice(PREFIX.length));
+      if (record?.device?.user === user && record.device.device === device) {
+        await tx.deleteMeta(key);
+        n++;
+      }
+    }
+    this.#cache.clear();
+    return n;
   }
 
   /** Revokes a token and every token it created, audited in the same transaction. Returns how many went. */

@@ -115,6 +115,11 @@ export function keyData(info: KeyInfo): Record<string, unknown> {
     keys,
     next_rotation: info.nextRotation,
     deletion_scheduled_at: info.deletionScheduledAt,
+    // enseal: encryptions reserved per version against the safe bound (0: no bound, e.g. 192-bit nonces).
+    max_encryptions_per_version: info.maxEncryptionsPerVersion,
+    encryptions_reserved: Object.fromEntries(
+      info.versions.map((v) => [String(v.version), v.encryptionsReserved]),
+    ),
   };
 }
 
@@ -404,11 +409,23 @@ export function registerTransitRoutes(app: FastifyInstance, km: KeyManager): voi
 
   app.post('/v1/transit/encrypt/:name', s('Encrypt (single or batch_input)'), async (request, reply) => {
     const body = bodyOf(request);
-    const parseOne = (b: Body) => ({
-      plaintext: b64('plaintext', b.plaintext)!,
-      ...contextOpts({ ...body, ...b, batch_input: undefined }),
-      ...(int('key_version', b.key_version) ? { keyVersion: int('key_version', b.key_version)! } : {}),
-    });
+    // A batch item's own context or associated data wins over the request's (decoded once for all items).
+    let shared: ReturnType<typeof contextOpts> | Error = {};
+    try {
+      if (body.batch_input !== undefined) shared = contextOpts(body);
+    } catch (err) {
+      shared = err as Error; // every item that relies on it fails with it, as before
+    }
+    const parseOne = (b: Body) => {
+      const plaintext = b64('plaintext', b.plaintext)!;
+      const keyVersion = int('key_version', b.key_version);
+      const inherits = b.context === undefined && b.associated_data === undefined && b !== body;
+      if (inherits && shared instanceof Error) throw shared;
+      const own = inherits
+        ? (shared as ReturnType<typeof contextOpts>)
+        : contextOpts({ ...body, ...b, batch_input: undefined });
+      return { plaintext, ...own, ...(keyVersion ? { keyVersion } : {}) };
+    };
     if (body.batch_input === undefined) {
       const { plaintext, ...opts } = parseOne(body);
       const ciphertext = await km.encrypt(name(request), plaintext, opts, ctxOf(request));

@@ -16,6 +16,16 @@ export type {
   KeyContextRow,
   AuditRow,
   WrappedRef,
+  E2eeLeafRow,
+  E2eeCheckpointRow,
+  E2eeClaimedKeyPackage,
+  E2eeMember,
+  E2eeGroupRow,
+  E2eeCommitRow,
+  E2eeMessage,
+  E2eeQueuedMessage,
+  E2eeBlobRow,
+  E2eeChallengeRow,
 } from './types.js';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 export { PostgresStore, type PostgresStoreOptions } from './postgres-store.js';

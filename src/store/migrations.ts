@@ -55,6 +55,103 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: [],
     postgres: [`CREATE INDEX keys_name_c ON keys (name COLLATE "C")`],
   },
+  {
+    version: 3,
+    description:
+      'e2ee: the directory log, checkpoints, key packages, relay groups, queues, blobs, login challenges',
+    sqlite: [
+      `CREATE TABLE e2ee_log_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL)`,
+      `INSERT INTO e2ee_log_head (id, size) VALUES (1, 0)`,
+      `CREATE TABLE e2ee_log_leaves (
+         idx INTEGER PRIMARY KEY, user_id TEXT NOT NULL, entry BLOB NOT NULL, leaf_hash BLOB NOT NULL,
+         created_at INTEGER NOT NULL)`,
+      `CREATE INDEX e2ee_log_leaves_user ON e2ee_log_leaves (user_id, idx)`,
+      `CREATE TABLE e2ee_checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL, created_at INTEGER NOT NULL)`,
+      `CREATE TABLE e2ee_cosignatures (
+         size INTEGER NOT NULL REFERENCES e2ee_checkpoints(size) ON DELETE CASCADE,
+         witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness))`,
+      `CREATE TABLE e2ee_key_packages (
+         id INTEGER PRIMARY KEY AUTOINCREMENT, user_id TEXT NOT NULL, device_id TEXT NOT NULL,
+         package BLOB NOT NULL, created_at INTEGER NOT NULL)`,
+      `CREATE INDEX e2ee_key_packages_device ON e2ee_key_packages (user_id, device_id, id)`,
+      `CREATE TABLE e2ee_last_resort (
+         user_id TEXT NOT NULL, device_id TEXT NOT NULL, package BLOB NOT NULL, created_at INTEGER NOT NULL,
+         PRIMARY KEY (user_id, device_id))`,
+      `CREATE TABLE e2ee_groups (
+         group_id TEXT PRIMARY KEY, epoch INTEGER NOT NULL, roster TEXT NOT NULL,
+         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
+      `CREATE TABLE e2ee_commits (
+         group_id TEXT NOT NULL REFERENCES e2ee_groups(group_id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
+         sender_user TEXT NOT NULL, sender_device TEXT NOT NULL, frame BLOB NOT NULL, created_at INTEGER NOT NULL,
+         PRIMARY KEY (group_id, epoch))`,
+      `CREATE TABLE e2ee_messages (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT, group_id TEXT NOT NULL, epoch INTEGER NOT NULL, kind TEXT NOT NULL,
+         sender_user TEXT NOT NULL, sender_device TEXT NOT NULL, frame BLOB NOT NULL,
+         received_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`,
+      `CREATE INDEX e2ee_messages_expiry ON e2ee_messages (expires_at)`,
+      `CREATE TABLE e2ee_queue (
+         user_id TEXT NOT NULL, device_id TEXT NOT NULL,
+         seq INTEGER NOT NULL REFERENCES e2ee_messages(seq) ON DELETE CASCADE,
+         PRIMARY KEY (user_id, device_id, seq))`,
+      `CREATE INDEX e2ee_queue_seq ON e2ee_queue (seq)`,
+      `CREATE TABLE e2ee_blobs (
+         blob_id TEXT PRIMARY KEY, group_id TEXT NOT NULL, owner_user TEXT NOT NULL, owner_device TEXT NOT NULL,
+         chunks INTEGER, size INTEGER, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL)`,
+      `CREATE INDEX e2ee_blobs_expiry ON e2ee_blobs (expires_at)`,
+      `CREATE TABLE e2ee_blob_chunks (
+         blob_id TEXT NOT NULL REFERENCES e2ee_blobs(blob_id) ON DELETE CASCADE, n INTEGER NOT NULL,
+         data BLOB NOT NULL, PRIMARY KEY (blob_id, n))`,
+      `CREATE TABLE e2ee_challenges (
+         challenge TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
+      `CREATE INDEX e2ee_challenges_expiry ON e2ee_challenges (expires_at)`,
+    ],
+    postgres: [
+      `CREATE TABLE e2ee_log_head (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL)`,
+      `INSERT INTO e2ee_log_head (id, size) VALUES (1, 0)`,
+      `CREATE TABLE e2ee_log_leaves (
+         idx BIGINT PRIMARY KEY, user_id TEXT NOT NULL, entry BYTEA NOT NULL, leaf_hash BYTEA NOT NULL,
+         created_at BIGINT NOT NULL)`,
+      `CREATE INDEX e2ee_log_leaves_user ON e2ee_log_leaves (user_id, idx)`,
+      `CREATE TABLE e2ee_checkpoints (size BIGINT PRIMARY KEY, note TEXT NOT NULL, created_at BIGINT NOT NULL)`,
+      `CREATE TABLE e2ee_cosignatures (
+         size BIGINT NOT NULL REFERENCES e2ee_checkpoints(size) ON DELETE CASCADE,
+         witness TEXT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, witness))`,
+      `CREATE TABLE e2ee_key_packages (
+         id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL,
+         package BYTEA NOT NULL, created_at BIGINT NOT NULL)`,
+      `CREATE INDEX e2ee_key_packages_device ON e2ee_key_packages (user_id, device_id, id)`,
+      `CREATE TABLE e2ee_last_resort (
+         user_id TEXT NOT NULL, device_id TEXT NOT NULL, package BYTEA NOT NULL, created_at BIGINT NOT NULL,
+         PRIMARY KEY (user_id, device_id))`,
+      `CREATE TABLE e2ee_groups (
+         group_id TEXT PRIMARY KEY, epoch BIGINT NOT NULL, roster TEXT NOT NULL,
+         created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+      `CREATE TABLE e2ee_commits (
+         group_id TEXT NOT NULL REFERENCES e2ee_groups(group_id) ON DELETE CASCADE, epoch BIGINT NOT NULL,
+         sender_user TEXT NOT NULL, sender_device TEXT NOT NULL, frame BYTEA NOT NULL, created_at BIGINT NOT NULL,
+         PRIMARY KEY (group_id, epoch))`,
+      `CREATE TABLE e2ee_messages (
+         seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, group_id TEXT NOT NULL, epoch BIGINT NOT NULL, kind TEXT NOT NULL,
+         sender_user TEXT NOT NULL, sender_device TEXT NOT NULL, frame BYTEA NOT NULL,
+         received_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)`,
+      `CREATE INDEX e2ee_messages_expiry ON e2ee_messages (expires_at)`,
+      `CREATE TABLE e2ee_queue (
+         user_id TEXT NOT NULL, device_id TEXT NOT NULL,
+         seq BIGINT NOT NULL REFERENCES e2ee_messages(seq) ON DELETE CASCADE,
+         PRIMARY KEY (user_id, device_id, seq))`,
+      `CREATE INDEX e2ee_queue_seq ON e2ee_queue (seq)`,
+      `CREATE TABLE e2ee_blobs (
+         blob_id TEXT PRIMARY KEY, group_id TEXT NOT NULL, owner_user TEXT NOT NULL, owner_device TEXT NOT NULL,
+         chunks BIGINT, size BIGINT, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL)`,
+      `CREATE INDEX e2ee_blobs_expiry ON e2ee_blobs (expires_at)`,
+      `CREATE TABLE e2ee_blob_chunks (
+         blob_id TEXT NOT NULL REFERENCES e2ee_blobs(blob_id) ON DELETE CASCADE, n BIGINT NOT NULL,
+         data BYTEA NOT NULL, PRIMARY KEY (blob_id, n))`,
+      `CREATE TABLE e2ee_challenges (
+         challenge TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL, expires_at BIGINT NOT NULL)`,
+      `CREATE INDEX e2ee_challenges_expiry ON e2ee_challenges (expires_at)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

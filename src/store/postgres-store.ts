@@ -8,8 +8,23 @@ import pg from 'pg';
 import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { storeError } from './store-error.js';
-import { auditRow, buffer, bytes, contextRow, num, versionRow, type Row } from './rows.js';
-import type { Store, StoreTransaction, WrappedRef } from './types.js';
+import {
+  auditRow,
+  blobRow,
+  buffer,
+  bytes,
+  commitRow,
+  contextRow,
+  groupRow,
+  leafRow,
+  num,
+  queuedRow,
+  rosterText,
+  versionRow,
+  type Row,
+} from './rows.js';
+import { checkLeafRun } from './e2ee-rows.js';
+import type { E2eeCheckpointRow, Store, StoreTransaction, WrappedRef } from './types.js';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:pass@host:port/db`. */
@@ -23,6 +38,8 @@ export interface PostgresStoreOptions {
 // Arbitrary fixed lock ids: one guards migrations, one the audit chain.
 const MIGRATION_LOCK = 0x656e7365616c01n;
 const AUDIT_LOCK = 0x656e7365616c02n;
+/** Serialises e2ee queue writes, so message seqs become visible in increasing order (see enqueueE2ee). */
+const E2EE_QUEUE_LOCK = 0x656e7365616c03n;
 const RETRYABLE = new Set(['40001', '40P01']);
 const MAX_RETRIES = 10;
 const AUDIT_CHUNK = 1000;
@@ -335,6 +352,294 @@ export class PostgresStore implements Store {
             limit,
           ])
         ).rows.map(auditRow);
+      },
+      // ---- e2ee
+      async lockE2eeLog() {
+        return num((await one('SELECT size FROM e2ee_log_head WHERE id = 1 FOR UPDATE'))?.size ?? 0);
+      },
+      async e2eeLogSize() {
+        return num((await one('SELECT size FROM e2ee_log_head WHERE id = 1'))?.size ?? 0);
+      },
+      async appendE2eeLeaves(rows) {
+        if (rows.length === 0) return;
+        // FOR UPDATE again: a caller that forgot lockE2eeLog still cannot fork the log.
+        const size = num((await one('SELECT size FROM e2ee_log_head WHERE id = 1 FOR UPDATE'))?.size ?? 0);
+        checkLeafRun(size, rows);
+        for (const r of rows) {
+          await q(
+            'INSERT INTO e2ee_log_leaves (idx, user_id, entry, leaf_hash, created_at) VALUES ($1, $2, $3, $4, $5)',
+            [r.index, r.userId, buffer(r.entry), buffer(r.leafHash), r.createdAt],
+          );
+        }
+        await q('UPDATE e2ee_log_head SET size = $1 WHERE id = 1', [size + rows.length]);
+      },
+      async readE2eeLeaves(start, end) {
+        return (
+          await q('SELECT * FROM e2ee_log_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx', [start, end])
+        ).rows.map(leafRow);
+      },
+      async readE2eeLeafHashes(start, end) {
+        return (
+          await q('SELECT leaf_hash FROM e2ee_log_leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx', [
+            start,
+            end,
+          ])
+        ).rows.map((r) => bytes(r.leaf_hash));
+      },
+      async listE2eeUserLeaves(userId) {
+        return (await q('SELECT * FROM e2ee_log_leaves WHERE user_id = $1 ORDER BY idx', [userId])).rows.map(
+          leafRow,
+        );
+      },
+      async insertE2eeCheckpoint(size, note, createdAt) {
+        return (
+          (await changed(
+            'INSERT INTO e2ee_checkpoints (size, note, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+            [size, note, createdAt],
+          )) === 1
+        );
+      },
+      async getE2eeCheckpoint(size) {
+        const r =
+          size === undefined
+            ? await one('SELECT * FROM e2ee_checkpoints ORDER BY size DESC LIMIT 1')
+            : await one('SELECT * FROM e2ee_checkpoints WHERE size = $1', [size]);
+        if (r === undefined) return undefined;
+        const cosignatures: Record<string, string> = {};
+        const { rows } = await q(
+          'SELECT witness, line FROM e2ee_cosignatures WHERE size = $1 ORDER BY witness COLLATE "C"',
+          [r.size],
+        );
+        for (const c of rows) cosignatures[c.witness as string] = c.line as string;
+        return {
+          size: num(r.size),
+          note: r.note as string,
+          cosignatures,
+          createdAt: num(r.created_at),
+        } satisfies E2eeCheckpointRow;
+      },
+      async putE2eeCosignature(size, witness, line) {
+        await q(
+          'INSERT INTO e2ee_cosignatures (size, witness, line) VALUES ($1, $2, $3) ON CONFLICT (size, witness) DO UPDATE SET line = EXCLUDED.line',
+          [size, witness, line],
+        );
+      },
+      async insertE2eeKeyPackages(user, device, packages, createdAt) {
+        for (const p of packages) {
+          await q(
+            'INSERT INTO e2ee_key_packages (user_id, device_id, package, created_at) VALUES ($1, $2, $3, $4)',
+            [user, device, buffer(p), createdAt],
+          );
+        }
+      },
+      async putE2eeLastResortKeyPackage(user, device, keyPackage, createdAt) {
+        await q(
+          `INSERT INTO e2ee_last_resort (user_id, device_id, package, created_at) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (user_id, device_id) DO UPDATE SET package = EXCLUDED.package, created_at = EXCLUDED.created_at`,
+          [user, device, buffer(keyPackage), createdAt],
+        );
+      },
+      async countE2eeKeyPackages(user, device) {
+        return num(
+          (
+            await one('SELECT COUNT(*) AS n FROM e2ee_key_packages WHERE user_id = $1 AND device_id = $2', [
+              user,
+              device,
+            ])
+          )?.n ?? 0,
+        );
+      },
+      async claimE2eeKeyPackage(user, device) {
+        // SKIP LOCKED: a concurrent claimer takes the next package instead of waiting for this one, and the
+        // DELETE … RETURNING hands each package to exactly one transaction. A package deleted by a claimer
+        // that committed after this statement's snapshot yields no row; another attempt sees the rest.
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const r = await one(
+            `DELETE FROM e2ee_key_packages WHERE id = (
+               SELECT id FROM e2ee_key_packages WHERE user_id = $1 AND device_id = $2
+               ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING package`,
+            [user, device],
+          );
+          if (r !== undefined) return { keyPackage: bytes(r.package), lastResort: false };
+          const left = await one(
+            'SELECT 1 AS x FROM e2ee_key_packages WHERE user_id = $1 AND device_id = $2 LIMIT 1',
+            [user, device],
+          );
+          if (left === undefined) break;
+        }
+        const l = await one('SELECT package FROM e2ee_last_resort WHERE user_id = $1 AND device_id = $2', [
+          user,
+          device,
+        ]);
+        return l === undefined ? undefined : { keyPackage: bytes(l.package), lastResort: true };
+      },
+      async deleteE2eeKeyPackages(user, device) {
+        return (
+          (await changed('DELETE FROM e2ee_key_packages WHERE user_id = $1 AND device_id = $2', [
+            user,
+            device,
+          ])) +
+          (await changed('DELETE FROM e2ee_last_resort WHERE user_id = $1 AND device_id = $2', [
+            user,
+            device,
+          ]))
+        );
+      },
+      async insertE2eeGroup(row) {
+        return (
+          (await changed(
+            'INSERT INTO e2ee_groups (group_id, epoch, roster, created_at, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+            [row.groupId, row.epoch, rosterText(row.roster), row.createdAt, row.updatedAt],
+          )) === 1
+        );
+      },
+      async getE2eeGroup(groupId, options = {}) {
+        const r = await one(
+          `SELECT * FROM e2ee_groups WHERE group_id = $1${options.forUpdate ? ' FOR UPDATE' : ''}`,
+          [groupId],
+        );
+        return r === undefined ? undefined : groupRow(r);
+      },
+      async updateE2eeGroup(groupId, epoch, roster, updatedAt) {
+        return (
+          (await changed(
+            'UPDATE e2ee_groups SET epoch = $1, roster = $2, updated_at = $3 WHERE group_id = $4',
+            [epoch, rosterText(roster), updatedAt, groupId],
+          )) === 1
+        );
+      },
+      async insertE2eeCommit(row) {
+        return (
+          (await changed(
+            `INSERT INTO e2ee_commits (group_id, epoch, sender_user, sender_device, frame, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+            [row.groupId, row.epoch, row.sender.user, row.sender.device, buffer(row.frame), row.createdAt],
+          )) === 1
+        );
+      },
+      async listE2eeCommits(groupId, fromEpoch, limit) {
+        return (
+          await q('SELECT * FROM e2ee_commits WHERE group_id = $1 AND epoch >= $2 ORDER BY epoch LIMIT $3', [
+            groupId,
+            fromEpoch,
+            limit,
+          ])
+        ).rows.map(commitRow);
+      },
+      async enqueueE2ee(m, recipients) {
+        // Identity values are handed out at insert but become visible at commit: without this lock, seq 11
+        // could commit before seq 10, and a device that read 11 and asks for "after 11" would never see 10.
+        await q('SELECT pg_advisory_xact_lock($1)', [E2EE_QUEUE_LOCK.toString()]);
+        const r = await one(
+          `INSERT INTO e2ee_messages (group_id, epoch, kind, sender_user, sender_device, frame, received_at, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq`,
+          [
+            m.groupId,
+            m.epoch,
+            m.kind,
+            m.sender.user,
+            m.sender.device,
+            buffer(m.frame),
+            m.receivedAt,
+            m.expiresAt,
+          ],
+        );
+        const seq = num(r?.seq);
+        for (const d of recipients) {
+          await q(
+            'INSERT INTO e2ee_queue (user_id, device_id, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
+            [d.user, d.device, seq],
+          );
+        }
+        return seq;
+      },
+      async readE2eeInbox(member, after, now, limit) {
+        return (
+          await q(
+            `SELECT m.* FROM e2ee_queue q JOIN e2ee_messages m ON m.seq = q.seq
+             WHERE q.user_id = $1 AND q.device_id = $2 AND q.seq > $3 AND m.expires_at > $4 ORDER BY q.seq LIMIT $5`,
+            [member.user, member.device, after, now, limit],
+          )
+        ).rows.map(queuedRow);
+      },
+      async ackE2eeInbox(member, upTo) {
+        const { rows } = await q(
+          'DELETE FROM e2ee_queue WHERE user_id = $1 AND device_id = $2 AND seq <= $3 RETURNING seq',
+          [member.user, member.device, upTo],
+        );
+        const seqs = rows.map((r) => num(r.seq));
+        if (seqs.length > 0) {
+          await q(
+            `DELETE FROM e2ee_messages m WHERE m.seq = ANY($1::bigint[])
+             AND NOT EXISTS (SELECT 1 FROM e2ee_queue q WHERE q.seq = m.seq)`,
+            [seqs],
+          );
+        }
+        return seqs.length;
+      },
+      async expireE2ee(now) {
+        return (
+          (await changed('DELETE FROM e2ee_messages WHERE expires_at <= $1', [now])) +
+          (await changed('DELETE FROM e2ee_blobs WHERE expires_at <= $1', [now])) +
+          (await changed('DELETE FROM e2ee_challenges WHERE expires_at <= $1', [now]))
+        );
+      },
+      async insertE2eeBlob(row) {
+        return (
+          (await changed(
+            `INSERT INTO e2ee_blobs (blob_id, group_id, owner_user, owner_device, chunks, size, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, NULL, NULL, $5, $6) ON CONFLICT DO NOTHING`,
+            [row.blobId, row.groupId, row.owner.user, row.owner.device, row.createdAt, row.expiresAt],
+          )) === 1
+        );
+      },
+      async getE2eeBlob(blobId) {
+        const r = await one('SELECT * FROM e2ee_blobs WHERE blob_id = $1', [blobId]);
+        return r === undefined ? undefined : blobRow(r);
+      },
+      async putE2eeBlobChunk(blobId, n, data) {
+        // Share lock: a concurrent completion waits for this chunk (or this write sees the blob complete).
+        const b = await one('SELECT chunks FROM e2ee_blobs WHERE blob_id = $1 FOR SHARE', [blobId]);
+        if (b === undefined || (b.chunks !== null && b.chunks !== undefined)) return false;
+        await q(
+          'INSERT INTO e2ee_blob_chunks (blob_id, n, data) VALUES ($1, $2, $3) ON CONFLICT (blob_id, n) DO UPDATE SET data = EXCLUDED.data',
+          [blobId, n, buffer(data)],
+        );
+        return true;
+      },
+      async getE2eeBlobChunk(blobId, n) {
+        const r = await one('SELECT data FROM e2ee_blob_chunks WHERE blob_id = $1 AND n = $2', [blobId, n]);
+        return r === undefined ? undefined : bytes(r.data);
+      },
+      async completeE2eeBlob(blobId, chunks) {
+        const b = await one('SELECT chunks FROM e2ee_blobs WHERE blob_id = $1 FOR UPDATE', [blobId]);
+        if (b === undefined || (b.chunks !== null && b.chunks !== undefined)) return undefined;
+        const s = await one(
+          'SELECT COUNT(*) AS c, COALESCE(MAX(n), -1) AS mx, COALESCE(SUM(length(data)), 0) AS sz FROM e2ee_blob_chunks WHERE blob_id = $1',
+          [blobId],
+        );
+        if (num(s?.c) !== chunks || num(s?.mx) !== chunks - 1) return undefined;
+        const size = num(s?.sz);
+        await q('UPDATE e2ee_blobs SET chunks = $1, size = $2 WHERE blob_id = $3', [chunks, size, blobId]);
+        return size;
+      },
+      async insertE2eeChallenge(row) {
+        await q(
+          'INSERT INTO e2ee_challenges (challenge, user_id, device_id, expires_at) VALUES ($1, $2, $3, $4)',
+          [row.challenge, row.user, row.device, row.expiresAt],
+        );
+      },
+      async takeE2eeChallenge(challenge) {
+        const r = await one('DELETE FROM e2ee_challenges WHERE challenge = $1 RETURNING *', [challenge]);
+        return r === undefined
+          ? undefined
+          : {
+              challenge: r.challenge as string,
+              user: r.user_id as string,
+              device: r.device_id as string,
+              expiresAt: num(r.expires_at),
+            };
       },
     };
   }

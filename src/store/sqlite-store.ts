@@ -1,22 +1,53 @@
 /**
- * The embedded store: one SQLite file through better-sqlite3, in WAL mode with `synchronous=FULL`, so a
- * commit that returned is on disk even after a power cut. better-sqlite3 is synchronous; the async contract
- * is kept by running one transaction at a time per connection (an async queue), because a transaction's
- * callback may await between statements and nothing else may slip into it.
+ * The embedded store: one SQLite file through better-sqlite3, in WAL mode, where a transaction that returned
+ * is on disk even after a power cut. better-sqlite3 is synchronous; the async contract is kept by running one
+ * transaction at a time per connection (an async queue), because a transaction's callback may await between
+ * statements and nothing else may slip into it.
+ *
+ * Durability without blocking the event loop: with `synchronous=FULL`, every COMMIT would fsync the WAL
+ * inside better-sqlite3's synchronous call, 2-5 ms on an ordinary disk during which the process serves
+ * nobody. A file store runs with `synchronous=NORMAL` (a COMMIT only writes its WAL frames; checkpoints
+ * still sync both files) and this class makes the WAL durable itself: after a COMMIT that changed anything,
+ * the transaction's promise settles only once an `fdatasync` of the WAL, run on libuv's thread pool, has
+ * covered it. Commits that arrive while a sync is running share the next one (group sync). Every
+ * transaction, read-only ones included, waits for the syncs of everything committed before it ended, so no
+ * caller ever sees data that is not yet durable; a failed sync fails this and every later transaction
+ * (fail closed), because after an fsync error the kernel may have dropped the unwritten pages.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fdatasync, fsyncSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.js';
 import { storeError } from './store-error.js';
-import { auditRow, buffer, bytes, contextRow, versionRow, type Row } from './rows.js';
-import type { KeyRow, Store, StoreTransaction, WrappedRef } from './types.js';
+import {
+  auditRow,
+  blobRow,
+  buffer,
+  bytes,
+  commitRow,
+  contextRow,
+  groupRow,
+  leafRow,
+  num,
+  queuedRow,
+  rosterText,
+  versionRow,
+  type Row,
+} from './rows.js';
+import type { E2eeCheckpointRow, KeyRow, Store, StoreTransaction, WrappedRef } from './types.js';
+import { checkLeafRun } from './e2ee-rows.js';
 
 export interface SqliteStoreOptions {
   /** File path, or ':memory:' for a throwaway store. */
   path: string;
   /** How long to wait for another process's write lock (default 5000 ms). */
   busyTimeoutMs?: number;
+  /**
+   * Let SQLite fsync inside every COMMIT (`synchronous=FULL`) instead of syncing the WAL off the event loop
+   * (default false; both are durable, the default blocks the process less).
+   */
+  syncAtCommit?: boolean;
 }
 
 const MAX_BUSY_RETRIES = 20;
@@ -43,9 +74,22 @@ export class SqliteStore implements Store {
   #statements = new Map<string, Database.Statement>();
   #tx: StoreTransaction;
   #closed = false;
+  /** The WAL file whose syncs this class runs, or undefined when SQLite syncs at COMMIT (memory, URIs). */
+  readonly #walPath: string | undefined;
+  #walFd: number | undefined;
+  #totalChanges: Database.Statement | undefined;
+  /** SQLite's total_changes() after the last COMMIT: a transaction that moved it wrote something. */
+  #changes = 0;
+  /** Write commits so far, and how many of them a completed WAL sync covers. */
+  #committed = 0;
+  #synced = 0;
+  #syncRunning = false;
+  #syncFailed: unknown;
+  #syncWaiters: { upTo: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
-  private constructor(db: Database.Database) {
+  private constructor(db: Database.Database, walPath: string | undefined) {
     this.#db = db;
+    this.#walPath = walPath;
     this.#tx = this.#transactionApi();
   }
 
@@ -60,17 +104,26 @@ export class SqliteStore implements Store {
    */
   static open(options: SqliteStoreOptions): SqliteStore {
     let db: Database.Database;
+    let walPath: string | undefined;
     try {
       createPrivate(options.path);
       db = new Database(options.path);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = FULL');
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      const file = (db.pragma('database_list') as { name: string; file: string }[]).find(
+        (d) => d.name === 'main',
+      )?.file;
+      // Plain files only: a URI may carry its own VFS or options, so SQLite keeps syncing those itself.
+      walPath =
+        mode === 'wal' && file && !options.path.startsWith('file:') && options.syncAtCommit !== true
+          ? `${file}-wal`
+          : undefined;
+      db.pragma(walPath === undefined ? 'synchronous = FULL' : 'synchronous = NORMAL');
       db.pragma('foreign_keys = ON');
       db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
     } catch (cause) {
       throw storeError('open', cause);
     }
-    return new SqliteStore(db);
+    return new SqliteStore(db, walPath);
   }
 
   #stmt(sql: string): Database.Statement {
@@ -123,11 +176,78 @@ export class SqliteStore implements Store {
   transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
     const run = this.#queue.then(() => this.#runTransaction(fn));
     this.#queue = run.catch(() => undefined);
-    return run;
+    // The queue moves on at COMMIT; the caller waits for the WAL sync that covers what it saw.
+    return run.then(async ({ result, upTo }) => {
+      if (upTo > this.#synced) await this.#durable(upTo);
+      return result;
+    });
   }
 
-  async #runTransaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+  /** Resolves once a WAL sync has covered the first `upTo` write commits. */
+  #durable(upTo: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#syncWaiters.push({ upTo, resolve, reject });
+      this.#startSync();
+    });
+  }
+
+  #startSync(): void {
+    if (this.#syncRunning || this.#syncWaiters.length === 0) return;
+    if (this.#syncFailed !== undefined) {
+      const err = storeError('sync', this.#syncFailed);
+      for (const w of this.#syncWaiters.splice(0)) w.reject(err);
+      return;
+    }
+    let fd: number;
+    try {
+      fd = this.#walDescriptor();
+    } catch (cause) {
+      this.#syncFailed = cause;
+      this.#startSync();
+      return;
+    }
+    this.#syncRunning = true;
+    const target = this.#committed;
+    fdatasync(fd, (err) => {
+      this.#syncRunning = false;
+      if (err) this.#syncFailed = err;
+      else this.#synced = Math.max(this.#synced, target);
+      const waiting = this.#syncWaiters;
+      this.#syncWaiters = [];
+      for (const w of waiting) {
+        if (err) w.reject(storeError('sync', err));
+        else if (w.upTo <= target) w.resolve();
+        else this.#syncWaiters.push(w);
+      }
+      this.#startSync();
+    });
+  }
+
+  /**
+   * The WAL's descriptor, opened on first use (SQLite creates the file at the first write). Its directory is
+   * synced once then, so the file's name is as durable as its contents.
+   */
+  #walDescriptor(): number {
+    if (this.#walFd !== undefined) return this.#walFd;
+    const fd = openSync(this.#walPath!, 'r');
+    try {
+      const dir = openSync(dirname(this.#walPath!), 'r');
+      try {
+        fsyncSync(dir);
+      } finally {
+        closeSync(dir);
+      }
+    } catch (cause) {
+      closeSync(fd);
+      throw cause;
+    }
+    this.#walFd = fd;
+    return fd;
+  }
+
+  async #runTransaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<{ result: T; upTo: number }> {
     if (this.#closed) throw new EnsealError(ErrorCode.STORE, 'store is closed');
+    if (this.#syncFailed !== undefined) throw storeError('sync', this.#syncFailed);
     await this.#begin();
     let result: T;
     try {
@@ -150,7 +270,15 @@ export class SqliteStore implements Store {
       }
       throw storeError('commit', cause);
     }
-    return result;
+    if (this.#walPath !== undefined) {
+      this.#totalChanges ??= this.#db.prepare('SELECT total_changes()').pluck();
+      const changes = this.#totalChanges.get() as number;
+      if (changes !== this.#changes) {
+        this.#changes = changes;
+        this.#committed += 1;
+      }
+    }
+    return { result, upTo: this.#committed };
   }
 
   /** BEGIN IMMEDIATE takes the write lock now, so a busy database is noticed here, where retrying is safe. */
@@ -173,7 +301,10 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     await this.#queue;
     this.#closed = true;
+    await Promise.allSettled(this.#committed > this.#synced ? [this.#durable(this.#committed)] : []);
     this.#db.close();
+    if (this.#walFd !== undefined) closeSync(this.#walFd);
+    this.#walFd = undefined;
   }
 
   #transactionApi(): StoreTransaction {
@@ -356,6 +487,282 @@ export class SqliteStore implements Store {
           afterSeq,
           limit,
         ).map(auditRow);
+      },
+      // ---- e2ee (one writer at a time: the log head, group rows and queue seqs are serialised already)
+      async lockE2eeLog() {
+        return num(get('SELECT size FROM e2ee_log_head WHERE id = 1')?.size ?? 0);
+      },
+      async e2eeLogSize() {
+        return num(get('SELECT size FROM e2ee_log_head WHERE id = 1')?.size ?? 0);
+      },
+      async appendE2eeLeaves(rows) {
+        if (rows.length === 0) return;
+        const size = num(get('SELECT size FROM e2ee_log_head WHERE id = 1')?.size ?? 0);
+        checkLeafRun(size, rows);
+        const insert = stmt(
+          'INSERT INTO e2ee_log_leaves (idx, user_id, entry, leaf_hash, created_at) VALUES (?, ?, ?, ?, ?)',
+        );
+        for (const r of rows) insert.run(r.index, r.userId, buffer(r.entry), buffer(r.leafHash), r.createdAt);
+        run('UPDATE e2ee_log_head SET size = ? WHERE id = 1', size + rows.length);
+      },
+      async readE2eeLeaves(start, end) {
+        return all('SELECT * FROM e2ee_log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx', start, end).map(
+          leafRow,
+        );
+      },
+      async readE2eeLeafHashes(start, end) {
+        return all(
+          'SELECT leaf_hash FROM e2ee_log_leaves WHERE idx >= ? AND idx < ? ORDER BY idx',
+          start,
+          end,
+        ).map((r) => bytes(r.leaf_hash));
+      },
+      async listE2eeUserLeaves(userId) {
+        return all('SELECT * FROM e2ee_log_leaves WHERE user_id = ? ORDER BY idx', userId).map(leafRow);
+      },
+      async insertE2eeCheckpoint(size, note, createdAt) {
+        return (
+          run(
+            'INSERT INTO e2ee_checkpoints (size, note, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+            size,
+            note,
+            createdAt,
+          ) === 1
+        );
+      },
+      async getE2eeCheckpoint(size) {
+        const r =
+          size === undefined
+            ? get('SELECT * FROM e2ee_checkpoints ORDER BY size DESC LIMIT 1')
+            : get('SELECT * FROM e2ee_checkpoints WHERE size = ?', size);
+        if (r === undefined) return undefined;
+        const cosignatures: Record<string, string> = {};
+        for (const c of all(
+          'SELECT witness, line FROM e2ee_cosignatures WHERE size = ? ORDER BY witness',
+          r.size,
+        ))
+          cosignatures[c.witness as string] = c.line as string;
+        return {
+          size: num(r.size),
+          note: r.note as string,
+          cosignatures,
+          createdAt: num(r.created_at),
+        } satisfies E2eeCheckpointRow;
+      },
+      async putE2eeCosignature(size, witness, line) {
+        run(
+          'INSERT INTO e2ee_cosignatures (size, witness, line) VALUES (?, ?, ?) ON CONFLICT(size, witness) DO UPDATE SET line = excluded.line',
+          size,
+          witness,
+          line,
+        );
+      },
+      async insertE2eeKeyPackages(user, device, packages, createdAt) {
+        const insert = stmt(
+          'INSERT INTO e2ee_key_packages (user_id, device_id, package, created_at) VALUES (?, ?, ?, ?)',
+        );
+        for (const p of packages) insert.run(user, device, buffer(p), createdAt);
+      },
+      async putE2eeLastResortKeyPackage(user, device, keyPackage, createdAt) {
+        run(
+          `INSERT INTO e2ee_last_resort (user_id, device_id, package, created_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT(user_id, device_id) DO UPDATE SET package = excluded.package, created_at = excluded.created_at`,
+          user,
+          device,
+          buffer(keyPackage),
+          createdAt,
+        );
+      },
+      async countE2eeKeyPackages(user, device) {
+        return num(
+          get('SELECT COUNT(*) AS n FROM e2ee_key_packages WHERE user_id = ? AND device_id = ?', user, device)
+            ?.n ?? 0,
+        );
+      },
+      async claimE2eeKeyPackage(user, device) {
+        const r = get(
+          `DELETE FROM e2ee_key_packages WHERE id = (
+             SELECT id FROM e2ee_key_packages WHERE user_id = ? AND device_id = ? ORDER BY id LIMIT 1)
+           RETURNING package`,
+          user,
+          device,
+        );
+        if (r !== undefined) return { keyPackage: bytes(r.package), lastResort: false };
+        const l = get(
+          'SELECT package FROM e2ee_last_resort WHERE user_id = ? AND device_id = ?',
+          user,
+          device,
+        );
+        return l === undefined ? undefined : { keyPackage: bytes(l.package), lastResort: true };
+      },
+      async deleteE2eeKeyPackages(user, device) {
+        return (
+          run('DELETE FROM e2ee_key_packages WHERE user_id = ? AND device_id = ?', user, device) +
+          run('DELETE FROM e2ee_last_resort WHERE user_id = ? AND device_id = ?', user, device)
+        );
+      },
+      async insertE2eeGroup(row) {
+        return (
+          run(
+            'INSERT INTO e2ee_groups (group_id, epoch, roster, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+            row.groupId,
+            row.epoch,
+            rosterText(row.roster),
+            row.createdAt,
+            row.updatedAt,
+          ) === 1
+        );
+      },
+      async getE2eeGroup(groupId) {
+        const r = get('SELECT * FROM e2ee_groups WHERE group_id = ?', groupId);
+        return r === undefined ? undefined : groupRow(r);
+      },
+      async updateE2eeGroup(groupId, epoch, roster, updatedAt) {
+        return (
+          run(
+            'UPDATE e2ee_groups SET epoch = ?, roster = ?, updated_at = ? WHERE group_id = ?',
+            epoch,
+            rosterText(roster),
+            updatedAt,
+            groupId,
+          ) === 1
+        );
+      },
+      async insertE2eeCommit(row) {
+        return (
+          run(
+            `INSERT INTO e2ee_commits (group_id, epoch, sender_user, sender_device, frame, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+            row.groupId,
+            row.epoch,
+            row.sender.user,
+            row.sender.device,
+            buffer(row.frame),
+            row.createdAt,
+          ) === 1
+        );
+      },
+      async listE2eeCommits(groupId, fromEpoch, limit) {
+        return all(
+          'SELECT * FROM e2ee_commits WHERE group_id = ? AND epoch >= ? ORDER BY epoch LIMIT ?',
+          groupId,
+          fromEpoch,
+          limit,
+        ).map(commitRow);
+      },
+      async enqueueE2ee(m, recipients) {
+        const r = get(
+          `INSERT INTO e2ee_messages (group_id, epoch, kind, sender_user, sender_device, frame, received_at, expires_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+          m.groupId,
+          m.epoch,
+          m.kind,
+          m.sender.user,
+          m.sender.device,
+          buffer(m.frame),
+          m.receivedAt,
+          m.expiresAt,
+        );
+        const seq = num(r?.seq);
+        const insert = stmt('INSERT OR IGNORE INTO e2ee_queue (user_id, device_id, seq) VALUES (?, ?, ?)');
+        for (const d of recipients) insert.run(d.user, d.device, seq);
+        return seq;
+      },
+      async readE2eeInbox(member, after, now, limit) {
+        return all(
+          `SELECT m.* FROM e2ee_queue q JOIN e2ee_messages m ON m.seq = q.seq
+           WHERE q.user_id = ? AND q.device_id = ? AND q.seq > ? AND m.expires_at > ? ORDER BY q.seq LIMIT ?`,
+          member.user,
+          member.device,
+          after,
+          now,
+          limit,
+        ).map(queuedRow);
+      },
+      async ackE2eeInbox(member, upTo) {
+        const gone = all(
+          'DELETE FROM e2ee_queue WHERE user_id = ? AND device_id = ? AND seq <= ? RETURNING seq',
+          member.user,
+          member.device,
+          upTo,
+        ).map((r) => num(r.seq));
+        const orphan = stmt(
+          'DELETE FROM e2ee_messages WHERE seq = ? AND NOT EXISTS (SELECT 1 FROM e2ee_queue WHERE seq = ?)',
+        );
+        for (const seq of gone) orphan.run(seq, seq);
+        return gone.length;
+      },
+      async expireE2ee(now) {
+        return (
+          run('DELETE FROM e2ee_messages WHERE expires_at <= ?', now) +
+          run('DELETE FROM e2ee_blobs WHERE expires_at <= ?', now) +
+          run('DELETE FROM e2ee_challenges WHERE expires_at <= ?', now)
+        );
+      },
+      async insertE2eeBlob(row) {
+        return (
+          run(
+            `INSERT INTO e2ee_blobs (blob_id, group_id, owner_user, owner_device, chunks, size, created_at, expires_at)
+             VALUES (?, ?, ?, ?, NULL, NULL, ?, ?) ON CONFLICT DO NOTHING`,
+            row.blobId,
+            row.groupId,
+            row.owner.user,
+            row.owner.device,
+            row.createdAt,
+            row.expiresAt,
+          ) === 1
+        );
+      },
+      async getE2eeBlob(blobId) {
+        const r = get('SELECT * FROM e2ee_blobs WHERE blob_id = ?', blobId);
+        return r === undefined ? undefined : blobRow(r);
+      },
+      async putE2eeBlobChunk(blobId, n, data) {
+        const b = get('SELECT chunks FROM e2ee_blobs WHERE blob_id = ?', blobId);
+        if (b === undefined || (b.chunks !== null && b.chunks !== undefined)) return false;
+        run(
+          'INSERT INTO e2ee_blob_chunks (blob_id, n, data) VALUES (?, ?, ?) ON CONFLICT(blob_id, n) DO UPDATE SET data = excluded.data',
+          blobId,
+          n,
+          buffer(data),
+        );
+        return true;
+      },
+      async getE2eeBlobChunk(blobId, n) {
+        const r = get('SELECT data FROM e2ee_blob_chunks WHERE blob_id = ? AND n = ?', blobId, n);
+        return r === undefined ? undefined : bytes(r.data);
+      },
+      async completeE2eeBlob(blobId, chunks) {
+        const b = get('SELECT chunks FROM e2ee_blobs WHERE blob_id = ?', blobId);
+        if (b === undefined || (b.chunks !== null && b.chunks !== undefined)) return undefined;
+        const s = get(
+          'SELECT COUNT(*) AS c, COALESCE(MAX(n), -1) AS mx, COALESCE(SUM(length(data)), 0) AS sz FROM e2ee_blob_chunks WHERE blob_id = ?',
+          blobId,
+        );
+        if (num(s?.c) !== chunks || num(s?.mx) !== chunks - 1) return undefined;
+        const size = num(s?.sz);
+        run('UPDATE e2ee_blobs SET chunks = ?, size = ? WHERE blob_id = ?', chunks, size, blobId);
+        return size;
+      },
+      async insertE2eeChallenge(row) {
+        run(
+          'INSERT INTO e2ee_challenges (challenge, user_id, device_id, expires_at) VALUES (?, ?, ?, ?)',
+          row.challenge,
+          row.user,
+          row.device,
+          row.expiresAt,
+        );
+      },
+      async takeE2eeChallenge(challenge) {
+        const r = get('DELETE FROM e2ee_challenges WHERE challenge = ? RETURNING *', challenge);
+        return r === undefined
+          ? undefined
+          : {
+              challenge: r.challenge as string,
+              user: r.user_id as string,
+              device: r.device_id as string,
+              expiresAt: num(r.expires_at),
+            };
       },
     };
   }

@@ -22,7 +22,7 @@ import {
   consistencyProof,
   decodeDeviceRecord,
   decodeDeviceRevocation,
-  decodeDirectoryLeaf,
+  decodeDirectoryEntry,
   ed25519CosignatureVerifier,
   ed25519Cosigner,
   ed25519NoteSigner,
@@ -169,7 +169,7 @@ export class FakeE2eeService implements E2eeTransport {
   #validDevices(user: string): Map<string, Uint8Array> {
     const devices = new Map<string, Uint8Array>();
     for (const i of this.#byUser.get(user) ?? []) {
-      const leaf = decodeDirectoryLeaf(this.entries[i]!);
+      const leaf = decodeDirectoryEntry(this.entries[i]!);
       if (leaf.kind === 'device-added') devices.set(leaf.record.deviceId, leaf.record.deviceKey);
       if (leaf.kind === 'device-revoked') devices.delete(leaf.revocation.deviceId);
     }
@@ -250,7 +250,7 @@ export class FakeE2eeService implements E2eeTransport {
         const ib = base64Decode(body.identity);
         const time = Math.floor(Date.now() / 1000);
         const idLeaf = new Uint8Array([1, 5, ...string8(user), 0, 0, 0, 0, ...u32(time), ...ib]);
-        decodeDirectoryLeaf(idLeaf);
+        decodeDirectoryEntry(idLeaf);
         await this.#append(idLeaf, user);
         await this.#appendDevice(
           user,

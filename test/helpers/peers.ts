@@ -3,6 +3,8 @@
  * are skipped with a visible line saying what to install; with CI=true a missing peer fails the run instead.
  */
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
 
 export interface Peer {
   readonly available: boolean;
@@ -32,6 +34,21 @@ export function tool(name: string, versionArgs: string[], install: string): Peer
   const r = spawnSync(name, versionArgs, { stdio: 'ignore' });
   if (r.error === undefined && r.status === 0) return { available: true, command: name };
   return missing(name, install);
+}
+
+/** The first of `names` found as an executable file on PATH (no version call: browsers start slowly). */
+export function executable(names: string[], install: string): Peer {
+  for (const dir of (process.env.PATH ?? '').split(delimiter).filter(Boolean)) {
+    for (const name of names) {
+      try {
+        accessSync(join(dir, name), constants.X_OK);
+        return { available: true, command: join(dir, name) };
+      } catch {
+        // not here
+      }
+    }
+  }
+  return missing(names.join(' or '), install);
 }
 
 /** Runs a peer and returns stdout; throws with stderr on a non-zero exit. */

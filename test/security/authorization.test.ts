@@ -26,11 +26,18 @@ const PARAMS: Record<string, string> = {
   type: 'encryption-key',
   bytes: '16',
   alg: 'sha2-256',
+  gid: 'q83vEjRWeJq83vEjRWeJqw',
+  id: '9f86d081884c7d659a2feaa0c55ad015',
+  n: '0',
 };
 const concrete = (url: string) => url.replace(/:([a-z]+)/g, (_, p: string) => PARAMS[p] ?? 'x');
 const isPublic = (r: RegisteredRoute) => r.access.public === true;
-/** Routes the built-in default policy grants every token (looking itself up, revoking itself). */
-const isSelf = (r: RegisteredRoute) => /\/auth\/token\/[a-z-]+-self$/.test(r.url);
+/**
+ * Routes every token reaches: those the built-in default policy grants (looking itself up, revoking itself),
+ * and the e2ee log's entries and proofs, which any valid token may read (docs/e2ee-service.md).
+ */
+const isSelf = (r: RegisteredRoute) =>
+  /\/auth\/token\/[a-z-]+-self$/.test(r.url) || r.access.e2ee?.tokens === 'any';
 const withList = (r: RegisteredRoute, path: string) => (r.access.list ? `${path}?list=true` : path);
 const bodyFor = (method: string) =>
   method === 'GET' || method === 'HEAD' || method === 'DELETE'
@@ -132,13 +139,34 @@ describe('every registered route', () => {
     const routes = registeredRoutes(ctx.server.app);
     expect(routes.length).toBeGreaterThan(40);
     for (const r of routes) expect(r.access, `${r.method} ${r.url}`).toBeDefined();
-    const publicOnes = routes.filter(isPublic).map((r) => `${r.method} ${r.url}`);
+    // The operator console's static files are public too (they carry no data), and only readable.
+    const consoleFile = (r: RegisteredRoute) => r.url === '/ui' || r.url.startsWith('/ui/');
+    const consoleRoutes = routes.filter(consoleFile);
+    expect(consoleRoutes.map((r) => `${r.method} ${r.url}`)).toContain('GET /ui');
+    for (const r of consoleRoutes) {
+      expect(isPublic(r), r.url).toBe(true);
+      expect(['GET', 'HEAD'], `${r.method} ${r.url}`).toContain(r.method);
+    }
+    const publicOnes = routes
+      .filter((r) => isPublic(r) && !consoleFile(r))
+      .map((r) => `${r.method} ${r.url}`);
     expect(publicOnes.sort()).toEqual(
       [
         'GET /',
         'HEAD /',
         'GET /docs',
         'HEAD /docs',
+        'HEAD /docs/', // Fastify's HEAD twin of the prefixed index; the path itself is refused (empty segment)
+        'GET /docs/static/index.html',
+        'HEAD /docs/static/index.html',
+        'GET /docs/static/swagger-initializer.js',
+        'HEAD /docs/static/swagger-initializer.js',
+        'GET /docs/static/*',
+        'HEAD /docs/static/*',
+        'GET /docs/json',
+        'HEAD /docs/json',
+        'GET /docs/yaml',
+        'HEAD /docs/yaml',
         'GET /v1/sys/openapi.json',
         'HEAD /v1/sys/openapi.json',
         'GET /v1/sys/health',
@@ -149,6 +177,13 @@ describe('every registered route', () => {
         'POST /v1/sys/init',
         'PUT /v1/sys/unseal',
         'POST /v1/sys/unseal',
+        // e2ee: the log's checkpoint and keys, and device login (a signature over a one-use challenge).
+        'GET /v1/e2ee/log/checkpoint',
+        'HEAD /v1/e2ee/log/checkpoint',
+        'GET /v1/e2ee/log/key',
+        'HEAD /v1/e2ee/log/key',
+        'POST /v1/e2ee/auth/challenge',
+        'POST /v1/e2ee/auth/login',
       ].sort(),
     );
     await expect(

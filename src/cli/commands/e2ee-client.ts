@@ -167,12 +167,8 @@ function withCommon(c: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
-/** Adds the client subcommands to `enseal e2ee` (creating the command if no other module did). */
-export function registerE2eeClient(program: Command): void {
-  const e2ee =
-    program.commands.find((c) => c.name() === 'e2ee') ??
-    program.command('e2ee').description('End-to-end encrypted groups, messages and files');
-
+/** Adds the device client's subcommands to the `enseal e2ee` group. */
+export function registerE2eeClient(e2ee: Command): void {
   withCommon(e2ee.command('register').description('Register a user with this device as its first device'))
     .argument('<user>')
     .argument('<device>')

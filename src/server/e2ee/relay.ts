@@ -1,0 +1,434 @@
+/**
+ * The relay: groups known only as ids with an epoch and a roster of devices, commits ordered per group (the
+ * first commit for an epoch wins, under a lock on the group row), fan-out into per-device queues, and an inbox
+ * that long-polls. It stores frames, never keys; access is limited to the group's current roster.
+ *
+ * Waiting inboxes wake on an in-process notification when this node queued something for them, and poll the
+ * store every 200 ms otherwise, so a message queued on another node sharing the store arrives within that.
+ */
+import { EnsealError, ErrorCode, base64Encode } from '../../crypto/index.js';
+import type { KeyManager } from '../../kms/index.js';
+import type { E2eeMember, E2eeQueuedMessage, StoreTransaction } from '../../store/index.js';
+import { HttpError, type FastifyInstance } from '../http.js';
+import type { E2eeSettings } from './config.js';
+import {
+  GID,
+  count,
+  ctxOf,
+  deviceOf,
+  frameField,
+  frameSchema,
+  gidSchema,
+  groupId,
+  inRoster,
+  intQuery,
+  memberSchema,
+  obj,
+  roster,
+  rosterSchema,
+  routeSchema,
+  sameMember,
+  seqSchema,
+  type Body,
+} from './requests.js';
+
+const POLL_MS = 200;
+const MAX_WAIT_S = 30;
+const INBOX_LIMIT = 100;
+/** An inbox answer stops adding messages past this many frame bytes (one message always fits). */
+const INBOX_BYTES = 16 * 1024 * 1024;
+const COMMITS_LIMIT = 100;
+
+/** A commit that lost its epoch: answered 409 with the group's current epoch. */
+export class EpochConflictError extends EnsealError {
+  constructor(readonly epoch: number) {
+    super(
+      ErrorCode.E2EE_CONFLICT,
+      `the group is at epoch ${epoch}: process the commits after your epoch and retry`,
+    );
+  }
+}
+
+const noGroup = () =>
+  new EnsealError(ErrorCode.E2EE_NOT_FOUND, 'no such group, or this device is not in its roster');
+
+/** Wakes the inbox requests waiting on this node for a device. */
+export class InboxNotifier {
+  readonly #waiters = new Map<string, Set<() => void>>();
+  #closed = false;
+
+  /** True once the server is shutting down: waiting inboxes answer at once instead of holding it up. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Wakes every waiting inbox for good (the server is closing). */
+  close(): void {
+    this.#closed = true;
+    for (const set of [...this.#waiters.values()]) for (const done of [...set]) done();
+  }
+
+  wait(member: E2eeMember, ms: number): Promise<void> {
+    const key = `${member.user}/${member.device}`;
+    return new Promise((resolve) => {
+      if (this.#closed) return resolve();
+      let set = this.#waiters.get(key);
+      if (set === undefined) this.#waiters.set(key, (set = new Set()));
+      const done = () => {
+        clearTimeout(timer);
+        set!.delete(done);
+        if (set!.size === 0) this.#waiters.delete(key);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      set.add(done);
+    });
+  }
+
+  notify(members: readonly E2eeMember[]): void {
+    for (const m of members)
+      for (const done of [...(this.#waiters.get(`${m.user}/${m.device}`) ?? [])]) done();
+  }
+}
+
+/** The group, if the caller is in its current roster (otherwise the same 404 as an unknown group). */
+export async function memberGroup(tx: StoreTransaction, gid: string, caller: E2eeMember, forUpdate = false) {
+  const group = await tx.getE2eeGroup(gid, { forUpdate });
+  if (group === undefined || !inRoster(group.roster, caller)) throw noGroup();
+  return group;
+}
+
+function messageJson(m: E2eeQueuedMessage): Record<string, unknown> {
+  return {
+    seq: m.seq,
+    group_id: m.groupId,
+    epoch: m.epoch,
+    kind: m.kind,
+    sender: m.sender,
+    frame: base64Encode(m.frame),
+    received_at: new Date(m.receivedAt).toISOString(),
+  };
+}
+
+export function registerRelayRoutes(
+  app: FastifyInstance,
+  km: KeyManager,
+  settings: E2eeSettings,
+  notifier: InboxNotifier,
+): void {
+  const deviceOnly = { access: { path: () => 'e2ee/relay', e2ee: { tokens: 'device' } } } as const;
+  const gidRoute = { access: { ...deviceOnly.access, params: { gid: GID } } } as const;
+  const gidParams = obj({ gid: gidSchema });
+  const gidExample = 'q83vEjRWeJq83vEjRWeJqw';
+  const frameExample = 'AAAAEAABAAIA…AAAA';
+  const expires = (now: number) => now + settings.queueTtlMs;
+  const without = (list: readonly E2eeMember[], m: E2eeMember) => list.filter((x) => !sameMember(x, m));
+
+  app.post(
+    '/v1/e2ee/groups',
+    {
+      schema: routeSchema(
+        'Create a relay group at epoch 0 (the caller must be in the roster)',
+        {
+          body: obj({ group_id: gidSchema, roster: rosterSchema }),
+          response: obj({ epoch: { type: 'integer' } }),
+        },
+        {
+          body: {
+            group_id: gidExample,
+            roster: [
+              { user: 'alice', device: 'phone' },
+              { user: 'bob', device: 'laptop' },
+            ],
+          },
+          response: { epoch: 0 },
+        },
+      ),
+      config: deviceOnly,
+    },
+    async (request) => {
+      const caller = deviceOf(request);
+      const b = (request.body ?? {}) as Body;
+      const gid = groupId(b.group_id);
+      const members = roster('roster', b.roster);
+      if (!inRoster(members, caller))
+        throw new EnsealError(ErrorCode.INVALID_ARGUMENT, 'roster must include the caller');
+      return km.changeRecords('e2ee.group.create', ctxOf(request), async (tx) => {
+        const now = Date.now();
+        if (
+          !(await tx.insertE2eeGroup({
+            groupId: gid,
+            epoch: 0,
+            roster: members,
+            createdAt: now,
+            updatedAt: now,
+          }))
+        )
+          throw new EnsealError(ErrorCode.E2EE_CONFLICT, 'a group with this id exists');
+        return { result: { epoch: 0 }, detail: { group: gid, members: members.length } };
+      });
+    },
+  );
+
+  app.post(
+    '/v1/e2ee/groups/:gid/commits',
+    {
+      schema: routeSchema(
+        'Submit the commit for the current epoch (409 with the current epoch when another commit won it)',
+        {
+          params: gidParams,
+          body: obj(
+            {
+              epoch: { type: 'integer', minimum: 0 },
+              commit: frameSchema,
+              roster: rosterSchema,
+              welcome: obj({
+                frame: frameSchema,
+                recipients: { type: 'array', minItems: 1, maxItems: 10_000, items: memberSchema },
+              }),
+            },
+            ['welcome'],
+          ),
+          response: obj({ epoch: { type: 'integer' }, seq: seqSchema }),
+        },
+        {
+          params: { gid: gidExample },
+          body: { epoch: 3, commit: frameExample, roster: [{ user: 'alice', device: 'phone' }] },
+          response: { epoch: 4, seq: 1207 },
+        },
+      ),
+      config: gidRoute,
+    },
+    async (request) => {
+      const caller = deviceOf(request);
+      const { gid } = request.params as { gid: string };
+      const b = (request.body ?? {}) as Body;
+      const epoch = count('epoch', b.epoch);
+      const commit = frameField('commit', b.commit);
+      const next = roster('roster', b.roster);
+      const w = b.welcome as Body | undefined;
+      const welcome =
+        w === undefined
+          ? undefined
+          : {
+              frame: frameField('welcome.frame', w.frame),
+              recipients: roster('welcome.recipients', w.recipients),
+            };
+      if (welcome && welcome.recipients.some((r) => !inRoster(next, r)))
+        throw new EnsealError(ErrorCode.INVALID_ARGUMENT, 'welcome recipients must be in the new roster');
+      let notify: E2eeMember[] = [];
+      try {
+        const out = await km.changeRecords('e2ee.commit', ctxOf(request), async (tx) => {
+          const group = await memberGroup(tx, gid, caller, true);
+          if (epoch !== group.epoch) throw new EpochConflictError(group.epoch);
+          const now = Date.now();
+          const fanout = without(
+            [...group.roster, ...next.filter((m) => !inRoster(group.roster, m))],
+            caller,
+          );
+          await tx.insertE2eeCommit({ groupId: gid, epoch, sender: caller, frame: commit, createdAt: now });
+          await tx.updateE2eeGroup(gid, epoch + 1, next, now);
+          const message = { groupId: gid, epoch, sender: caller, receivedAt: now, expiresAt: expires(now) };
+          const seq = await tx.enqueueE2ee({ ...message, kind: 'commit', frame: commit }, fanout);
+          if (welcome)
+            await tx.enqueueE2ee(
+              { ...message, epoch: epoch + 1, kind: 'welcome', frame: welcome.frame },
+              welcome.recipients,
+            );
+          notify = [...fanout, ...(welcome?.recipients ?? [])];
+          return {
+            result: { epoch: epoch + 1, seq },
+            detail: {
+              group: gid,
+              epoch: epoch + 1,
+              members: next.length,
+              welcomed: welcome?.recipients.length ?? 0,
+            },
+          };
+        });
+        notifier.notify(notify);
+        return out;
+      } catch (err) {
+        if (err instanceof EpochConflictError)
+          throw new HttpError(409, `${err.code}: ${err.message}`, { epoch: err.epoch });
+        throw err;
+      }
+    },
+  );
+
+  app.post(
+    '/v1/e2ee/groups/:gid/messages',
+    {
+      schema: routeSchema(
+        'Queue an application message for the roster (except the sender)',
+        {
+          params: gidParams,
+          body: obj({ epoch: { type: 'integer', minimum: 0 }, frame: frameSchema }),
+          response: obj({ seq: seqSchema }),
+        },
+        { params: { gid: gidExample }, body: { epoch: 4, frame: frameExample }, response: { seq: 1208 } },
+      ),
+      config: gidRoute,
+    },
+    async (request) => {
+      const caller = deviceOf(request);
+      const { gid } = request.params as { gid: string };
+      const b = (request.body ?? {}) as Body;
+      const epoch = count('epoch', b.epoch);
+      const frame = frameField('frame', b.frame);
+      let notify: E2eeMember[] = [];
+      const out = await km.changeRecords('e2ee.message', ctxOf(request), async (tx) => {
+        const group = await memberGroup(tx, gid, caller);
+        if (epoch > group.epoch)
+          throw new EnsealError(ErrorCode.INVALID_ARGUMENT, `epoch ${epoch} is ahead of the group's`);
+        const now = Date.now();
+        notify = without(group.roster, caller);
+        const seq = await tx.enqueueE2ee(
+          {
+            groupId: gid,
+            epoch,
+            kind: 'application',
+            sender: caller,
+            frame,
+            receivedAt: now,
+            expiresAt: expires(now),
+          },
+          notify,
+        );
+        return { result: { seq }, detail: { group: gid, epoch } };
+      });
+      notifier.notify(notify);
+      return out;
+    },
+  );
+
+  app.get(
+    '/v1/e2ee/groups/:gid/commits',
+    {
+      schema: routeSchema(
+        'The accepted commits from `after_epoch` on (the commit of epoch e moves the group to e + 1)',
+        {
+          params: gidParams,
+          querystring: obj({ after_epoch: intQuery }),
+          response: obj({
+            epoch: { type: 'integer' },
+            commits: {
+              type: 'array',
+              items: obj({ epoch: { type: 'integer' }, sender: memberSchema, commit: { type: 'string' } }),
+            },
+          }),
+        },
+        {
+          params: { gid: gidExample },
+          querystring: { after_epoch: '3' },
+          response: {
+            epoch: 4,
+            commits: [{ epoch: 3, sender: { user: 'alice', device: 'phone' }, commit: frameExample }],
+          },
+        },
+      ),
+      config: gidRoute,
+    },
+    async (request) => {
+      const caller = deviceOf(request);
+      const { gid } = request.params as { gid: string };
+      const after = count('after_epoch', (request.query as Record<string, string>).after_epoch);
+      const { group, commits } = await km.readRecords(async (tx) => {
+        const group = await memberGroup(tx, gid, caller);
+        return { group, commits: await tx.listE2eeCommits(gid, after, COMMITS_LIMIT) };
+      });
+      await km.recordEvent(
+        { op: 'e2ee.commits.read', outcome: 'ok', detail: { group: gid, after, commits: commits.length } },
+        ctxOf(request),
+      );
+      return {
+        epoch: group.epoch,
+        commits: commits.map((c) => ({ epoch: c.epoch, sender: c.sender, commit: base64Encode(c.frame) })),
+      };
+    },
+  );
+
+  const queued = obj({
+    seq: seqSchema,
+    group_id: { type: 'string' },
+    epoch: { type: 'integer' },
+    kind: { type: 'string', enum: ['commit', 'welcome', 'application'] },
+    sender: memberSchema,
+    frame: { type: 'string' },
+    received_at: { type: 'string' },
+  });
+  app.get(
+    '/v1/e2ee/inbox',
+    {
+      schema: routeSchema(
+        `The device's queued messages after \`after\`, oldest first; waits up to \`wait\` seconds (≤ ${MAX_WAIT_S}) when empty`,
+        {
+          querystring: obj({ after: intQuery, wait: intQuery }, ['after', 'wait']),
+          response: obj({ messages: { type: 'array', items: queued } }),
+        },
+        {
+          querystring: { after: '1200', wait: '25' },
+          response: {
+            messages: [
+              {
+                seq: 1207,
+                group_id: gidExample,
+                epoch: 3,
+                kind: 'commit',
+                sender: { user: 'alice', device: 'phone' },
+                frame: frameExample,
+                received_at: '2026-01-01T00:00:00.000Z',
+              },
+            ],
+          },
+        },
+      ),
+      config: { access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } } },
+    },
+    async (request, reply) => {
+      const caller = deviceOf(request);
+      const q = request.query as Record<string, string>;
+      const after = q.after === undefined ? 0 : count('after', q.after);
+      const wait = q.wait === undefined ? 0 : count('wait', q.wait, MAX_WAIT_S);
+      const deadline = Date.now() + wait * 1000;
+      let gone = false;
+      request.raw.once('close', () => (gone = true));
+      let rows: E2eeQueuedMessage[];
+      for (;;) {
+        rows = await km.readRecords((tx) => tx.readE2eeInbox(caller, after, Date.now(), INBOX_LIMIT));
+        const left = deadline - Date.now();
+        if (rows.length > 0 || left <= 0 || gone || notifier.closed) break;
+        await notifier.wait(caller, Math.min(POLL_MS, left));
+      }
+      let bytes = 0;
+      const messages = rows.filter((m, i) => (bytes += m.frame.length) <= INBOX_BYTES || i === 0);
+      await km.recordEvent(
+        { op: 'e2ee.inbox', outcome: 'ok', detail: { messages: messages.length } },
+        ctxOf(request),
+      );
+      // Closing: this connection must not idle on (keep-alive) and hold the shutdown up.
+      if (notifier.closed && request.raw.httpVersionMajor === 1) void reply.header('connection', 'close');
+      return { messages: messages.map(messageJson) };
+    },
+  );
+
+  app.post(
+    '/v1/e2ee/inbox/ack',
+    {
+      schema: routeSchema(
+        "Delete the device's queued messages up to `up_to`",
+        { body: obj({ up_to: seqSchema }), response: obj({ deleted: { type: 'integer' } }) },
+        { body: { up_to: 1207 }, response: { deleted: 1 } },
+      ),
+      config: { access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } } },
+    },
+    async (request) => {
+      const caller = deviceOf(request);
+      const upTo = count('up_to', ((request.body ?? {}) as Body).up_to);
+      return km.changeRecords('e2ee.inbox.ack', ctxOf(request), async (tx) => {
+        const deleted = await tx.ackE2eeInbox(caller, upTo);
+        return { result: { deleted }, detail: { up_to: upTo, deleted } };
+      });
+    },
+  );
+}
