@@ -165,7 +165,8 @@ describe('e2ee through enseal serve: three users, five devices, separate process
     writeFileSync(input, content);
     const shared = run('alice/laptop', ['share', group, input]);
     const bobPhone = run('bob/phone', ['recv']).events;
-    expect(bobPhone.map((e: { kind: string }) => e.kind)).toEqual(['commit', 'file']);
+    expect(bobPhone.map((e: { kind: string }) => e.kind)).toEqual(['message', 'commit', 'file']);
+    expect(texts(bobPhone)).toEqual(['m2 from carol']);
     const out = join(dir, 'fetched.bin');
     run('bob/phone', ['fetch', shared.blobId, '-o', out]);
     expect(Buffer.compare(readFileSync(out), content)).toBe(0);
