@@ -6,8 +6,8 @@
  * processed out of order and a replay refused, an offline device catching up, safety numbers and epoch
  * authenticators, and finally the server's store and every device's state searched for plaintexts and keys.
  *
- * Needs the server half of docs/e2ee-service.md (the /v1/e2ee routes of the e2ee-server branch): on a server
- * without them the first request fails with a message that says so.
+ * Runs against the server half of docs/e2ee-service.md; on a server without the /v1/e2ee routes the first
+ * request fails with a message that says so.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';

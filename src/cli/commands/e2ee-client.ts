@@ -6,7 +6,7 @@
  * `$XDG_CONFIG_HOME/enseal/e2ee`), sealed under a key from ENSEAL_E2EE_STATE_KEY (64 hex digits) or a passphrase
  * (ENSEAL_E2EE_PASSPHRASE, else asked on the terminal).
  *
- * The `e2ee` command itself may be created by another module (the witness); this one adds its subcommands to it.
+ * `e2ee.ts` creates the `e2ee` command and adds these subcommands to it, beside the witness.
  */
 import { createReadStream, createWriteStream, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
