@@ -9,7 +9,7 @@
  * Runs against the server half of docs/e2ee-service.md; on a server without the /v1/e2ee routes the first
  * request fails with a message that says so.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,14 @@ import { E2eeClient, EncryptedState, type PinnedLogPolicy } from '../../src/e2ee
 import { CLI, buildOnce } from '../helpers/cli.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
-const DEVICES = ['alice/laptop', 'alice/tablet', 'bob/phone', 'bob/desktop', 'carol/laptop'] as const;
+const DEVICES = [
+  'alice/laptop',
+  'alice/tablet',
+  'bob/phone',
+  'bob/desktop',
+  'carol/laptop',
+  'alice/spare',
+] as const;
 type Device = (typeof DEVICES)[number];
 
 let dir: string;
@@ -43,11 +50,13 @@ function get(path: string): Promise<{ status: number; text: string }> {
   });
 }
 
-/** Runs `enseal e2ee …` as `device`, in its own process; returns the parsed --json output. */
+/**
+ * Runs `enseal e2ee …` as `device`, in its own process; resolves to the parsed --json output (or, with
+ * `expectOk` false, to the exit status and stderr). Steps of different devices may run at once.
+ */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-function run(device: Device, args: readonly string[], expectOk = true): any {
-  const r = spawnSync(process.execPath, [CLI, 'e2ee', ...args, '--state', stateOf(device), '--json'], {
-    encoding: 'utf8',
+function run(device: Device, args: readonly string[], expectOk = true): Promise<any> {
+  const child = spawn(process.execPath, [CLI, 'e2ee', ...args, '--state', stateOf(device), '--json'], {
     env: {
       ...process.env,
       ENSEAL_ADDR: server.url,
@@ -58,10 +67,29 @@ function run(device: Device, args: readonly string[], expectOk = true): any {
     },
     timeout: 120_000,
   });
-  if (expectOk && r.status !== 0)
-    throw new Error(`${device}: e2ee ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  if (!expectOk) return { status: r.status, stderr: r.stderr };
-  return r.stdout.trim() === '' ? {} : JSON.parse(r.stdout);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += String(d)));
+  child.stderr.on('data', (d) => (stderr += String(d)));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => {
+      if (!expectOk) return resolve({ status, stderr });
+      if (status !== 0)
+        return reject(new Error(`${device}: e2ee ${args.join(' ')} failed (${status}): ${stderr}`));
+      try {
+        resolve(stdout.trim() === '' ? {} : JSON.parse(stdout));
+      } catch (err) {
+        reject(err);
+      }
+    });
+  });
+}
+
+/** The same step on several devices at once, answers in the order of `devices`. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function onEach(devices: readonly Device[], args: readonly string[]): Promise<any[]> {
+  return Promise.all(devices.map((d) => run(d, args)));
 }
 
 function texts(events: { kind: string; text?: string }[]): string[] {
@@ -124,60 +152,74 @@ afterAll(async () => {
 describe('e2ee through enseal serve: three users, five devices, separate processes', () => {
   it('groups, removal, files, out-of-order and replayed messages, an offline device, verification, stores', async () => {
     // Users and their first devices; the second devices are approved by the first.
-    for (const d of ['alice/laptop', 'bob/phone', 'carol/laptop'] as const)
-      run(d, ['register', ...d.split('/'), '--policy', policyFile]);
-    for (const [second, first] of [
-      ['alice/tablet', 'alice/laptop'],
-      ['bob/desktop', 'bob/phone'],
-    ] as const) {
-      const { request } = run(second, ['devices', 'request', ...second.split('/'), '--policy', policyFile]);
-      run(first, ['devices', 'approve', request]);
-      run(second, ['devices', 'complete']);
-    }
-    expect(
-      run('alice/laptop', ['devices'])
-        .devices.map((d: { device: string }) => d.device)
-        .sort(),
-    ).toEqual(['laptop', 'tablet']);
-    expect(run('alice/laptop', ['devices']).warnings).toEqual([]);
+    await Promise.all(
+      (['alice/laptop', 'bob/phone', 'carol/laptop'] as const).map((d) =>
+        run(d, ['register', ...d.split('/'), '--policy', policyFile]),
+      ),
+    );
+    await Promise.all(
+      (
+        [
+          ['alice/tablet', 'alice/laptop'],
+          ['bob/desktop', 'bob/phone'],
+        ] as const
+      ).map(async ([second, first]) => {
+        const { request } = await run(second, [
+          'devices',
+          'request',
+          ...second.split('/'),
+          '--policy',
+          policyFile,
+        ]);
+        await run(first, ['devices', 'approve', request]);
+        await run(second, ['devices', 'complete']);
+      }),
+    );
+    const aliceDevices = await run('alice/laptop', ['devices']);
+    expect(aliceDevices.devices.map((d: { device: string }) => d.device).sort()).toEqual([
+      'laptop',
+      'tablet',
+    ]);
+    expect(aliceDevices.warnings).toEqual([]);
 
-    // One group of all five devices.
-    const { group } = run('alice/laptop', ['group', 'create']);
-    expect(run('alice/laptop', ['group', 'add', group, 'bob', 'carol', 'alice']).added).toBe(4);
-    for (const d of ['alice/tablet', 'bob/phone', 'bob/desktop', 'carol/laptop'] as const)
-      expect(run(d, ['recv']).events.map((e: { kind: string }) => e.kind)).toEqual(['joined']);
-    run('alice/laptop', ['send', group, 'm1 from alice']);
-    for (const d of ['alice/tablet', 'bob/phone', 'bob/desktop', 'carol/laptop'] as const)
-      expect(texts(run(d, ['recv']).events)).toEqual(['m1 from alice']);
+    // One group of all five devices; the first message follows the welcome in the same inbox.
+    const { group } = await run('alice/laptop', ['group', 'create']);
+    expect((await run('alice/laptop', ['group', 'add', group, 'bob', 'carol', 'alice'])).added).toBe(4);
+    await run('alice/laptop', ['send', group, 'm1 from alice']);
+    for (const r of await onEach(['alice/tablet', 'bob/phone', 'bob/desktop', 'carol/laptop'], ['recv'])) {
+      expect(r.events.map((e: { kind: string }) => e.kind)).toEqual(['joined', 'message']);
+      expect(texts(r.events)).toEqual(['m1 from alice']);
+    }
     // bob's desktop goes offline here.
 
-    run('carol/laptop', ['send', group, 'm2 from carol']);
-    expect(texts(run('alice/laptop', ['recv']).events)).toEqual(['m2 from carol']);
+    await run('carol/laptop', ['send', group, 'm2 from carol']);
+    expect(texts((await run('alice/laptop', ['recv'])).events)).toEqual(['m2 from carol']);
 
     // Carol is removed; what is shared afterwards is out of her reach.
-    expect(run('alice/laptop', ['group', 'remove', group, 'carol']).removed).toBe(1);
-    const carolEvents = run('carol/laptop', ['recv']).events;
+    expect((await run('alice/laptop', ['group', 'remove', group, 'carol'])).removed).toBe(1);
+    const carolEvents = (await run('carol/laptop', ['recv'])).events;
     expect(
       carolEvents.some((e: { kind: string; removed?: boolean }) => e.kind === 'commit' && e.removed),
     ).toBe(true);
     const content = randomBytes(5 * 1024 * 1024 + 123);
     const input = join(dir, 'report.bin');
     writeFileSync(input, content);
-    const shared = run('alice/laptop', ['share', group, input]);
-    const bobPhone = run('bob/phone', ['recv']).events;
-    expect(bobPhone.map((e: { kind: string }) => e.kind)).toEqual(['message', 'commit', 'file']);
-    expect(texts(bobPhone)).toEqual(['m2 from carol']);
+    const shared = await run('alice/laptop', ['share', group, input]);
+    const [bobPhone] = await onEach(['bob/phone', 'alice/tablet'], ['recv']);
+    expect(bobPhone.events.map((e: { kind: string }) => e.kind)).toEqual(['message', 'commit', 'file']);
+    expect(texts(bobPhone.events)).toEqual(['m2 from carol']);
     const out = join(dir, 'fetched.bin');
-    run('bob/phone', ['fetch', shared.blobId, '-o', out]);
+    const [, carolFetch, carolSend] = await Promise.all([
+      run('bob/phone', ['fetch', shared.blobId, '-o', out]),
+      run('carol/laptop', ['fetch', shared.blobId, '-o', join(dir, 'carol.bin')], false),
+      run('carol/laptop', ['send', group, 'still here?'], false),
+    ]);
     expect(Buffer.compare(readFileSync(out), content)).toBe(0);
-    expect(
-      run('carol/laptop', ['fetch', shared.blobId, '-o', join(dir, 'carol.bin')], false).status,
-    ).not.toBe(0);
-    expect(run('carol/laptop', ['send', group, 'still here?'], false).status).not.toBe(0);
+    expect(carolFetch.status).not.toBe(0);
+    expect(carolSend.status).not.toBe(0);
 
     // Application messages processed out of order, and a replay refused.
-    run('alice/tablet', ['recv']);
-    for (const m of ['o1', 'o2', 'o3']) run('alice/tablet', ['send', group, m]);
+    for (const m of ['o1', 'o2', 'o3']) await run('alice/tablet', ['send', group, m]);
     {
       const { client, state, transport } = await openDevice('bob/phone');
       try {
@@ -201,25 +243,33 @@ describe('e2ee through enseal serve: three users, five devices, separate process
     }
 
     // The offline desktop catches up on everything at once.
-    const desk = run('bob/desktop', ['recv']).events;
+    const desk = (await run('bob/desktop', ['recv'])).events;
     expect(texts(desk)).toEqual(['m2 from carol', 'o1', 'o2', 'o3']);
     expect(desk.filter((e: { kind: string }) => e.kind === 'commit')).toHaveLength(1);
     expect(desk.filter((e: { kind: string }) => e.kind === 'file')).toHaveLength(1);
-    const auth = run('alice/laptop', ['verify', '--group', group]).group;
-    for (const d of ['alice/tablet', 'bob/phone', 'bob/desktop'] as const) {
-      run(d, ['recv']);
-      expect(run(d, ['verify', '--group', group]).group).toEqual(auth);
-    }
-    expect(run('alice/laptop', ['group', 'members', group]).members).toHaveLength(4);
+    // Every remaining device is at the same epoch with the same authenticator (no commit since the removal).
+    const auths = await onEach(
+      ['alice/laptop', 'alice/tablet', 'bob/phone', 'bob/desktop'],
+      ['verify', '--group', group],
+    );
+    for (const a of auths) expect(a.group).toEqual(auths[0].group);
+    expect((await run('alice/laptop', ['group', 'members', group])).members).toHaveLength(4);
 
     // Safety numbers agree; a scanned QR payload verifies the contact.
-    const aliceSide = run('alice/laptop', ['verify', 'bob']);
-    const bobSide = run('bob/desktop', ['verify', 'alice']);
+    const [aliceSide, bobSide] = await Promise.all([
+      run('alice/laptop', ['verify', 'bob']),
+      run('bob/desktop', ['verify', 'alice']),
+    ]);
     expect(aliceSide.safety_number).toBe(bobSide.safety_number);
-    expect(run('alice/laptop', ['verify', 'bob', '--qr', bobSide.qr_payload]).verified).toBe(true);
+    expect((await run('alice/laptop', ['verify', 'bob', '--qr', bobSide.qr_payload])).verified).toBe(true);
 
-    // Recovery: a passphrase backup (ciphertext) on the service restores alice on a new device.
-    run('alice/laptop', ['recover', 'backup']);
+    // Recovery: a passphrase backup (ciphertext) on the service restores alice on a new device, which the
+    // directory then proves alongside her other two.
+    await run('alice/laptop', ['recover', 'backup']);
+    await run('alice/spare', ['recover', 'restore', 'alice', 'spare', '--policy', policyFile]);
+    expect(
+      (await run('alice/spare', ['devices'])).devices.map((d: { device: string }) => d.device).sort(),
+    ).toEqual(['laptop', 'spare', 'tablet']);
 
     // Nothing on the server, and nothing in any device's state file, holds a plaintext or a private key.
     const secrets: Buffer[] = [
