@@ -1,10 +1,12 @@
 /**
  * E2eeClient's flows against the in-process stand-in of the /v1/e2ee contract (test/helpers/e2ee-fake-service.ts):
  * registration, groups, messages, removal, files, a second device, monitoring, commit races and lost answers,
- * recovery. This checks the client's own logic; test/e2ee/e2ee-service.e2e.test.ts runs the same flows through a
- * real `enseal serve` in separate processes.
+ * recovery. This checks the client's own logic; recovery also runs against the real service in this process, and
+ * test/e2ee/e2ee-service.e2e.test.ts runs the flows through a real `enseal serve` in separate processes.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { NodeTransport } from '../../src/client/index.js';
 import { ErrorCode, randomBytes, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
 import {
   E2eeClient,
@@ -17,6 +19,7 @@ import {
 } from '../../src/e2ee/index.js';
 import { asyncCodeOf } from '../helpers/errors.js';
 import { APP_TOKEN, FakeE2eeService } from '../helpers/e2ee-fake-service.js';
+import { devServer } from '../server/helpers.js';
 
 async function newState() {
   const backend = new MemoryStateBackend();
@@ -204,6 +207,57 @@ describe('E2eeClient against the contract', () => {
       shares: [shares[2]!, shares[0]!],
     });
     expect((await fromShares.devices()).length).toBe(3);
+  });
+
+  it('recovers from the backup the real service stores (its recovery-blob route)', async () => {
+    const ctx = await devServer();
+    const transport = new NodeTransport({
+      address: ctx.server.url,
+      caCert: readFileSync(ctx.server.caFile!),
+    });
+    try {
+      const key = (await ctx.call('GET', '/v1/e2ee/log/key')).body as {
+        origin: string;
+        verifier_key: string;
+      };
+      const policy = { origin: key.origin, logKey: key.verifier_key, witnesses: [], quorum: 0 };
+      const options = { transport, applicationToken: ctx.token, policy };
+      const erin = await E2eeClient.register({
+        ...options,
+        state: (await newState()).state,
+        user: 'erin',
+        device: 'old',
+      });
+      const params = { memoryKiB: 1024, iterations: 1, parallelism: 1 };
+      await erin.storeRecoveryBlob(await erin.backupIdentity('erin passphrase', params));
+      const restore = async (passphrase: string) =>
+        E2eeClient.recover({
+          ...options,
+          state: (await newState()).state,
+          user: 'erin',
+          device: 'new',
+          passphrase,
+        });
+      expect(await asyncCodeOf(restore('wrong'))).toBe(ErrorCode.DECRYPT_FAILED);
+      const restored = await restore('erin passphrase');
+      expect((await restored.devices()).map((d) => d.device).sort()).toEqual(['new', 'old']);
+      // A user with no backup stored: the service's 404, typed.
+      await E2eeClient.register({ ...options, state: (await newState()).state, user: 'finn', device: 'a' });
+      expect(
+        await asyncCodeOf(
+          E2eeClient.recover({
+            ...options,
+            state: (await newState()).state,
+            user: 'finn',
+            device: 'b',
+            passphrase: 'x',
+          }),
+        ),
+      ).toBe(ErrorCode.E2EE_NOT_FOUND);
+    } finally {
+      transport.close();
+      await ctx.server.close();
+    }
   });
 
   it('commit races: the loser processes the winning commit and retries; a lost answer is adopted', async () => {

@@ -301,13 +301,17 @@ export class FakeE2eeService implements E2eeTransport {
         return json(200, { index: this.entries.length - 1, checkpoint: this.#note });
       }
       if (p[2] === 'recovery-blob') {
-        if (!app && !sameUser) return err(403, 'ERR_PERMISSION_DENIED');
+        // As the service: written only by a device of the user, read also with an application token.
         if (req.method === 'PUT') {
+          if (!sameUser) return err(403, 'ERR_PERMISSION_DENIED');
+          const size = base64Decode(body.blob).length;
+          if (size === 0 || size > 16 * 1024) return err(400, 'ERR_INVALID_ARGUMENT');
           this.#recovery.set(user, body.blob);
-          return json(200, {});
+          return json(200, { size });
         }
+        if (!app && !sameUser) return err(403, 'ERR_PERMISSION_DENIED');
         const blob = this.#recovery.get(user);
-        return blob === undefined ? err(404, 'ERR_KEY_NOT_FOUND') : json(200, { blob });
+        return blob === undefined ? err(404, 'ERR_E2EE_NOT_FOUND') : json(200, { blob });
       }
       if (req.method === 'POST' && p[2] === 'devices' && p[4] === 'key-packages') {
         if (who === undefined || who.user !== user || who.device !== p[3])
