@@ -128,6 +128,7 @@ export {
   verifyRecoverySet,
   verifyUserIdentity,
   type DirectoryEntry,
+  type DirectoryEntryContent,
   type LogPolicy,
   type MlsKeyBinding,
   type MonitorReport,
