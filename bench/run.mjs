@@ -1,6 +1,8 @@
 // Runs every benchmark in bench/ one after another (never in parallel: they would disturb each other's
 // figures). `npm run bench` builds first; pass names to run a subset: `npm run bench -- envelope fernet`.
 // tls-audit.mjs starts nginx and runs testssl.sh once (about a minute); it skips itself when either is missing.
+// e2ee-relay.mjs starts `enseal serve --dev` on a free loopback port and stops it (about 90 s); with
+// ENSEAL_BENCH_PROFILE=1 it profiles that server and prints the top frames.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';

@@ -39,4 +39,9 @@ if (existsSync(built) && statSync(built).mtimeMs >= sources) {
     },
   );
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  const bundle = spawnSync(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs')], {
+    cwd: root,
+    stdio: 'inherit',
+  });
+  if (bundle.status !== 0) process.exit(bundle.status ?? 1);
 }

@@ -9,8 +9,7 @@
  */
 import * as nodeModule from 'node:module';
 import type { Command } from 'commander';
-
-const VERSION = '0.1.0';
+import { VERSION } from './version.js';
 
 // Node ≥ 22.1 can cache compiled module code on disk between runs; older versions simply lack the function.
 (nodeModule as { enableCompileCache?: () => unknown }).enableCompileCache?.();
@@ -44,14 +43,8 @@ function commandName(argv: readonly string[]): string | undefined {
  * known command, or asks for help).
  */
 export async function buildProgram(argv?: readonly string[]): Promise<Command> {
-  const [{ Command }, { configureProgram }] = await Promise.all([import('commander'), import('./run.js')]);
-  const program = configureProgram(new Command('enseal'))
-    .description(
-      'Protect application data: an encryption service, envelopes, keysets, Fernet, age-format files, passwords.',
-    )
-    .version(VERSION, '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .configureHelp({ sortSubcommands: false });
+  const { newProgram } = await import('./program.js');
+  const program = newProgram();
   const name = argv === undefined ? undefined : commandName(argv);
   const wanted = GROUPS.filter(([names]) => name !== undefined && names.includes(name));
   const registers = await Promise.all((wanted.length > 0 ? wanted : GROUPS).map(([, load]) => load()));
@@ -59,9 +52,26 @@ export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   return program;
 }
 
+/** The bundled age commands (built by scripts/bundle-cli.mjs), or undefined when only tsc has run. */
+async function bundledAge(): Promise<((argv: readonly string[]) => Promise<void>) | undefined> {
+  const url = new URL('./age-bundle/age-main.js', import.meta.url).href;
+  try {
+    return ((await import(url)) as { runAgeCli: (argv: readonly string[]) => Promise<void> }).runAgeCli;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message?.includes('age-bundle')) return undefined;
+    throw err;
+  }
+}
+
 const argv = process.argv;
-if (argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V')) {
+const version = argv.length === 3 && (argv[2] === '--version' || argv[2] === '-V');
+const age = !version && ['keygen', 'encrypt', 'decrypt'].includes(commandName(argv) ?? '');
+const runAge = age ? await bundledAge() : undefined;
+if (version) {
   process.stdout.write(VERSION + '\n');
+} else if (runAge !== undefined) {
+  await runAge(argv);
 } else {
   const { runCli } = await import('./run.js');
   await runCli(await buildProgram(argv), argv);

@@ -6,6 +6,7 @@
 export {
   MERKLE_HASH_LENGTH,
   MemoryLeafSource,
+  SubtreeCache,
   consistencyProof,
   emptyRoot,
   inclusionProof,

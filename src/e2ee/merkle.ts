@@ -124,6 +124,131 @@ export async function treeRoot(source: LeafHashSource, size: number): Promise<Ui
   return rootFromLeafHashes(await source.leafHashes(0, size));
 }
 
+/** The hash of leaves [start, end) of a tree, however it is found. */
+type RangeHasher = (start: number, end: number) => Promise<Uint8Array>;
+
+/** PATH(m, D[n]) of RFC 9162 §2.1.3.1, over leaves[start, end), with range hashes from `hash`. */
+async function pathWith(
+  hash: RangeHasher,
+  m: number,
+  start: number,
+  end: number,
+  out: Uint8Array[],
+): Promise<void> {
+  const n = end - start;
+  if (n <= 1) return;
+  const k = splitPoint(n);
+  if (m < k) {
+    await pathWith(hash, m, start, start + k, out);
+    out.push(await hash(start + k, end));
+  } else {
+    await pathWith(hash, m - k, start + k, end, out);
+    out.push(await hash(start, start + k));
+  }
+}
+
+/** SUBPROOF(m, D[n], b) of RFC 9162 §2.1.4.1, over leaves[start, end), with range hashes from `hash`. */
+async function subproofWith(
+  hash: RangeHasher,
+  m: number,
+  start: number,
+  end: number,
+  known: boolean,
+  out: Uint8Array[],
+): Promise<void> {
+  const n = end - start;
+  if (m === n) {
+    if (!known) out.push(await hash(start, end));
+    return;
+  }
+  const k = splitPoint(n);
+  if (m <= k) {
+    await subproofWith(hash, m, start, start + k, known, out);
+    out.push(await hash(start + k, end));
+  } else {
+    await subproofWith(hash, m - k, start + k, end, false, out);
+    out.push(await hash(start, start + k));
+  }
+}
+
+/** Complete subtrees narrower than this are hashed again from their leaves rather than remembered. */
+const CACHED_WIDTH = 256;
+
+/**
+ * Roots and proofs over a store-backed, append-only log without reading every leaf each time. A complete
+ * subtree (aligned, a power of two wide, inside the tree) never changes once its last leaf is appended, so its
+ * hash stays true for every later tree size; this remembers those at least {@link CACHED_WIDTH} leaves wide.
+ * A root or a proof then costs O(log n) remembered hashes plus at most a few hundred leaf hashes per partial
+ * subtree, instead of reading all n leaves. Memory: about 2n / 256 hashes for a tree of n leaves.
+ *
+ * Use one cache per log, and only with sources that read that log: a cached hash is never checked again.
+ *
+ * @example
+ * ```ts
+ * const leaves = new MemoryLeafSource([leafHash(new Uint8Array([1])), leafHash(new Uint8Array([2]))]);
+ * const tree = new SubtreeCache();
+ * const root = await tree.root(leaves, 2);
+ * root.length; // 32
+ * ```
+ */
+export class SubtreeCache {
+  readonly #hashes = new Map<string, Uint8Array>();
+
+  /** How many subtree hashes are remembered. */
+  get size(): number {
+    return this.#hashes.size;
+  }
+
+  async #range(source: LeafHashSource, start: number, end: number): Promise<Uint8Array> {
+    const n = end - start;
+    if (n <= CACHED_WIDTH) return rangeHash(await source.leafHashes(start, end), 0, n);
+    const complete = isPowerOfTwo(n);
+    const key = `${start}+${n}`;
+    if (complete) {
+      const hit = this.#hashes.get(key);
+      if (hit !== undefined) return hit;
+    }
+    const k = splitPoint(n);
+    const h = nodeHash(
+      await this.#range(source, start, start + k),
+      await this.#range(source, start + k, end),
+    );
+    if (complete) this.#hashes.set(key, h);
+    return h;
+  }
+
+  #hasher(source: LeafHashSource): RangeHasher {
+    return (start, end) => this.#range(source, start, end);
+  }
+
+  /** The root of the first `size` leaves (as {@link treeRoot}). */
+  async root(source: LeafHashSource, size: number): Promise<Uint8Array> {
+    assertSize('size', size);
+    return size === 0 ? emptyRoot() : this.#range(source, 0, size);
+  }
+
+  /** The inclusion proof of leaf `index` in the tree of `size` leaves (as {@link inclusionProof}). */
+  async inclusionProof(source: LeafHashSource, index: number, size: number): Promise<Uint8Array[]> {
+    assertSize('size', size);
+    assertSize('index', index);
+    if (index >= size) throw invalidArgument('index', `must be below the tree size ${size}`);
+    const out: Uint8Array[] = [];
+    await pathWith(this.#hasher(source), index, 0, size, out);
+    return out;
+  }
+
+  /** The consistency proof between `size1` ≤ `size2` (as {@link consistencyProof}). */
+  async consistencyProof(source: LeafHashSource, size1: number, size2: number): Promise<Uint8Array[]> {
+    assertSize('size1', size1);
+    assertSize('size2', size2);
+    if (size1 > size2) throw invalidArgument('size1', 'must not exceed size2');
+    const out: Uint8Array[] = [];
+    if (size1 === 0 || size1 === size2) return out;
+    await subproofWith(this.#hasher(source), size1, 0, size2, true, out);
+    return out;
+  }
+}
+
 /** PATH(m, D[n]) of RFC 9162 §2.1.3.1, over leaves[start, end). */
 function path(hashes: readonly Uint8Array[], m: number, start: number, end: number, out: Uint8Array[]): void {
   const n = end - start;

@@ -12,6 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { DOCS_PREFIX, DOCS_UI, OPENAPI } from './docs-page.js';
+import { withRouteDocs } from './route-docs.js';
 import { ListVerb } from './list-verb.js';
 import { HttpError, statusOf, tokenOf, type AppOptions, type FastifyRequest } from './http.js';
 import type { TokenInfo } from './tokens.js';
@@ -161,7 +162,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     hook: 'preHandler',
     errorResponseBuilder: () => new HttpError(429, 'rate limit exceeded; slow down'),
   });
-  await app.register(fastifySwagger, { openapi: OPENAPI });
+  await app.register(fastifySwagger, { openapi: OPENAPI, transform: withRouteDocs });
 
   // Vault clients send JSON with any content type (and sometimes none): parse everything as JSON.
   app.removeAllContentTypeParsers();

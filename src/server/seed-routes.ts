@@ -7,13 +7,36 @@
 import { utf8Decode, utf8Encode, invalidArgument } from '../crypto/index.js';
 import type { KeyManager } from '../kms/index.js';
 import { callerOf, type FastifyInstance } from './http.js';
+import { body, documented, object, responses, text } from './route-docs.js';
+
+/** A Fernet token as the seeds' app returned them (this one is made up). */
+const FERNET_EXAMPLE = 'gAAAAABpL0EXAMPLE-not-a-real-token-3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==';
+const ENCRYPT = documented(['seeds'], "The seeds' /encrypt, authenticated and audited", {
+  body: body({ data: text('the text to encrypt', 'patient 7: diabetic') }, { data: 'patient 7: diabetic' }),
+  response: responses({
+    200: object(
+      { encrypted_data: text('a Fernet token') },
+      { encrypted_data: FERNET_EXAMPLE },
+      'The Fernet token',
+    ),
+  }),
+});
+const DECRYPT = documented(['seeds'], "The seeds' /decrypt, authenticated and audited", {
+  body: body(
+    { encrypted_data: text('a Fernet token from /encrypt', FERNET_EXAMPLE) },
+    { encrypted_data: FERNET_EXAMPLE },
+  ),
+  response: responses({
+    200: object({ decrypted_data: text('the text') }, { decrypted_data: 'patient 7: diabetic' }, 'The text'),
+  }),
+});
 
 export function registerSeedRoutes(app: FastifyInstance, km: KeyManager, keyName: string): void {
   app.post(
     '/encrypt',
     {
-      schema: { tags: ['seeds'], summary: "The seeds' /encrypt, authenticated and audited" },
-      config: { access: { path: () => `transit/encrypt/${keyName}` } },
+      schema: ENCRYPT.schema,
+      config: { access: { path: () => `transit/encrypt/${keyName}` }, docs: ENCRYPT.docs },
     },
     async (request) => {
       const b = (request.body ?? {}) as { data?: unknown };
@@ -26,8 +49,8 @@ export function registerSeedRoutes(app: FastifyInstance, km: KeyManager, keyName
   app.post(
     '/decrypt',
     {
-      schema: { tags: ['seeds'], summary: "The seeds' /decrypt, authenticated and audited" },
-      config: { access: { path: () => `transit/decrypt/${keyName}` } },
+      schema: DECRYPT.schema,
+      config: { access: { path: () => `transit/decrypt/${keyName}` }, docs: DECRYPT.docs },
     },
     async (request) => {
       const b = (request.body ?? {}) as { encrypted_data?: unknown };

@@ -61,7 +61,7 @@ export interface ServeConfig {
   /** Worker threads for large encrypt/decrypt batches (default: one per core; 0: the main thread). */
   batchWorkers?: number;
   /**
-   * The e2ee service (`[e2ee]` in the TOML file): `origin`, `witnesses = [{ url, verifier_key }]`, `quorum`,
+   * The e2ee service (`[e2ee]` in the TOML file): `origin`, `witnesses = [{ url, verifier_key, ca_file? }]`, `quorum`,
    * `queue_ttl` (seconds or "30d"), `witness_timeout` (seconds). See docs/e2ee-service.md.
    */
   e2ee?: Record<string, unknown>;
@@ -249,7 +249,12 @@ export function e2eeOptionsFrom(raw: Record<string, unknown>): E2eeOptions {
       ? {
           witnesses: witnesses.map((w: unknown) => {
             const o = (typeof w === 'object' && w !== null ? w : {}) as Record<string, unknown>;
-            return { url: String(o.url ?? ''), verifierKey: String(o.verifier_key ?? o.verifierKey ?? '') };
+            const caFile = o.ca_file ?? o.caFile;
+            return {
+              url: String(o.url ?? ''),
+              verifierKey: String(o.verifier_key ?? o.verifierKey ?? ''),
+              ...(caFile !== undefined ? { caFile: String(caFile) } : {}),
+            };
           }),
         }
       : {}),

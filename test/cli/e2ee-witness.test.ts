@@ -22,6 +22,7 @@ import {
 } from '../../src/e2ee/index.js';
 import { CLI, buildOnce } from '../helpers/cli.js';
 import { tempDir } from '../kms/helpers.js';
+import { tlsFixtures } from '../helpers/tls-certs.js';
 import { devServer } from '../server/helpers.js';
 import { TestUser, requester } from '../server/e2ee-helpers.js';
 
@@ -51,6 +52,23 @@ async function startWitness(
   return { child, url: info.url, verifierKey: info.verifier_key };
 }
 
+/**
+ * A data directory whose log key exists (a first start creates it), and a witness configured with that key:
+ * `name`'s key and state files in `dir`.
+ */
+async function logAndWitness(name: string, dir: string, extra: string[] = []) {
+  const dataDir = tempDir();
+  const first = await devServer({ dataDir, e2ee: { origin } });
+  const logKey = (await requester(first.server)('GET', '/v1/e2ee/log/key')).body.verifier_key as string;
+  await first.server.close();
+  const file = name.replace(/\W/g, '-');
+  const witness = await startWitness([
+    ...['--name', name, '--key', join(dir, `${file}.key`), '--state', join(dir, `${file}.json`)],
+    ...['--log', logKey, ...extra],
+  ]);
+  return { dataDir, logKey, witness };
+}
+
 const stop = (child: ChildProcess) =>
   new Promise<void>((resolve) => {
     if (child.exitCode !== null) return resolve();
@@ -72,22 +90,9 @@ describe('enseal e2ee witness', () => {
   });
 
   it('cosigns the server checkpoints, and the server serves them with the cosignature', async () => {
-    const dataDir = tempDir();
-    // First start: the log key is created; the witness is configured with it.
-    const first = await devServer({ dataDir, e2ee: { origin } });
-    const logKey = (await requester(first.server)('GET', '/v1/e2ee/log/key')).body.verifier_key as string;
-    await first.server.close();
     const dir = tempDir();
-    const witness = await startWitness([
-      '--name',
-      'witness.example/w1',
-      '--key',
-      join(dir, 'w1.key'),
-      '--state',
-      join(dir, 'w1.json'),
-      '--log',
-      logKey,
-    ]);
+    // First start: the log key is created; the witness is configured with it.
+    const { dataDir, logKey, witness } = await logAndWitness('witness.example/w1', dir);
     expect(witness.verifierKey).toMatch(/^witness\.example\/w1\+[0-9a-f]{8}\+/);
     const ctx = await devServer({
       dataDir,
@@ -118,11 +123,50 @@ describe('enseal e2ee witness', () => {
       const served = await call('GET', '/v1/e2ee/log/checkpoint');
       expect(served.text).toContain('— witness.example/w1 ');
       expect(view.update(served.text).checkpoint.size).toBe(6);
-      const state = JSON.parse(readFileSync(join(dir, 'w1.json'), 'utf8'));
+      const state = JSON.parse(readFileSync(join(dir, 'witness-example-w1.json'), 'utf8'));
       expect(state.logs[origin].size).toBe(6);
     } finally {
       await ctx.server.close();
     }
+  });
+
+  it('reaches a witness behind a private CA only when its ca_file is configured', async () => {
+    const tls = (await tlsFixtures()).goodEcdsa;
+    const dir = tempDir();
+    const { dataDir, witness } = await logAndWitness('witness.example/tls', dir, [
+      ...['--tls-cert', tls.cert, '--tls-key', tls.key],
+    ]);
+    expect(witness.url).toMatch(/^https:\/\//);
+    const url = witness.url.replace('127.0.0.1', tls.hostname);
+    const witnessed = (caFile?: string) =>
+      devServer({
+        dataDir,
+        e2ee: {
+          origin,
+          witnesses: [{ url, verifier_key: witness.verifierKey, ...(caFile ? { ca_file: caFile } : {}) }],
+          quorum: 1,
+          witness_timeout: 5,
+        },
+      });
+    // Without the CA the certificate is not trusted: no cosignature, and the log says why.
+    const untrusting = await witnessed();
+    try {
+      const r = await new TestUser('ann').enrol(requester(untrusting.server), untrusting.token, 'phone');
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.checkpoint).not.toContain('— witness.example/tls ');
+      expect(untrusting.logs()).toContain('witness witness.example/tls could not be reached');
+    } finally {
+      await untrusting.server.close();
+    }
+    const trusting = await witnessed(tls.caFile);
+    try {
+      const r = await new TestUser('ben').enrol(requester(trusting.server), trusting.token, 'laptop');
+      expect(r.status, r.text).toBe(200);
+      expect(r.body.checkpoint).toContain('— witness.example/tls ');
+    } finally {
+      await trusting.server.close();
+    }
+    await expect(witnessed(join(dir, 'missing.pem'))).rejects.toThrow(/ca_file.*cannot read/);
   });
 
   it('refuses a rollback with 409 and a split view with 422, and remembers across a restart', async () => {

@@ -12,9 +12,11 @@ import * as root from '../../src/index.js';
 import * as kms from '../../src/kms/index.js';
 import * as store from '../../src/store/index.js';
 import * as fields from '../../src/fields/index.js';
+import * as e2ee from '../../src/e2ee/index.js';
 
-// Examples see every public export: the root entry point and the server-side subpaths.
-const enseal = { ...root, ...kms, ...store, ...fields };
+// Examples see every public export: the root entry point, the server-side subpaths and enseal/e2ee (first, so
+// that a name both export, such as checkKeyName, is the key manager's).
+const enseal = { ...e2ee, ...root, ...kms, ...store, ...fields };
 
 const srcDir = fileURLToPath(new URL('../../src', import.meta.url));
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode, utf8Encode } from '../../src/crypto/index.js';
 import {
   MemoryLeafSource,
+  SubtreeCache,
   consistencyProof,
   emptyRoot,
   inclusionProof,
@@ -14,6 +15,7 @@ import {
   verifyConsistency,
   verifyInclusion,
   verifySubtreeConsistency,
+  type LeafHashSource,
 } from '../../src/e2ee/index.js';
 import { asyncCodeOf, codeOf } from '../helpers/errors.js';
 
@@ -120,5 +122,83 @@ describe('merkle tree', () => {
         expect(code).not.toBe('no error');
       }),
     );
+  });
+});
+
+/** A source that counts how many leaf hashes were read. */
+class CountingSource implements LeafHashSource {
+  read = 0;
+  constructor(readonly inner: MemoryLeafSource) {}
+  async leafHashes(start: number, end: number): Promise<readonly Uint8Array[]> {
+    this.read += end - start;
+    return this.inner.leafHashes(start, end);
+  }
+}
+
+describe('SubtreeCache over an append-only log', () => {
+  it('gives the same roots and proofs as the plain functions while the log grows', async () => {
+    const leaves = new MemoryLeafSource();
+    const cache = new SubtreeCache();
+    const sizes = [1, 2, 255, 256, 257, 511, 512, 513, 1000, 1024, 1025, 2047, 2048, 3000];
+    for (const size of sizes) {
+      while (leaves.size < size) leaves.append(leafHash(utf8Encode(`leaf ${leaves.size}`)));
+      expect(await cache.root(leaves, size)).toEqual(await treeRoot(leaves, size));
+      for (const index of [0, Math.floor(size / 3), size - 1]) {
+        expect(await cache.inclusionProof(leaves, index, size)).toEqual(
+          await inclusionProof(leaves, index, size),
+        );
+      }
+      for (const old of sizes.filter((o) => o <= size)) {
+        expect(await cache.consistencyProof(leaves, old, size)).toEqual(
+          await consistencyProof(leaves, old, size),
+        );
+      }
+    }
+    expect(await cache.root(leaves, 0)).toEqual(emptyRoot());
+  });
+
+  it('matches the plain functions for random sizes, indexes and old sizes', async () => {
+    const leaves = tree(1500);
+    const cache = new SubtreeCache();
+    await fc.assert(
+      fc.asyncProperty(fc.integer({ min: 1, max: 1500 }), fc.nat(), fc.nat(), async (size, i, o) => {
+        const index = i % size;
+        const old = o % (size + 1);
+        expect(await cache.inclusionProof(leaves, index, size)).toEqual(
+          await inclusionProof(leaves, index, size),
+        );
+        expect(await cache.consistencyProof(leaves, old, size)).toEqual(
+          await consistencyProof(leaves, old, size),
+        );
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('reads a few hundred leaves per root or proof once warm, not the whole log', async () => {
+    const n = 100_000;
+    const source = new CountingSource(tree(n));
+    const cache = new SubtreeCache();
+    await cache.root(source, n);
+    expect(source.read).toBe(n); // the first root reads every leaf once
+    source.read = 0;
+    await cache.root(source, n);
+    await cache.inclusionProof(source, 54_321, n);
+    await cache.consistencyProof(source, 77_777, n);
+    // Each call reads at most the leaves of the partial subtrees narrower than 256 on its paths.
+    expect(source.read).toBeLessThan(3 * 2 * 256);
+    expect(cache.size).toBeLessThan((2 * n) / 256);
+    const plain = new CountingSource(tree(n));
+    await inclusionProof(plain, 54_321, n);
+    expect(plain.read).toBe(n);
+  });
+
+  it('refuses what the plain functions refuse', async () => {
+    const cache = new SubtreeCache();
+    const leaves = tree(10);
+    expect(await asyncCodeOf(cache.inclusionProof(leaves, 10, 10))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(await asyncCodeOf(cache.consistencyProof(leaves, 11, 10))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(await asyncCodeOf(cache.root(leaves, -1))).toBe(ErrorCode.INVALID_ARGUMENT);
+    await expect(cache.root(leaves, 11)).rejects.toThrow();
   });
 });

@@ -28,7 +28,7 @@ function newestMtime(dir: string): number {
 export function buildOnce(): void {
   if (built) return;
   const fresh = existsSync(CLI) && statSync(CLI).mtimeMs >= newestMtime(join(root, 'src'));
-  if (!fresh) execSync('npx tsc -p tsconfig.build.json', { cwd: root, stdio: 'inherit' });
+  if (!fresh) execSync('npm run build --silent', { cwd: root, stdio: 'inherit' });
   built = true;
 }
 

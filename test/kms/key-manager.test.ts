@@ -175,6 +175,12 @@ describe('named keys', () => {
       'ERR_NOT_ALLOWED',
     );
     expect((await km.exportKey('k')).map((e) => e.version)).toEqual([1]);
+    // Raising min_decryption_version leaves the newer versions exportable and refuses the retired one by name.
+    await km.rotateKey('k');
+    await km.updateKeyConfig('k', { minDecryptionVersion: 2 });
+    expect((await km.exportKey('k')).map((e) => e.version)).toEqual([2]);
+    expect(await asyncCodeOf(km.exportKey('k', 1))).toBe('ERR_NOT_ALLOWED');
+    expect(await asyncCodeOf(km.exportKey('k', 9))).toBe('ERR_DECRYPT_FAILED');
     await km.createKey('locked');
     expect(await asyncCodeOf(km.exportKey('locked'))).toBe('ERR_EXPORT_FORBIDDEN');
     await km.close();

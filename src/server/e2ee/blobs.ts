@@ -81,7 +81,7 @@ export function registerBlobRoutes(app: FastifyInstance, km: KeyManager, setting
         schema: routeSchema(
           'Upload chunk n of an incomplete blob (application/octet-stream, at most 4 MiB)',
           { params: chunkParams, body: {}, response: obj({ size: { type: 'integer' } }) },
-          { params: { id: idExample, n: '0' }, response: { size: 4194304 } },
+          { params: { id: idExample, n: '0' }, body: '<chunk bytes>', response: { size: 4194304 } },
         ),
         config: { access },
       },

@@ -11,6 +11,11 @@ export interface E2eeWitnessConfig {
   readonly url: string;
   /** The witness's cosignature verifier key (`name+hex id+base64(0x04 || key)`). */
   readonly verifierKey: string;
+  /**
+   * A PEM file of the CA(s) to trust for this witness's HTTPS certificate instead of the system's (a witness
+   * run with `enseal e2ee witness --tls-cert` and a private CA).
+   */
+  readonly caFile?: string;
 }
 
 export interface E2eeOptions {
@@ -50,6 +55,8 @@ export function e2eeSettings(options: E2eeOptions = {}): E2eeSettings {
   for (const w of witnesses) {
     if (typeof w?.url !== 'string' || !/^https?:\/\/[^\s]+$/.test(w.url))
       throw invalidArgument('e2ee.witnesses[].url', 'must be an http(s) URL');
+    if (w.caFile !== undefined && !w.url.startsWith('https://'))
+      throw invalidArgument('e2ee.witnesses[].ca_file', 'applies only to an https:// witness URL');
     const key = parseVerifierKey(w.verifierKey);
     if (key.type !== 0x04 || key.publicKey.length !== 32)
       throw invalidArgument(

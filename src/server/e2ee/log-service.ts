@@ -13,14 +13,12 @@
 import { EnsealError, ErrorCode, base64Decode, utf8Encode } from '../../crypto/index.js';
 import {
   SignatureType,
-  consistencyProof,
+  SubtreeCache,
   formatCheckpoint,
   formatNote,
   formatVerifierKey,
-  inclusionProof,
   leafHash,
   noteKeyId,
-  treeRoot,
   type LeafHashSource,
 } from '../../e2ee/index.js';
 import {
@@ -73,6 +71,8 @@ export class E2eeLog {
   #publicKey: Promise<Uint8Array> | undefined;
   /** When this node last submitted each checkpoint size to the witnesses. */
   readonly #lastTry = new Map<number, number>();
+  /** Complete subtrees' hashes: roots and proofs read O(log n) of them, not every leaf of the log. */
+  readonly #tree = new SubtreeCache();
 
   constructor(km: KeyManager, settings: E2eeSettings, warn: (message: string) => void = () => undefined) {
     this.#km = km;
@@ -225,7 +225,7 @@ export class E2eeLog {
   async #sign(size: number): Promise<string> {
     const publicKey = await this.publicKey();
     await this.#checkKey();
-    const rootHash = await this.#km.readRecords((tx) => treeRoot(new StoreLeafSource(tx), size));
+    const rootHash = await this.#km.readRecords((tx) => this.#tree.root(new StoreLeafSource(tx), size));
     const text = formatCheckpoint({ origin: this.origin, size, rootHash, extensions: [] });
     const signed = await this.#km.sign(
       LOG_KEY_NAME,
@@ -246,7 +246,7 @@ export class E2eeLog {
   async #witness(size: number, note: string): Promise<void> {
     if (this.#witnesses.length === 0) return;
     const proofFrom = (oldSize: number) =>
-      this.#km.readRecords((tx) => consistencyProof(new StoreLeafSource(tx), oldSize, size));
+      this.#km.readRecords((tx) => this.#tree.consistencyProof(new StoreLeafSource(tx), oldSize, size));
     await Promise.all(
       this.#witnesses.map(async (w) => {
         const line = await w.submit(size, note, proofFrom);
@@ -261,11 +261,11 @@ export class E2eeLog {
   }
 
   inclusionProof(index: number, size: number): Promise<Uint8Array[]> {
-    return this.#km.readRecords((tx) => inclusionProof(new StoreLeafSource(tx), index, size));
+    return this.#km.readRecords((tx) => this.#tree.inclusionProof(new StoreLeafSource(tx), index, size));
   }
 
   consistencyProof(from: number, to: number): Promise<Uint8Array[]> {
-    return this.#km.readRecords((tx) => consistencyProof(new StoreLeafSource(tx), from, to));
+    return this.#km.readRecords((tx) => this.#tree.consistencyProof(new StoreLeafSource(tx), from, to));
   }
 
   /** A user's leaves with their inclusion proofs in the checkpoint of `size`. */
@@ -278,7 +278,11 @@ export class E2eeLog {
       const source = new StoreLeafSource(tx);
       const out = [];
       for (const r of rows)
-        out.push({ index: r.index, entry: r.entry, proof: await inclusionProof(source, r.index, size) });
+        out.push({
+          index: r.index,
+          entry: r.entry,
+          proof: await this.#tree.inclusionProof(source, r.index, size),
+        });
       return out;
     });
   }

@@ -11,13 +11,75 @@ import {
   parseVerifierKey,
   type CosignatureVerifier,
 } from '../../e2ee/index.js';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { invalidArgument } from '../../crypto/index.js';
 import type { E2eeWitnessConfig } from './config.js';
 
 const MAX_ANSWER = 64 * 1024;
 
+/**
+ * POSTs `body` and reads at most MAX_ANSWER bytes of the answer: a witness is another party, so a huge or
+ * endless answer must cost this node nothing. `ca` replaces the system's trust anchors for HTTPS.
+ */
+function post(
+  url: URL,
+  body: string,
+  ca: Buffer | undefined,
+  timeoutMs: number,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (error: Error | undefined, answer?: { status: number; text: string }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error !== undefined) reject(error);
+      else resolve(answer!);
+    };
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) },
+        ...(ca !== undefined ? { ca } : {}),
+      },
+      (res) => {
+        const parts: Buffer[] = [];
+        let size = 0;
+        const answer = () => ({
+          status: res.statusCode ?? 0,
+          text: Buffer.concat(parts).subarray(0, MAX_ANSWER).toString('utf8'),
+        });
+        res.on('data', (d: Buffer) => {
+          parts.push(d);
+          size += d.length;
+          // Enough read: the rest is not wanted, whatever it is.
+          if (size >= MAX_ANSWER) {
+            finish(undefined, answer());
+            res.destroy();
+          }
+        });
+        res.on('end', () => finish(undefined, answer()));
+        res.on('error', (err) => finish(err));
+      },
+    );
+    // The whole exchange, not just each idle gap, must fit in the witness's time.
+    const timer = setTimeout(() => {
+      finish(new Error('timed out'));
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', (err) => finish(err));
+    req.end(body);
+  });
+}
+
 export class WitnessClient {
   readonly name: string;
-  readonly #url: string;
+  readonly #url: URL;
+  readonly #ca: Buffer | undefined;
   readonly #verifier: CosignatureVerifier;
   readonly #timeoutMs: number;
   readonly #warn: (message: string) => void;
@@ -29,7 +91,12 @@ export class WitnessClient {
     const key = parseVerifierKey(config.verifierKey);
     this.name = key.name;
     this.#verifier = ed25519CosignatureVerifier(key.name, key.publicKey);
-    this.#url = config.url.replace(/\/+$/, '') + '/add-checkpoint';
+    this.#url = new URL(config.url.replace(/\/+$/, '') + '/add-checkpoint');
+    try {
+      this.#ca = config.caFile === undefined ? undefined : readFileSync(config.caFile);
+    } catch {
+      throw invalidArgument('e2ee.witnesses[].ca_file', `cannot read ${config.caFile}`);
+    }
     this.#timeoutMs = timeoutMs;
     this.#warn = warn;
   }
@@ -56,24 +123,22 @@ export class WitnessClient {
     for (let attempt = 0; attempt < 2; attempt++) {
       const oldSize = this.#size;
       if (oldSize > size) return undefined; // it already cosigned a larger tree
-      let res: Response;
-      let body: string;
+      let res: { status: number; text: string };
       try {
         const proof = await proofFrom(oldSize);
-        res = await fetch(this.#url, {
-          method: 'POST',
-          headers: { 'content-type': 'text/plain; charset=utf-8' },
-          body: formatAddCheckpointRequest({ oldSize, proof, checkpoint: note }),
-          signal: AbortSignal.timeout(this.#timeoutMs),
-        });
-        body = (await res.text()).slice(0, MAX_ANSWER);
+        res = await post(
+          this.#url,
+          formatAddCheckpointRequest({ oldSize, proof, checkpoint: note }),
+          this.#ca,
+          this.#timeoutMs,
+        );
       } catch {
         this.#warn(`witness ${this.name} could not be reached`);
         return undefined;
       }
       if (res.status === 409) {
         try {
-          this.#size = parseDecimal(body.trim(), 'witness size');
+          this.#size = parseDecimal(res.text.trim(), 'witness size');
         } catch {
           this.#warn(`witness ${this.name} answered 409 without a tree size`);
           return undefined;
@@ -84,7 +149,7 @@ export class WitnessClient {
         this.#warn(`witness ${this.name} refused the checkpoint of size ${size} (HTTP ${res.status})`);
         return undefined;
       }
-      const line = this.#verifiedLine(note, body);
+      const line = this.#verifiedLine(note, res.text);
       if (line === undefined) {
         this.#warn(`witness ${this.name} returned no valid cosignature`);
         return undefined;
