@@ -6,3 +6,9 @@ export {
   type AuditCheckpointJson,
   type AuditEntryJson,
 } from './client.js';
+export {
+  NodeTransport,
+  SqliteStateBackend,
+  type NodeTransportOptions,
+  type SqliteStateOptions,
+} from './e2ee-node.js';

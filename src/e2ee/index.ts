@@ -115,6 +115,7 @@ export {
   LogView,
   SplitViewError,
   decodeDirectoryEntry,
+  directoryEntryBody,
   directoryEntryFromBody,
   encodeDirectoryEntry,
   mlsIdentityOf,
@@ -128,6 +129,7 @@ export {
   verifyRecoverySet,
   verifyUserIdentity,
   type DirectoryEntry,
+  type DirectoryEntryContent,
   type LogPolicy,
   type MlsKeyBinding,
   type MonitorReport,
@@ -145,3 +147,78 @@ export {
   type AddCheckpointRequest,
   type WitnessStateStore,
 } from './witness.js';
+export {
+  FRAME_MAX_BYTES,
+  FRAME_MIN_BYTES,
+  decodeFrame,
+  encodeFrame,
+  frameBucket,
+  isFrameBucket,
+} from './frame.js';
+export {
+  FetchTransport,
+  requestBody,
+  type E2eeRequest,
+  type E2eeResponse,
+  type E2eeTransport,
+  type FetchTransportOptions,
+} from './transport.js';
+export {
+  E2eeApi,
+  EpochConflictError,
+  groupPathId,
+  isTransientError,
+  type AcceptedCommit,
+  type ClaimedKeyPackage,
+  type DeviceAddress,
+  type InboxMessage,
+  type UserEntriesJson,
+  type UserEntryJson,
+} from './api.js';
+export {
+  DirectoryVerifier,
+  deviceCredential,
+  logPolicyFrom,
+  parseDeviceCredential,
+  verifyUserEntries,
+  type PinnedLogPolicy,
+  type VerifiedUser,
+} from './directory.js';
+export {
+  EncryptedState,
+  MemoryStateBackend,
+  STATE_KDF_PARAMS,
+  StateTransaction,
+  type StateBackend,
+  type StateKeySource,
+} from './state.js';
+export {
+  FILE_EXPORTER_LABEL,
+  FILE_PART_BYTES,
+  decryptFileStream,
+  encryptFileStream,
+  generateFileKey,
+  iterateBytes,
+  unwrapFileKey,
+  wrapFileKey,
+  type ByteSource,
+  type FileKeyContext,
+} from './files.js';
+export {
+  backupIdentityKey,
+  combineIdentityShares,
+  restoreIdentityKey,
+  splitIdentityKey,
+} from './recovery.js';
+export {
+  E2eeClient,
+  KEY_PACKAGE_LOW_WATER,
+  KEY_PACKAGE_TARGET,
+  formatDeviceRequest,
+  parseDeviceRequest,
+  type DeviceRequest,
+  type E2eeClientOptions,
+  type E2eeEvent,
+  type E2eeWarning,
+  type SharedFile,
+} from './client.js';

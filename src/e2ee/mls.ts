@@ -444,6 +444,16 @@ export class MlsClient {
     return group;
   }
 
+  /**
+   * The KeyPackageRefs (hex) a welcome is addressed to, so a device can pick the key package it needs before
+   * joining. Throws ERR_MALFORMED or ERR_E2EE_MLS_REJECTED for something that is not a welcome.
+   */
+  welcomeKeyPackageRefs(welcome: Uint8Array): string[] {
+    const msg = this.decodeMessage(welcome, 'welcome');
+    if (msg.wireformat !== 'mls_welcome') throw rejected('expected a welcome');
+    return msg.welcome.secrets.map((s) => hexEncode(s.newMember));
+  }
+
   /** @internal Decodes one MLSMessage under the size cap, requiring that all bytes were consumed. */
   decodeMessage(bytes: Uint8Array, what: string): MLSMessage {
     if (!(bytes instanceof Uint8Array)) throw invalidArgument(what, 'must be bytes');

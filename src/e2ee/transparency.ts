@@ -247,36 +247,55 @@ export function verifyRecoverySet(userId: string, set: RecoverySet, identityKey:
 }
 
 /** The canonical leaf bytes of an entry. */
+/** An entry without its header fields' time: what a client signs and sends before the server stamps it. */
+export type DirectoryEntryContent = DirectoryEntry extends infer E
+  ? E extends DirectoryEntry
+    ? Omit<E, 'time'>
+    : never
+  : never;
+
+/** Writes the kind-specific part of an entry (everything after the header). */
+function writeBody(w: Writer, e: DirectoryEntryContent): Writer {
+  switch (e.kind) {
+    case 'device-added':
+      if (e.record.userId !== e.userId) throw invalidArgument('entry', 'record belongs to another user');
+      return w.bytes16(encodeDeviceRecord(e.record));
+    case 'device-revoked':
+      if (e.revocation.userId !== e.userId)
+        throw invalidArgument('entry', 'revocation belongs to another user');
+      return w.bytes16(encodeDeviceRevocation(e.revocation));
+    case 'mls-signature-key':
+      return w.string8(e.binding.deviceId).bytes8(e.binding.mlsSignatureKey).raw(e.binding.signature);
+    case 'recovery-set':
+      w.u8(e.recovery.threshold).u8(e.recovery.members.length);
+      for (const m of e.recovery.members) w.raw(m);
+      return w.raw(e.recovery.signature);
+    case 'user-identity':
+      return w
+        .bytes8(e.identity.identityKey)
+        .bytes8(e.identity.recoveryKey ?? new Uint8Array(0))
+        .raw(e.identity.signature);
+  }
+}
+
 export function encodeDirectoryEntry(e: DirectoryEntry): Uint8Array {
   if (!Object.hasOwn(KIND_CODES, e.kind)) throw invalidArgument('entry.kind', 'is unknown');
   if (!Number.isSafeInteger(e.time) || e.time < 0)
     throw invalidArgument('entry.time', 'must be POSIX seconds');
   const w = new Writer().u8(DIRECTORY_ENTRY_VERSION).u8(KIND_CODES[e.kind]).string8(e.userId).u64(e.time);
-  switch (e.kind) {
-    case 'device-added':
-      if (e.record.userId !== e.userId) throw invalidArgument('entry', 'record belongs to another user');
-      w.bytes16(encodeDeviceRecord(e.record));
-      break;
-    case 'device-revoked':
-      if (e.revocation.userId !== e.userId)
-        throw invalidArgument('entry', 'revocation belongs to another user');
-      w.bytes16(encodeDeviceRevocation(e.revocation));
-      break;
-    case 'mls-signature-key':
-      w.string8(e.binding.deviceId).bytes8(e.binding.mlsSignatureKey).raw(e.binding.signature);
-      break;
-    case 'recovery-set':
-      w.u8(e.recovery.threshold).u8(e.recovery.members.length);
-      for (const m of e.recovery.members) w.raw(m);
-      w.raw(e.recovery.signature);
-      break;
-    case 'user-identity':
-      w.bytes8(e.identity.identityKey)
-        .bytes8(e.identity.recoveryKey ?? new Uint8Array(0))
-        .raw(e.identity.signature);
-      break;
-  }
-  return w.finish();
+  return writeBody(w, e).finish();
+}
+
+/**
+ * The body of an entry as a client sends it and {@link directoryEntryFromBody} reads it: the kind's body bytes
+ * for `mls-signature-key`, `recovery-set` and `user-identity`, the encoded record for `device-added` and
+ * `device-revoked`. The server adds the header (version, kind, user, its own time).
+ */
+export function directoryEntryBody(e: DirectoryEntryContent): Uint8Array {
+  if (!Object.hasOwn(KIND_CODES, e.kind)) throw invalidArgument('entry.kind', 'is unknown');
+  if (e.kind === 'device-added') return encodeDeviceRecord(e.record);
+  if (e.kind === 'device-revoked') return encodeDeviceRevocation(e.revocation);
+  return writeBody(new Writer(), e).finish();
 }
 
 /** Decodes a leaf strictly (known version and kind, exact length, consistent user ids). Throws ERR_MALFORMED. */

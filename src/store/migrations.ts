@@ -152,6 +152,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX e2ee_challenges_expiry ON e2ee_challenges (expires_at)`,
     ],
   },
+  {
+    version: 4,
+    description: "e2ee: each user's recovery backup (ciphertext the user's device made)",
+    sqlite: [
+      `CREATE TABLE e2ee_recovery_blobs (user_id TEXT PRIMARY KEY, blob BLOB NOT NULL, updated_at INTEGER NOT NULL)`,
+    ],
+    postgres: [
+      `CREATE TABLE e2ee_recovery_blobs (user_id TEXT PRIMARY KEY, blob BYTEA NOT NULL, updated_at BIGINT NOT NULL)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

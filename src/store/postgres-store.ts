@@ -608,6 +608,17 @@ export class PostgresStore implements Store {
         );
         return true;
       },
+      async putE2eeRecoveryBlob(user, blob, updatedAt) {
+        await q(
+          `INSERT INTO e2ee_recovery_blobs (user_id, blob, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (user_id) DO UPDATE SET blob = EXCLUDED.blob, updated_at = EXCLUDED.updated_at`,
+          [user, buffer(blob), updatedAt],
+        );
+      },
+      async getE2eeRecoveryBlob(user) {
+        const r = await one('SELECT blob FROM e2ee_recovery_blobs WHERE user_id = $1', [user]);
+        return r === undefined ? undefined : bytes(r.blob);
+      },
       async getE2eeBlobChunk(blobId, n) {
         const r = await one('SELECT data FROM e2ee_blob_chunks WHERE blob_id = $1 AND n = $2', [blobId, n]);
         return r === undefined ? undefined : bytes(r.data);

@@ -728,6 +728,19 @@ export class SqliteStore implements Store {
         );
         return true;
       },
+      async putE2eeRecoveryBlob(user, blob, updatedAt) {
+        run(
+          `INSERT INTO e2ee_recovery_blobs (user_id, blob, updated_at) VALUES (?, ?, ?)
+           ON CONFLICT(user_id) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at`,
+          user,
+          buffer(blob),
+          updatedAt,
+        );
+      },
+      async getE2eeRecoveryBlob(user) {
+        const r = get('SELECT blob FROM e2ee_recovery_blobs WHERE user_id = ?', user);
+        return r === undefined ? undefined : bytes(r.blob);
+      },
       async getE2eeBlobChunk(blobId, n) {
         const r = get('SELECT data FROM e2ee_blob_chunks WHERE blob_id = ? AND n = ?', blobId, n);
         return r === undefined ? undefined : bytes(r.data);

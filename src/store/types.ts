@@ -302,6 +302,13 @@ export interface StoreTransaction {
   insertE2eeChallenge(row: E2eeChallengeRow): Promise<void>;
   /** Deletes and returns a challenge (so it is used once), or undefined when it is unknown. */
   takeE2eeChallenge(challenge: string): Promise<E2eeChallengeRow | undefined>;
+
+  // ---- e2ee: recovery backups (opaque ciphertext, one per user)
+
+  /** Stores (or replaces) the user's recovery backup. */
+  putE2eeRecoveryBlob(user: string, blob: Uint8Array, updatedAt: number): Promise<void>;
+  /** The user's recovery backup, or undefined when none is stored. */
+  getE2eeRecoveryBlob(user: string): Promise<Uint8Array | undefined>;
 }
 
 export interface Store {

@@ -8,6 +8,7 @@ import {
   decodeDirectoryEntry,
   formatVerifierKey,
   parseVerifierKey,
+  directoryEntryBody,
   directoryEntryFromBody,
   encodeDeviceRecord,
   encodeDirectoryEntry,
@@ -17,6 +18,7 @@ import {
   signDeviceRecord,
   signDeviceRevocation,
   signMlsKeyBinding,
+  signRecoverySet,
   signUserIdentity,
   userDirectory,
   verifyUserIdentity,
@@ -91,6 +93,38 @@ describe('user-identity entries (kind 5)', () => {
     expect(codeOf(() => directoryEntryFromBody('nope' as never, 'alice', 10, body))).toBe(
       ErrorCode.INVALID_ARGUMENT,
     );
+  });
+
+  it('directoryEntryBody gives back the body directoryEntryFromBody reads, for every kind', () => {
+    const entries: DirectoryEntry[] = [
+      ...aliceEntries(),
+      {
+        kind: 'user-identity',
+        userId: 'alice',
+        time: 10,
+        identity: signUserIdentity('alice', identity.privateKey),
+      },
+      {
+        kind: 'device-revoked',
+        userId: 'alice',
+        time: 10,
+        revocation: signDeviceRevocation(
+          { userId: 'alice', deviceId: 'phone', revokedAt: 11 },
+          { kind: 'identity', privateKey: identity.privateKey },
+        ),
+      },
+      {
+        kind: 'recovery-set',
+        userId: 'alice',
+        time: 10,
+        recovery: signRecoverySet('alice', 1, [recovery.publicKey], identity.privateKey),
+      },
+    ];
+    for (const e of entries) {
+      const { time: _time, ...content } = e;
+      const rebuilt = directoryEntryFromBody(e.kind, 'alice', 10, directoryEntryBody(content));
+      expect(encodeDirectoryEntry(rebuilt)).toEqual(encodeDirectoryEntry(e));
+    }
   });
 
   it('random and mutated bodies of every kind give typed errors, never a crash', () => {

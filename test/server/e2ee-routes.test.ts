@@ -213,6 +213,38 @@ describe('device login and device tokens', () => {
   });
 });
 
+describe('recovery backups', () => {
+  it("stores one opaque blob per user, written only by that user's devices, size-limited", async () => {
+    const path = '/v1/e2ee/users/alice/recovery-blob';
+    const token = alice.device('phone').token!;
+    expect((await call('GET', path, { token })).status).toBe(404);
+    const blob = base64Encode(new Uint8Array(2000).fill(7));
+    const put = await call('PUT', path, { token, body: { blob } });
+    expect(put.status, put.text).toBe(200);
+    expect(put.body.size).toBe(2000);
+    expect((await call('GET', path, { token })).body.blob).toBe(blob);
+    // The device that restores a user has no device token yet: an application token reads it.
+    expect((await call('GET', path, { token: ctx.token })).body.blob).toBe(blob);
+    // Another user's device can neither read nor replace it; an application token cannot replace it either.
+    const bobs = bob.device('laptop').token!;
+    expect((await call('GET', path, { token: bobs })).status).toBe(403);
+    expect((await call('PUT', path, { token: bobs, body: { blob: 'AAAA' } })).status).toBe(403);
+    expect((await call('PUT', path, { token: ctx.token, body: { blob: 'AAAA' } })).status).toBe(403);
+    expect((await call('GET', path)).status).toBe(403);
+    // Too large, empty or not base64: refused, and the stored one stays.
+    const big = base64Encode(new Uint8Array(16 * 1024 + 1));
+    expect((await call('PUT', path, { token, body: { blob: big } })).status).toBe(400);
+    expect((await call('PUT', path, { token, body: { blob: '' } })).status).toBe(400);
+    expect((await call('PUT', path, { token, body: { blob: 'no!' } })).status).toBe(400);
+    expect((await call('PUT', path, { token, body: { blob, extra: 1 } })).status).toBe(400);
+    expect((await call('GET', path, { token })).body.blob).toBe(blob);
+    // A later backup replaces the earlier one.
+    const next = base64Encode(new Uint8Array(10).fill(8));
+    expect((await call('PUT', path, { token, body: { blob: next } })).status).toBe(200);
+    expect((await call('GET', path, { token })).body.blob).toBe(next);
+  });
+});
+
 describe('relay', () => {
   const gid = newGroupId();
   const members = [
@@ -454,6 +486,8 @@ describe('revocation', () => {
       'e2ee.key-packages.claim',
       'e2ee.device.revoke',
       'e2ee.blob.chunk',
+      'e2ee.recovery-blob.put',
+      'e2ee.recovery-blob.get',
     ])
       expect(audit.text).toContain(`"op":"${op}"`);
     expect(audit.text).not.toContain(frame('hello').slice(0, 40));

@@ -188,6 +188,24 @@ function contract(kind: string, factory: () => Promise<Store | undefined>) {
       });
       expect(await store.transaction((tx) => tx.takeE2eeChallenge('aa'))).toBeUndefined();
     });
+
+    t('a recovery blob is one per user, replaced by the next put', async () => {
+      expect(await store.transaction((tx) => tx.getE2eeRecoveryBlob('alice'))).toBeUndefined();
+      await store.transaction((tx) => tx.putE2eeRecoveryBlob('alice', b(1, 2, 3), 1));
+      await store.transaction((tx) => tx.putE2eeRecoveryBlob('bob', b(9), 1));
+      expect([...(await store.transaction((tx) => tx.getE2eeRecoveryBlob('alice')))!]).toEqual([1, 2, 3]);
+      await store.transaction((tx) => tx.putE2eeRecoveryBlob('alice', b(4, 5), 2));
+      expect([...(await store.transaction((tx) => tx.getE2eeRecoveryBlob('alice')))!]).toEqual([4, 5]);
+      expect([...(await store.transaction((tx) => tx.getE2eeRecoveryBlob('bob')))!]).toEqual([9]);
+      // A failed transaction leaves the previous backup in place.
+      await expect(
+        store.transaction(async (tx) => {
+          await tx.putE2eeRecoveryBlob('alice', b(7), 3);
+          throw new Error('abort');
+        }),
+      ).rejects.toThrow();
+      expect([...(await store.transaction((tx) => tx.getE2eeRecoveryBlob('alice')))!]).toEqual([4, 5]);
+    });
   });
 }
 

@@ -28,3 +28,8 @@ export {
   type AgeIdentity,
   type AgeRecipient,
 } from './recipients.js';
+export {
+  StreamEncryptor as AgeStreamEncryptor,
+  StreamDecryptor as AgeStreamDecryptor,
+  CHUNK_SIZE as AGE_STREAM_CHUNK_SIZE,
+} from './stream.js';

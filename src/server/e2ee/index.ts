@@ -10,6 +10,7 @@ import { registerDeviceAuthRoutes } from './device-auth.js';
 import { registerDirectoryRoutes } from './directory.js';
 import { E2eeLog } from './log-service.js';
 import { registerLogRoutes } from './log-routes.js';
+import { registerRecoveryBlobRoutes } from './recovery-blob.js';
 import { InboxNotifier, registerRelayRoutes } from './relay.js';
 
 export { e2eeSettings, type E2eeOptions, type E2eeSettings, type E2eeWitnessConfig } from './config.js';
@@ -46,6 +47,7 @@ export function registerE2eeRoutes(app: FastifyInstance, options: AppOptions): v
   // Long polls answer at once when the server closes, so a shutdown does not wait up to 30 s for them.
   app.addHook('preClose', async () => notifier.close());
   registerBlobRoutes(app, km, settings);
+  registerRecoveryBlobRoutes(app, km);
 
   const timer = setInterval(() => {
     if (km.sealed) return;

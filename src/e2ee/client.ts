@@ -1,0 +1,1262 @@
+/**
+ * `E2eeClient`: end-to-end encrypted groups, messages and files for one device, over the service of
+ * docs/e2ee-service.md. It ties the library's pieces together: MLS groups (mls.ts), the verified key directory
+ * (directory.ts), the relay's frames (frame.ts), chunked file encryption (files.ts), identity recovery
+ * (recovery.ts), and the encrypted, crash-safe state (state.ts).
+ *
+ * Rules it keeps:
+ * - Nothing from the directory is used unproved: keys come from entries proved included in checkpoints that
+ *   passed the pinned log policy and are consistent with every earlier one.
+ * - One state change, one transaction: a group's new state, the key package it consumed, the inbox cursor and
+ *   the epoch's file-wrapping key are written together.
+ * - A transient failure (no answer, 429, 5xx) never deletes key material. A commit is confirmed only when the
+ *   relay accepted it; on 409 it is discarded, the winning commit is processed and the change is retried. A
+ *   commit whose answer was lost is kept as a pending next state and adopted when the relay shows it accepted.
+ * - An application message advances the sending ratchet, so the new state is saved before the message leaves.
+ */
+import {
+  EnsealError,
+  ErrorCode,
+  base64Decode,
+  base64Encode,
+  base64UrlEncode,
+  constantTimeEqual,
+  hexEncode,
+  invalidArgument,
+  randomBytes,
+  sha256,
+  sign,
+  signingPublicKey,
+  utf8Decode,
+  utf8Encode,
+  wipe,
+  type Argon2Params,
+} from '../crypto/index.js';
+import type { ShamirParams } from '../keys/index.js';
+import {
+  E2eeApi,
+  EpochConflictError,
+  groupPathId,
+  isTransientError,
+  type DeviceAddress,
+  type InboxMessage,
+} from './api.js';
+import {
+  DirectoryVerifier,
+  deviceCredential,
+  logPolicyFrom,
+  parseDeviceCredential,
+  type PinnedLogPolicy,
+  type VerifiedUser,
+} from './directory.js';
+import {
+  FILE_EXPORTER_LABEL,
+  decryptFileStream,
+  encryptFileStream,
+  generateFileKey,
+  unwrapFileKey,
+  wrapFileKey,
+  type ByteSource,
+} from './files.js';
+import { decodeFrame, encodeFrame } from './frame.js';
+import {
+  encodeDeviceRecord,
+  encodeDeviceRevocation,
+  generateIdentityKey,
+  signDeviceRecord,
+  signDeviceRevocation,
+} from './identity.js';
+import {
+  MlsClient,
+  encodeKeyPackageSecret,
+  type MlsGroup,
+  type MlsKeyPackage,
+  type MlsSuite,
+  type PendingCommit,
+} from './mls.js';
+import {
+  backupIdentityKey,
+  combineIdentityShares,
+  restoreIdentityKey,
+  splitIdentityKey,
+} from './recovery.js';
+import { safetyNumber, verifySafetyNumberPayload, type SafetyNumber } from './safety-number.js';
+import type { EncryptedState, StateTransaction } from './state.js';
+import {
+  directoryEntryBody,
+  monitorUserEntries,
+  signMlsKeyBinding,
+  signUserIdentity,
+  type DirectoryEntry,
+  type MlsKeyBinding,
+} from './transparency.js';
+import type { E2eeTransport } from './transport.js';
+import { Writer } from './wire.js';
+
+/** One-time key packages a device keeps published; below {@link KEY_PACKAGE_LOW_WATER} it tops up. */
+export const KEY_PACKAGE_TARGET = 10;
+/** The count of unused one-time key packages under which a device publishes more. */
+export const KEY_PACKAGE_LOW_WATER = 3;
+const LOGIN_CONTEXT = utf8Encode('enseal e2ee device login v1\n');
+const FILE_WRAP_EPOCHS_KEPT = 8;
+
+/** Something the client noticed that the user should see. */
+export type E2eeWarning =
+  | {
+      readonly kind: 'unexpected-device';
+      readonly user: string;
+      readonly device: string;
+      readonly addedAt: number;
+    }
+  | { readonly kind: 'expected-device-revoked'; readonly user: string; readonly device: string }
+  | {
+      readonly kind: 'message-rejected';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly code: string;
+    };
+
+/** What {@link E2eeClient.sync} delivered. */
+export type E2eeEvent =
+  | { readonly kind: 'joined'; readonly groupId: string; readonly seq: number }
+  | {
+      readonly kind: 'commit';
+      readonly groupId: string;
+      readonly epoch: number;
+      readonly removed: boolean;
+      readonly seq: number;
+    }
+  | {
+      readonly kind: 'message';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly sender: DeviceAddress;
+      readonly data: Uint8Array;
+    }
+  | {
+      readonly kind: 'file';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly sender: DeviceAddress;
+      readonly file: SharedFile;
+    }
+  | { readonly kind: 'rejected'; readonly groupId: string; readonly seq: number; readonly code: string };
+
+/** A file shared in a group, as its file message describes it. */
+export interface SharedFile {
+  readonly blobId: string;
+  readonly epoch: number;
+  /** Ciphertext size in bytes. */
+  readonly size: number;
+  readonly name: string;
+}
+
+/** Options shared by the constructors. */
+export interface E2eeClientOptions {
+  readonly transport: E2eeTransport;
+  readonly state: EncryptedState;
+  readonly suite?: MlsSuite;
+  /** Called for every warning (a device added behind the user's back, a rejected message). */
+  readonly onWarning?: (warning: E2eeWarning) => void;
+}
+
+/** A device's own keys, as stored (sealed) in the state. */
+interface DeviceRecordJson {
+  user: string;
+  device: string;
+  deviceKey: string;
+  mlsKey: string;
+  identityPublic: string;
+  /** Present on the device that holds the identity private key (the first one, or a recovered one). */
+  identityKey?: string;
+  /** Whether the directory accepted this device yet. */
+  enrolled: boolean;
+}
+
+interface ContactJson {
+  identityKey: string;
+  verified: boolean;
+}
+
+interface PendingCommitJson {
+  epoch: number;
+  commitHash: string;
+  next: string;
+}
+
+/** What a new device hands to an existing one to be enrolled (text, via QR code or copy and paste). */
+export interface DeviceRequest {
+  readonly user: string;
+  readonly device: string;
+  readonly deviceKey: Uint8Array;
+  readonly mlsBinding: Uint8Array;
+}
+
+/** The body of the `mls-signature-key` entry that publishes `binding`. */
+function mlsBindingBody(userId: string, binding: MlsKeyBinding): Uint8Array {
+  return directoryEntryBody({ kind: 'mls-signature-key', userId, binding });
+}
+
+function b64(bytes: Uint8Array): string {
+  return base64Encode(bytes);
+}
+
+function gidName(groupId: Uint8Array): string {
+  return base64UrlEncode(groupId);
+}
+
+function gidBytes(groupId: string | Uint8Array): Uint8Array {
+  if (groupId instanceof Uint8Array) return groupId;
+  try {
+    return base64Decode(
+      groupId.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (groupId.length % 4)) % 4),
+    );
+  } catch {
+    throw invalidArgument('groupId', 'must be a group id (base64url)');
+  }
+}
+
+/** The application payload inside an MLS message: a message or a file reference. */
+type Payload = { t: 'm'; d: string } | { t: 'f'; b: string; k: string; e: number; s: number; n: string };
+
+function encodePayload(p: Payload): Uint8Array {
+  return utf8Encode(JSON.stringify(p));
+}
+
+function decodePayload(bytes: Uint8Array): Payload {
+  let p: unknown;
+  try {
+    p = JSON.parse(utf8Decode(bytes));
+  } catch {
+    throw new EnsealError(ErrorCode.MALFORMED, 'group message: not a message of this client');
+  }
+  const o = p as Record<string, unknown>;
+  if (o?.t === 'm' && typeof o.d === 'string') return o as Payload;
+  if (
+    o?.t === 'f' &&
+    typeof o.b === 'string' &&
+    typeof o.k === 'string' &&
+    Number.isSafeInteger(o.e) &&
+    Number.isSafeInteger(o.s) &&
+    typeof o.n === 'string'
+  )
+    return o as Payload;
+  throw new EnsealError(ErrorCode.MALFORMED, 'group message: not a message of this client');
+}
+
+/** The text a new device shows to an existing one: `enseal-device1:<base64>`. */
+export function formatDeviceRequest(r: DeviceRequest): string {
+  return (
+    'enseal-device1:' +
+    b64(new Writer().string8(r.user).string8(r.device).bytes8(r.deviceKey).bytes16(r.mlsBinding).finish())
+  );
+}
+
+/** Parses {@link formatDeviceRequest}'s text. Throws ERR_MALFORMED. */
+export function parseDeviceRequest(text: string): DeviceRequest {
+  if (!text.startsWith('enseal-device1:'))
+    throw new EnsealError(ErrorCode.MALFORMED, 'device request: expected enseal-device1:…');
+  const bytes = base64Decode(text.slice('enseal-device1:'.length).trim(), 'device request');
+  // Reader is private to wire.ts users; decode by hand with the same rules.
+  let o = 0;
+  const take = (n: number): Uint8Array => {
+    if (o + n > bytes.length) throw new EnsealError(ErrorCode.MALFORMED, 'device request: truncated');
+    const out = bytes.slice(o, o + n);
+    o += n;
+    return out;
+  };
+  const u8 = () => take(1)[0]!;
+  const user = utf8Decode(take(u8()));
+  const device = utf8Decode(take(u8()));
+  const deviceKey = take(u8());
+  const len = take(2);
+  const mlsBinding = take((len[0]! << 8) | len[1]!);
+  if (o !== bytes.length || deviceKey.length !== 32 || user.length === 0 || device.length === 0)
+    throw new EnsealError(ErrorCode.MALFORMED, 'device request: malformed');
+  return { user, device, deviceKey, mlsBinding };
+}
+
+/**
+ * One device's end-to-end client.
+ *
+ * @example
+ * ```ts no-run
+ * const state = await EncryptedState.open(new MemoryStateBackend(), { key: randomBytes(32) });
+ * const transport = new FetchTransport({ address: 'https://chat.example.com' });
+ * const alice = await E2eeClient.register({ transport, state, user: 'alice', device: 'laptop',
+ *   applicationToken, policy });
+ * const group = await alice.createGroup();
+ * await alice.addMembers(group, ['bob']);
+ * await alice.send(group, utf8Encode('hello'));
+ * for (const event of await alice.sync()) console.log(event.kind);
+ * ```
+ */
+export class E2eeClient {
+  readonly user: string;
+  readonly device: string;
+  readonly api: E2eeApi;
+  readonly state: EncryptedState;
+  readonly directory: DirectoryVerifier;
+  readonly mls: MlsClient;
+  readonly #policy: PinnedLogPolicy;
+  readonly #record: DeviceRecordJson;
+  readonly #contacts = new Map<string, Uint8Array>();
+  readonly #onWarning: (w: E2eeWarning) => void;
+  #token: { token: string; expiresAt: number } | undefined;
+
+  private constructor(
+    options: E2eeClientOptions,
+    record: DeviceRecordJson,
+    policy: PinnedLogPolicy,
+    directory: DirectoryVerifier,
+    mls: MlsClient,
+    contacts: Map<string, Uint8Array>,
+  ) {
+    this.user = record.user;
+    this.device = record.device;
+    this.api = new E2eeApi(options.transport);
+    this.state = options.state;
+    this.#record = record;
+    this.#policy = policy;
+    this.directory = directory;
+    this.mls = mls;
+    this.#contacts = contacts;
+    this.#onWarning = options.onWarning ?? (() => undefined);
+  }
+
+  static async #build(
+    options: E2eeClientOptions,
+    record: DeviceRecordJson,
+    policy: PinnedLogPolicy,
+  ): Promise<E2eeClient> {
+    const state = options.state;
+    const contacts = new Map<string, Uint8Array>();
+    for (const name of await state.list('contact/')) {
+      const c = await state.getJson<ContactJson>(name);
+      if (c) contacts.set(name.slice('contact/'.length), base64Decode(c.identityKey));
+    }
+    if (record.identityPublic !== '') contacts.set(record.user, base64Decode(record.identityPublic));
+    const log = await state.getJson<{ note: string }>('log');
+    const directory = new DirectoryVerifier(logPolicyFrom(policy), log?.note, (u) => contacts.get(u));
+    const holder: { client?: E2eeClient } = {};
+    const mls = await MlsClient.create({
+      ...(options.suite ? { suite: options.suite } : {}),
+      authenticator: directory.authenticator(async (u) => {
+        if (holder.client === undefined)
+          throw new EnsealError(ErrorCode.INVALID_STATE, 'client is not ready');
+        await holder.client.verifyUser(u);
+      }),
+    });
+    holder.client = new E2eeClient(options, record, policy, directory, mls, contacts);
+    return holder.client;
+  }
+
+  /**
+   * Registers a new user with this device as its first device: generates the identity key, the device key and
+   * the device's MLS signature key, publishes them (with an application token whose policy allows creating
+   * `e2ee/users/<user>`), logs in and publishes key packages. The keys are saved before anything is sent, so a
+   * failed attempt can simply be repeated with the same state.
+   */
+  static async register(
+    options: E2eeClientOptions & {
+      user: string;
+      device: string;
+      applicationToken: string;
+      policy: PinnedLogPolicy;
+    },
+  ): Promise<E2eeClient> {
+    const state = options.state;
+    let record = await state.getJson<DeviceRecordJson>('device');
+    if (record?.enrolled)
+      throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
+    if (record === undefined || record.user !== options.user || record.device !== options.device) {
+      const identity = generateIdentityKey();
+      record = {
+        user: options.user,
+        device: options.device,
+        deviceKey: b64(generateIdentityKey().privateKey),
+        mlsKey: b64(generateIdentityKey().privateKey),
+        identityPublic: b64(identity.publicKey),
+        identityKey: b64(identity.privateKey),
+        enrolled: false,
+      };
+      await state.transaction().putJson('device', record).putJson('policy', options.policy).commit();
+    }
+    const client = await E2eeClient.#build(options, record, options.policy);
+    const identityPriv = base64Decode(record.identityKey!);
+    const deviceKey = base64Decode(record.deviceKey);
+    const now = Math.floor(Date.now() / 1000);
+    const identity = signUserIdentity(options.user, identityPriv);
+    const deviceRecord = signDeviceRecord(
+      {
+        userId: options.user,
+        deviceId: options.device,
+        deviceKey: signingPublicKey('ed25519', deviceKey),
+        createdAt: now,
+      },
+      { kind: 'identity', privateKey: identityPriv },
+    );
+    const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
+    await client.api.registerUser(
+      options.applicationToken,
+      options.user,
+      directoryEntryBody({ kind: 'user-identity', userId: options.user, identity }),
+      encodeDeviceRecord(deviceRecord),
+      mlsBindingBody(options.user, binding),
+    );
+    await client.#markEnrolled([options.device]);
+    await client.login();
+    await client.publishKeyPackages();
+    return client;
+  }
+
+  /** Opens the device kept in `state`. Throws ERR_KEY_NOT_FOUND when the state holds none. */
+  static async open(options: E2eeClientOptions): Promise<E2eeClient> {
+    const record = await options.state.getJson<DeviceRecordJson>('device');
+    const policy = await options.state.getJson<PinnedLogPolicy>('policy');
+    if (record === undefined || policy === undefined)
+      throw new EnsealError(
+        ErrorCode.KEY_NOT_FOUND,
+        'no e2ee device in this state: register or request a device first',
+      );
+    return E2eeClient.#build(options, record, policy);
+  }
+
+  /**
+   * A new device of an existing user: generates its keys, saves them, and returns the request an existing device
+   * must approve ({@link E2eeClient.approveDevice}). Then call {@link E2eeClient.completeEnrolment} on this device.
+   */
+  static async requestDevice(
+    options: E2eeClientOptions & {
+      user: string;
+      device: string;
+      policy: PinnedLogPolicy;
+      identityPublicKey?: Uint8Array;
+    },
+  ): Promise<{ client: E2eeClient; request: DeviceRequest }> {
+    const state = options.state;
+    let record = await state.getJson<DeviceRecordJson>('device');
+    if (record?.enrolled)
+      throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
+    if (record === undefined || record.user !== options.user || record.device !== options.device) {
+      record = {
+        user: options.user,
+        device: options.device,
+        deviceKey: b64(generateIdentityKey().privateKey),
+        mlsKey: b64(generateIdentityKey().privateKey),
+        identityPublic: options.identityPublicKey === undefined ? '' : b64(options.identityPublicKey),
+        enrolled: false,
+      };
+      await state.transaction().putJson('device', record).putJson('policy', options.policy).commit();
+    }
+    const client = await E2eeClient.#build(options, record, options.policy);
+    const deviceKey = base64Decode(record.deviceKey);
+    const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
+    return {
+      client,
+      request: {
+        user: options.user,
+        device: options.device,
+        deviceKey: signingPublicKey('ed25519', deviceKey),
+        mlsBinding: mlsBindingBody(options.user, binding),
+      },
+    };
+  }
+
+  #mlsPrivate(): Uint8Array {
+    return base64Decode(this.#record.mlsKey);
+  }
+
+  #mlsPublic(): Uint8Array {
+    return signingPublicKey('ed25519', this.#mlsPrivate());
+  }
+
+  /** This device as the relay names it. */
+  get address(): DeviceAddress {
+    return { user: this.user, device: this.device };
+  }
+
+  async #markEnrolled(devices: readonly string[]): Promise<void> {
+    this.#record.enrolled = true;
+    const expected = new Set((await this.state.getJson<string[]>('expected-devices')) ?? []);
+    for (const d of devices) expected.add(d);
+    await this.state
+      .transaction()
+      .putJson('device', this.#record)
+      .putJson('expected-devices', [...expected])
+      .commit();
+  }
+
+  // -------------------------------------------------------------- tokens
+
+  /** Proves possession of the device key and gets a device token. */
+  async login(): Promise<string> {
+    const challenge = await this.api.challenge(this.user, this.device);
+    const msg = new Writer()
+      .raw(LOGIN_CONTEXT)
+      .string8(this.#policy.origin)
+      .string8(this.user)
+      .string8(this.device)
+      .raw(challenge)
+      .finish();
+    const signature = sign('ed25519', base64Decode(this.#record.deviceKey), msg);
+    const { token, expiresAt } = await this.api.login(this.user, this.device, challenge, signature);
+    const t = Date.parse(expiresAt);
+    this.#token = { token, expiresAt: Number.isFinite(t) ? t : Date.now() + 30 * 60_000 };
+    return token;
+  }
+
+  async #tok(): Promise<string> {
+    if (this.#token === undefined || this.#token.expiresAt - Date.now() < 60_000) return this.login();
+    return this.#token.token;
+  }
+
+  /** Runs `call` with a device token, logging in again once if the token was refused. */
+  async #authed<T>(call: (token: string) => Promise<T>): Promise<T> {
+    const token = await this.#tok();
+    try {
+      return await call(token);
+    } catch (err) {
+      if (
+        err instanceof EnsealError &&
+        (err.code === ErrorCode.PERMISSION_DENIED || err.code === ErrorCode.TOKEN_EXPIRED)
+      ) {
+        return call(await this.login());
+      }
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------- directory
+
+  /**
+   * Fetches and proves a user's directory entries (and persists the newer checkpoint). A contact's identity key is
+   * pinned at first sight; a later change is ERR_E2EE_UNTRUSTED_IDENTITY until the user re-verifies them.
+   */
+  async verifyUser(user: string): Promise<VerifiedUser> {
+    const verified = await this.#authed((t) => this.directory.fetchUser(user, this.api, t));
+    const tx = this.state.transaction().putJson('log', { note: this.directory.latestNote });
+    if (!this.#contacts.has(user)) {
+      this.#contacts.set(user, verified.identityKey);
+      tx.putJson(`contact/${user}`, {
+        identityKey: b64(verified.identityKey),
+        verified: false,
+      } satisfies ContactJson);
+    }
+    await tx.commit();
+    return verified;
+  }
+
+  /**
+   * Monitors this user's own entries: every device the local device did not enrol or acknowledge is reported as
+   * an `unexpected-device` warning (and returned), so a device added behind the user's back is seen.
+   */
+  async monitor(): Promise<E2eeWarning[]> {
+    const me = await this.verifyUser(this.user);
+    const expected = new Set((await this.state.getJson<string[]>('expected-devices')) ?? []);
+    const entries = me.entries.filter((e): e is DirectoryEntry => e.kind !== 'user-identity');
+    const report = monitorUserEntries(this.user, entries, expected);
+    const warnings: E2eeWarning[] = [
+      ...report.unexpectedDevices.map((d) => ({
+        kind: 'unexpected-device' as const,
+        user: this.user,
+        device: d.deviceId,
+        addedAt: d.addedAt,
+      })),
+      ...report.revokedExpected.map((d) => ({
+        kind: 'expected-device-revoked' as const,
+        user: this.user,
+        device: d,
+      })),
+    ];
+    for (const w of warnings) this.#onWarning(w);
+    return warnings;
+  }
+
+  /** Marks a device of this user as known (after the user confirmed it), so monitoring stops reporting it. */
+  async acknowledgeDevice(device: string): Promise<void> {
+    await this.#markEnrolled([device]);
+  }
+
+  /** This user's valid devices, proved from the directory. */
+  async devices(): Promise<{ device: string; addedBy: string; createdAt: number; current: boolean }[]> {
+    const me = await this.verifyUser(this.user);
+    return [...me.devices.values()].map((d) => ({
+      device: d.deviceId,
+      addedBy: d.addedBy,
+      createdAt: d.createdAt,
+      current: d.deviceId === this.device,
+    }));
+  }
+
+  /**
+   * Approves a new device of this user (run on an existing device): signs its record with this device's key and
+   * publishes it with the new device's MLS key binding. Afterwards, {@link E2eeClient.addMembers} with this
+   * user's id adds the new device to a group.
+   */
+  async approveDevice(request: DeviceRequest): Promise<void> {
+    if (request.user !== this.user) throw invalidArgument('request', 'is for another user');
+    const record = signDeviceRecord(
+      {
+        userId: this.user,
+        deviceId: request.device,
+        deviceKey: request.deviceKey,
+        createdAt: Math.floor(Date.now() / 1000),
+      },
+      { kind: 'device', privateKey: base64Decode(this.#record.deviceKey), deviceId: this.device },
+    );
+    await this.#authed((t) =>
+      this.api.addDevice(t, this.user, encodeDeviceRecord(record), request.mlsBinding),
+    );
+    await this.#markEnrolled([request.device]);
+  }
+
+  /** Finishes enrolment on the new device once approved: checks the directory lists it, logs in, publishes. */
+  async completeEnrolment(): Promise<void> {
+    // Unless it was given, the identity key of this user is whatever the directory proves: pin it now.
+    const me = await this.#authed((t) => this.directory.fetchUser(this.user, this.api, t));
+    if (!me.devices.has(this.device))
+      throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, 'this device is not in the directory yet');
+    if (this.#record.identityPublic !== '' && !this.isOwnIdentityKey(me.identityKey))
+      throw new EnsealError(
+        ErrorCode.E2EE_UNTRUSTED_IDENTITY,
+        'the directory shows another identity key for this user',
+      );
+    this.#contacts.set(this.user, me.identityKey);
+    this.#record.identityPublic = b64(me.identityKey);
+    await this.state.transaction().putJson('log', { note: this.directory.latestNote }).commit();
+    await this.#markEnrolled([...me.devices.keys()]);
+    await this.publishKeyPackages();
+  }
+
+  /** Revokes a device of this user (signed by this device), ending its tokens and its place in new groups. */
+  async revokeDevice(device: string): Promise<void> {
+    const rev = signDeviceRevocation(
+      { userId: this.user, deviceId: device, revokedAt: Math.floor(Date.now() / 1000) },
+      { kind: 'device', privateKey: base64Decode(this.#record.deviceKey), deviceId: this.device },
+    );
+    await this.#authed((t) => this.api.revokeDevice(t, this.user, encodeDeviceRevocation(rev)));
+  }
+
+  // ------------------------------------------------------- key packages
+
+  async #newKeyPackage(lastResort: boolean): Promise<MlsKeyPackage> {
+    return this.mls.generateKeyPackage({
+      identity: deviceCredential(this.user, this.device),
+      signaturePrivateKey: this.#mlsPrivate(),
+      lastResort,
+    });
+  }
+
+  /**
+   * Publishes one-time key packages up to {@link KEY_PACKAGE_TARGET} (and a last-resort one if none is kept).
+   * Their secrets are saved before they are published, so a failure leaves at most unused secrets behind.
+   */
+  async publishKeyPackages(target = KEY_PACKAGE_TARGET): Promise<number> {
+    const names = await this.state.list('kp/');
+    let oneTime = 0;
+    let hasLastResort = false;
+    for (const n of names) {
+      if (n.startsWith('kp/lr/')) hasLastResort = true;
+      else oneTime++;
+    }
+    const fresh: MlsKeyPackage[] = [];
+    for (let i = oneTime; i < target; i++) fresh.push(await this.#newKeyPackage(false));
+    const lastResort = hasLastResort ? undefined : await this.#newKeyPackage(true);
+    if (fresh.length === 0 && lastResort === undefined) return 0;
+    const tx = this.state.transaction();
+    for (const kp of fresh) tx.put(`kp/${kp.ref}`, encodeKeyPackageSecret(kp));
+    if (lastResort) tx.put(`kp/lr/${lastResort.ref}`, encodeKeyPackageSecret(lastResort));
+    await tx.commit();
+    await this.#authed((t) =>
+      this.api.publishKeyPackages(
+        t,
+        this.user,
+        this.device,
+        fresh.map((k) => k.message),
+        lastResort?.message,
+      ),
+    );
+    return fresh.length;
+  }
+
+  // -------------------------------------------------------------- groups
+
+  async #loadGroup(groupId: Uint8Array): Promise<MlsGroup> {
+    const bytes = await this.state.get(`group/${gidName(groupId)}`);
+    if (bytes === undefined)
+      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'this device is not in that group');
+    return this.mls.decodeGroup(bytes, { allowUntrusted: true });
+  }
+
+  /** Ids of the groups this device is in. */
+  async groups(): Promise<string[]> {
+    return (await this.state.list('group/')).map((n) => n.slice('group/'.length));
+  }
+
+  /** Puts a group's state (and its epoch's file-wrapping key) into a transaction. */
+  async #stage(tx: StateTransaction, group: MlsGroup): Promise<void> {
+    const name = gidName(group.groupId);
+    tx.put(`group/${name}`, group.encode());
+    const epoch = Number(group.epoch);
+    tx.put(`wrap/${name}/${epoch}`, await group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32));
+    if (epoch >= FILE_WRAP_EPOCHS_KEPT) tx.delete(`wrap/${name}/${epoch - FILE_WRAP_EPOCHS_KEPT}`);
+  }
+
+  #roster(group: MlsGroup): DeviceAddress[] {
+    const out: DeviceAddress[] = [];
+    for (const m of group.members()) {
+      const id = parseDeviceCredential(m.identity);
+      if (id) out.push(id);
+    }
+    return out;
+  }
+
+  /** Creates a group with this device as its only member; returns its id (base64url). */
+  async createGroup(): Promise<string> {
+    const groupId = randomBytes(32);
+    const group = await this.mls.createGroup(groupId, await this.#newKeyPackage(false));
+    await this.#authed((t) => this.api.createGroup(t, groupId, [this.address]));
+    const tx = this.state.transaction();
+    await this.#stage(tx, group);
+    await tx.commit();
+    return gidName(groupId);
+  }
+
+  /**
+   * Makes a commit and gets it accepted: builds it with `make` from the current state, posts it, confirms it on
+   * 200. On 409 the commit is discarded, the relay's winning commits are processed, and `make` runs again on the
+   * new state. On a transient failure the unconfirmed next state is kept aside (and adopted if the relay turns
+   * out to have accepted it), and the error is thrown.
+   */
+  async #commit(
+    groupId: Uint8Array,
+    make: (group: MlsGroup) => Promise<{ pending: PendingCommit; recipients: DeviceAddress[] } | undefined>,
+  ): Promise<MlsGroup | undefined> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const group = await this.#catchUp(groupId, await this.#loadGroup(groupId));
+      const made = await make(group);
+      if (made === undefined) return group;
+      const { pending, recipients } = made;
+      const epoch = Number(group.epoch);
+      const frame = encodeFrame(pending.commit);
+      try {
+        await this.#authed((t) =>
+          this.api.postCommit(t, groupId, {
+            epoch,
+            commit: frame,
+            roster: this.#roster(pending.next),
+            ...(pending.welcome === undefined
+              ? {}
+              : { welcome: { frame: encodeFrame(pending.welcome), recipients } }),
+          }),
+        );
+      } catch (err) {
+        if (err instanceof EpochConflictError) {
+          pending.discard();
+          continue;
+        }
+        if (isTransientError(err)) {
+          // The relay may have accepted it and the answer got lost: keep the next state to adopt it then.
+          const aside: PendingCommitJson = {
+            epoch,
+            commitHash: hexEncode(sha256(frame)),
+            next: b64(pending.next.encode()),
+          };
+          pending.discard();
+          await this.state
+            .transaction()
+            .putJson(`pending/${gidName(groupId)}`, aside)
+            .commit();
+        } else {
+          pending.discard();
+        }
+        throw err;
+      }
+      const next = pending.confirm();
+      const tx = this.state.transaction().delete(`pending/${gidName(groupId)}`);
+      await this.#stage(tx, next);
+      await tx.commit();
+      return next;
+    }
+    throw new EnsealError(ErrorCode.INVALID_STATE, 'the group kept changing under this commit; try again');
+  }
+
+  /** Processes the relay's accepted commits after the group's epoch (catching up after a lost race or offline). */
+  async #catchUp(groupId: Uint8Array, group: MlsGroup): Promise<MlsGroup> {
+    const commits = await this.#authed((t) => this.api.commitsAfter(t, groupId, Number(group.epoch)));
+    let g = group;
+    for (const c of commits.sort((a, b) => a.epoch - b.epoch)) {
+      if (c.epoch !== Number(g.epoch)) continue;
+      g = await this.#applyCommit(groupId, g, c.frame);
+      if (g.removed) break;
+    }
+    return g;
+  }
+
+  /** Applies one accepted commit frame (adopting this device's own pending one), persisting the result. */
+  async #applyCommit(
+    groupId: Uint8Array,
+    group: MlsGroup,
+    frame: Uint8Array,
+    extra?: (tx: StateTransaction) => void,
+  ): Promise<MlsGroup> {
+    const name = gidName(groupId);
+    const aside = await this.state.getJson<PendingCommitJson>(`pending/${name}`);
+    let next: MlsGroup;
+    if (
+      aside !== undefined &&
+      aside.epoch === Number(group.epoch) &&
+      aside.commitHash === hexEncode(sha256(frame))
+    ) {
+      next = await this.mls.decodeGroup(base64Decode(aside.next), { allowUntrusted: true });
+      group.retire();
+    } else {
+      const result = await group.process(decodeFrame(frame));
+      next = result.group;
+    }
+    const tx = this.state.transaction().delete(`pending/${name}`);
+    extra?.(tx);
+    if (next.removed) {
+      tx.delete(`group/${name}`);
+    } else {
+      await this.#stage(tx, next);
+    }
+    await tx.commit();
+    return next;
+  }
+
+  /**
+   * Adds users to a group: every valid device of each user that is not in it yet, from key packages claimed from
+   * the directory and checked against the verified directory (a package whose credential or key the directory
+   * does not vouch for is ERR_E2EE_UNTRUSTED_IDENTITY). Adding this user's own id adds its other devices.
+   */
+  async addMembers(groupIdText: string, users: readonly string[]): Promise<number> {
+    const groupId = gidBytes(groupIdText);
+    let added = 0;
+    await this.#commit(groupId, async (group) => {
+      const present = new Set(this.#roster(group).map((a) => `${a.user}/${a.device}`));
+      const packages: Uint8Array[] = [];
+      const recipients: DeviceAddress[] = [];
+      for (const user of users) {
+        const verified = await this.verifyUser(user);
+        const claimed = await this.#authed((t) => this.api.claimKeyPackages(t, user));
+        for (const c of claimed) {
+          if (present.has(`${user}/${c.device}`) || !verified.devices.has(c.device)) continue;
+          const kp = await this.mls.decodeKeyPackage(c.keyPackage); // authenticates against the directory
+          const id = parseDeviceCredential(
+            kp.leafNode.credential.credentialType === 'basic'
+              ? kp.leafNode.credential.identity
+              : new Uint8Array(0),
+          );
+          if (id === undefined || id.user !== user || id.device !== c.device)
+            throw new EnsealError(
+              ErrorCode.E2EE_UNTRUSTED_IDENTITY,
+              `a key package claimed for ${user}/${c.device} names another device`,
+            );
+          packages.push(c.keyPackage);
+          recipients.push({ user, device: c.device });
+        }
+      }
+      added = packages.length;
+      if (packages.length === 0) return undefined;
+      return { pending: await group.addMembers(packages), recipients };
+    });
+    return added;
+  }
+
+  /** Removes users (all their devices) or single devices (`user/device`) from a group. */
+  async removeMembers(groupIdText: string, members: readonly string[]): Promise<number> {
+    const groupId = gidBytes(groupIdText);
+    let removed = 0;
+    await this.#commit(groupId, async (group) => {
+      const leaves = group
+        .members()
+        .filter((m) => {
+          const id = parseDeviceCredential(m.identity);
+          if (id === undefined || m.leafIndex === group.ownLeafIndex) return false;
+          return members.includes(id.user) || members.includes(`${id.user}/${id.device}`);
+        })
+        .map((m) => m.leafIndex);
+      removed = leaves.length;
+      if (leaves.length === 0) return undefined;
+      return { pending: await group.removeMembers(leaves), recipients: [] };
+    });
+    return removed;
+  }
+
+  /** A fresh path for this device in the group (post-compromise security), as an empty commit. */
+  async updateKeys(groupIdText: string): Promise<void> {
+    await this.#commit(gidBytes(groupIdText), async (group) => ({
+      pending: await group.update(),
+      recipients: [],
+    }));
+  }
+
+  /** The group's members as the relay names them. */
+  async members(groupIdText: string): Promise<DeviceAddress[]> {
+    return this.#roster(await this.#loadGroup(gidBytes(groupIdText)));
+  }
+
+  async #sendPayload(groupId: Uint8Array, payload: Payload): Promise<number> {
+    const group = await this.#catchUp(groupId, await this.#loadGroup(groupId));
+    if (group.removed)
+      throw new EnsealError(ErrorCode.INVALID_STATE, 'this device was removed from the group');
+    const epoch = Number(group.epoch);
+    const { message, group: next } = await group.encrypt(encodePayload(payload));
+    // The sending ratchet moved: save it before the message leaves, so no key is ever used twice.
+    const tx = this.state.transaction();
+    await this.#stage(tx, next);
+    await tx.commit();
+    return this.#authed((t) => this.api.postMessage(t, groupId, epoch, encodeFrame(message)));
+  }
+
+  /** Sends an application message to the group; returns the relay's sequence number. */
+  async send(groupIdText: string, data: Uint8Array): Promise<number> {
+    return this.#sendPayload(gidBytes(groupIdText), { t: 'm', d: b64(data) });
+  }
+
+  /** The group's epoch authenticator (hex): equal on every member's device when they share one view of the group. */
+  async epochAuthenticator(groupIdText: string): Promise<{ epoch: number; authenticator: string }> {
+    const group = await this.#loadGroup(gidBytes(groupIdText));
+    return { epoch: Number(group.epoch), authenticator: hexEncode(group.epochAuthenticator()) };
+  }
+
+  // ----------------------------------------------------------------- inbox
+
+  /**
+   * Fetches the inbox and processes it in order: welcomes (joining with the matching key package, which is then
+   * deleted in the same transaction), commits, application messages. Each message's state change and the cursor
+   * move together; a message that fails its checks is reported as `rejected` and skipped, while a transient
+   * failure stops the sync with everything processed so far saved. Acknowledges what was processed.
+   */
+  async sync(options: { waitSeconds?: number } = {}): Promise<E2eeEvent[]> {
+    const before = await this.#cursor();
+    const messages = await this.fetchInbox(options);
+    const events = await this.process(messages.sort((a, b) => a.seq - b.seq));
+    const after = await this.#cursor();
+    if (after > before) await this.#authed((t) => this.api.ack(t, after));
+    const remaining = (await this.state.list('kp/')).filter((n) => !n.startsWith('kp/lr/')).length;
+    if (remaining < KEY_PACKAGE_LOW_WATER) await this.publishKeyPackages();
+    return events;
+  }
+
+  async #cursor(): Promise<number> {
+    return (await this.state.getJson<{ seq: number }>('cursor'))?.seq ?? 0;
+  }
+
+  /** The queued messages after this device's cursor, unprocessed (for apps that schedule processing). */
+  async fetchInbox(options: { waitSeconds?: number } = {}): Promise<InboxMessage[]> {
+    const cursor = await this.#cursor();
+    return this.#authed((t) => this.api.inbox(t, cursor, options.waitSeconds ?? 0));
+  }
+
+  /**
+   * Processes inbox messages in the order given (application messages of one epoch may come in any order; commits
+   * must come in the relay's order). Stops at a transient failure, with everything before it saved; a message that
+   * fails its checks is reported as `rejected` (and a replayed one fails them).
+   */
+  async process(messages: readonly InboxMessage[]): Promise<E2eeEvent[]> {
+    const events: E2eeEvent[] = [];
+    for (const m of messages) {
+      try {
+        const e = await this.#processInbox(m);
+        if (e) events.push(e);
+      } catch (err) {
+        if (isTransientError(err)) break;
+        const code = err instanceof EnsealError ? err.code : ErrorCode.MALFORMED;
+        events.push({ kind: 'rejected', groupId: m.groupId, seq: m.seq, code });
+        this.#onWarning({ kind: 'message-rejected', groupId: m.groupId, seq: m.seq, code });
+        const seq = Math.max(await this.#cursor(), m.seq);
+        await this.state.transaction().putJson('cursor', { seq }).commit();
+      }
+    }
+    return events;
+  }
+
+  async #processInbox(m: InboxMessage): Promise<E2eeEvent | undefined> {
+    const seq = Math.max(await this.#cursor(), m.seq);
+    const cursor = (tx: StateTransaction) => tx.putJson('cursor', { seq });
+    const groupId = gidBytes(m.groupId);
+    const name = gidName(groupId);
+    if (m.kind === 'welcome') {
+      const welcome = decodeFrame(m.frame);
+      const refs = this.mls.welcomeKeyPackageRefs(welcome);
+      for (const ref of refs) {
+        const kpName =
+          (await this.state.get(`kp/${ref}`)) !== undefined
+            ? `kp/${ref}`
+            : (await this.state.get(`kp/lr/${ref}`)) !== undefined
+              ? `kp/lr/${ref}`
+              : undefined;
+        if (kpName === undefined) continue;
+        const kp = await this.mls.decodeKeyPackageSecret((await this.state.get(kpName))!);
+        const group = await this.mls.joinFromWelcome(welcome, kp);
+        const tx = this.state.transaction();
+        if (!kp.lastResort) tx.delete(kpName);
+        cursor(tx);
+        await this.#stage(tx, group);
+        await tx.commit();
+        return { kind: 'joined', groupId: name, seq: m.seq };
+      }
+      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'welcome for a key package this device does not hold');
+    }
+    const stored = await this.state.get(`group/${name}`);
+    if (stored === undefined) {
+      await cursor(this.state.transaction()).commit();
+      return undefined; // a group this device left or never joined
+    }
+    let group = await this.mls.decodeGroup(stored, { allowUntrusted: true });
+    if (m.kind === 'commit') {
+      if (m.epoch < Number(group.epoch)) {
+        await cursor(this.state.transaction()).commit();
+        return undefined; // already applied while catching up
+      }
+      if (m.epoch > Number(group.epoch)) group = await this.#catchUp(groupId, group);
+      if (m.epoch !== Number(group.epoch)) {
+        await cursor(this.state.transaction()).commit();
+        return undefined;
+      }
+      const next = await this.#applyCommit(groupId, group, m.frame, cursor);
+      return { kind: 'commit', groupId: name, epoch: Number(next.epoch), removed: next.removed, seq: m.seq };
+    }
+    const result = await group.process(decodeFrame(m.frame));
+    if (result.kind !== 'application')
+      throw new EnsealError(ErrorCode.E2EE_MLS_REJECTED, 'expected an application message');
+    const payload = decodePayload(result.plaintext);
+    const tx = this.state.transaction();
+    cursor(tx);
+    await this.#stage(tx, result.group);
+    if (payload.t === 'm') {
+      await tx.commit();
+      return { kind: 'message', groupId: name, seq: m.seq, sender: m.sender, data: base64Decode(payload.d) };
+    }
+    // A file: unwrap its key now, while this epoch's wrapping key is at hand, and keep it sealed in the state.
+    const file: SharedFile = { blobId: payload.b, epoch: payload.e, size: payload.s, name: payload.n };
+    const wrapKey =
+      payload.e === Number(result.group.epoch)
+        ? await result.group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32)
+        : await this.state.get(`wrap/${name}/${payload.e}`);
+    if (wrapKey === undefined)
+      throw new EnsealError(
+        ErrorCode.KEY_NOT_FOUND,
+        'the file was shared in an epoch this device has no key for',
+      );
+    const fileKey = unwrapFileKey(wrapKey, base64Decode(payload.k), {
+      groupId,
+      epoch: payload.e,
+      blobId: payload.b,
+      size: payload.s,
+    });
+    tx.putJson(`file/${payload.b}`, { key: b64(fileKey), ...file, groupId: name });
+    wipe(fileKey);
+    await tx.commit();
+    return { kind: 'file', groupId: name, seq: m.seq, sender: m.sender, file };
+  }
+
+  // ------------------------------------------------------------------ files
+
+  /**
+   * Shares a file in a group, streamed in constant memory: a fresh file key seals it in age STREAM chunks that are
+   * uploaded as relay blob parts, and the key, wrapped under the current epoch's exported secret, goes to the
+   * group in a file message. Members removed before this epoch cannot open it.
+   */
+  async shareFile(groupIdText: string, source: ByteSource, name = ''): Promise<SharedFile> {
+    const groupId = gidBytes(groupIdText);
+    const group = await this.#catchUp(groupId, await this.#loadGroup(groupId));
+    const epoch = Number(group.epoch);
+    const wrapKey = await group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32);
+    const fileKey = generateFileKey();
+    try {
+      const blobId = await this.#authed((t) => this.api.createBlob(t, groupId));
+      let n = 0;
+      let size = 0;
+      for await (const part of encryptFileStream(fileKey, source)) {
+        await this.#authed((t) => this.api.putChunk(t, blobId, n, part));
+        n++;
+        size += part.length;
+      }
+      await this.#authed((t) => this.api.completeBlob(t, blobId, n));
+      const wrapped = wrapFileKey(wrapKey, fileKey, { groupId, epoch, blobId, size });
+      const file: SharedFile = { blobId, epoch, size, name };
+      await this.state
+        .transaction()
+        .putJson(`file/${blobId}`, { key: b64(fileKey), ...file, groupId: gidName(groupId) })
+        .commit();
+      await this.#sendPayload(groupId, { t: 'f', b: blobId, k: b64(wrapped), e: epoch, s: size, n: name });
+      return file;
+    } finally {
+      wipe(fileKey, wrapKey);
+    }
+  }
+
+  /** Streams a shared file's plaintext (constant memory; every chunk verified before it is released). */
+  async *fetchFile(blobId: string): AsyncGenerator<Uint8Array> {
+    const rec = await this.state.getJson<{ key: string; size: number }>(`file/${blobId}`);
+    if (rec === undefined)
+      throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'no key for that file on this device');
+    const key = base64Decode(rec.key);
+    const info = await this.#authed((t) => this.api.blobInfo(t, blobId));
+    const api = this.api;
+    const authed = this.#authed.bind(this);
+    async function* parts(): AsyncGenerator<Uint8Array> {
+      let total = 0;
+      for (let n = 0; n < info.chunks; n++) {
+        const part = await authed((t) => api.getChunk(t, blobId, n));
+        total += part.length;
+        yield part;
+      }
+      if (total !== rec!.size) throw new EnsealError(ErrorCode.DECRYPT_FAILED, 'decryption failed');
+    }
+    try {
+      yield* decryptFileStream(key, parts());
+    } finally {
+      wipe(key);
+    }
+  }
+
+  // ---------------------------------------------------------- verification
+
+  /**
+   * The safety number between this user and `user` (60 digits, 12 groups, QR payload), from identity keys proved
+   * by the directory. Compare it in person, then call {@link E2eeClient.markVerified}.
+   */
+  async safetyNumber(user: string): Promise<SafetyNumber> {
+    const them = await this.verifyUser(user);
+    return safetyNumber(
+      { userId: this.user, identityKey: base64Decode(this.#record.identityPublic) },
+      { userId: user, identityKey: them.identityKey },
+    );
+  }
+
+  /**
+   * Marks a contact verified: with the QR payload scanned from their screen (checked in constant time), or after
+   * comparing the digits by eye (no payload). Returns false, and changes nothing, when the payload differs.
+   */
+  async markVerified(user: string, scannedPayload?: Uint8Array): Promise<boolean> {
+    const sn = await this.safetyNumber(user);
+    if (scannedPayload !== undefined && !verifySafetyNumberPayload(sn, scannedPayload)) return false;
+    const key = this.#contacts.get(user)!;
+    await this.state
+      .transaction()
+      .putJson(`contact/${user}`, { identityKey: b64(key), verified: true } satisfies ContactJson)
+      .commit();
+    return true;
+  }
+
+  /** Contacts this device knows, with whether their safety number was verified. */
+  async contacts(): Promise<{ user: string; verified: boolean; fingerprint: string }[]> {
+    const out: { user: string; verified: boolean; fingerprint: string }[] = [];
+    for (const name of await this.state.list('contact/')) {
+      const c = (await this.state.getJson<ContactJson>(name))!;
+      out.push({
+        user: name.slice('contact/'.length),
+        verified: c.verified,
+        fingerprint: hexEncode(sha256(base64Decode(c.identityKey))).slice(0, 16),
+      });
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------- recovery
+
+  #identityPrivate(): Uint8Array {
+    if (this.#record.identityKey === undefined)
+      throw new EnsealError(
+        ErrorCode.KEY_NOT_FOUND,
+        'this device does not hold the identity key (only the first or a recovered device does)',
+      );
+    return base64Decode(this.#record.identityKey);
+  }
+
+  /** A passphrase backup of the identity key (ciphertext only); store it with {@link E2eeClient.storeRecoveryBlob}. */
+  backupIdentity(passphrase: string, params?: Argon2Params): Promise<string> {
+    return backupIdentityKey(this.user, this.#identityPrivate(), passphrase, params);
+  }
+
+  /** Uploads a recovery backup (ciphertext) to the service. */
+  async storeRecoveryBlob(backup: string): Promise<void> {
+    await this.#authed((t) => this.api.putRecoveryBlob(t, this.user, utf8Encode(backup)));
+  }
+
+  /** Splits the identity key into Shamir shares for other devices or trusted contacts. */
+  splitIdentity(params: ShamirParams): Promise<string[]> {
+    return splitIdentityKey(this.#identityPrivate(), params);
+  }
+
+  /**
+   * Recovers a user on a new device from a passphrase backup or from shares: the key is checked against the
+   * directory's identity key, then a new device is signed by it and enrolled (with an application token).
+   */
+  static async recover(
+    options: E2eeClientOptions & {
+      user: string;
+      device: string;
+      applicationToken: string;
+      policy: PinnedLogPolicy;
+      passphrase?: string;
+      backup?: string;
+      shares?: readonly string[];
+    },
+  ): Promise<E2eeClient> {
+    const api = new E2eeApi(options.transport);
+    const directory = new DirectoryVerifier(logPolicyFrom(options.policy));
+    const me = await directory.fetchUser(options.user, api, options.applicationToken);
+    let identityPriv: Uint8Array;
+    if (options.shares !== undefined) {
+      identityPriv = await combineIdentityShares(options.shares, me.identityKey);
+    } else {
+      if (options.passphrase === undefined) throw invalidArgument('passphrase', 'or shares are required');
+      const backup =
+        options.backup ?? utf8Decode(await api.getRecoveryBlob(options.applicationToken, options.user));
+      identityPriv = await restoreIdentityKey(options.user, backup, options.passphrase, me.identityKey);
+    }
+    const record: DeviceRecordJson = {
+      user: options.user,
+      device: options.device,
+      deviceKey: b64(generateIdentityKey().privateKey),
+      mlsKey: b64(generateIdentityKey().privateKey),
+      identityPublic: b64(me.identityKey),
+      identityKey: b64(identityPriv),
+      enrolled: false,
+    };
+    await options.state
+      .transaction()
+      .putJson('device', record)
+      .putJson('policy', options.policy)
+      .putJson('log', { note: directory.latestNote })
+      .commit();
+    const client = await E2eeClient.#build(options, record, options.policy);
+    const deviceKey = base64Decode(record.deviceKey);
+    const deviceRecord = signDeviceRecord(
+      {
+        userId: options.user,
+        deviceId: options.device,
+        deviceKey: signingPublicKey('ed25519', deviceKey),
+        createdAt: Math.floor(Date.now() / 1000),
+      },
+      { kind: 'identity', privateKey: identityPriv },
+    );
+    const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
+    await api.addDevice(
+      options.applicationToken,
+      options.user,
+      encodeDeviceRecord(deviceRecord),
+      mlsBindingBody(options.user, binding),
+    );
+    await client.#markEnrolled([...me.devices.keys(), options.device]);
+    await client.login();
+    await client.publishKeyPackages();
+    return client;
+  }
+
+  /** True when `key` is this user's identity key as this device knows it. */
+  isOwnIdentityKey(key: Uint8Array): boolean {
+    return constantTimeEqual(key, base64Decode(this.#record.identityPublic));
+  }
+
+  /** The group id in path form, for callers holding raw bytes. */
+  static groupIdText(groupId: Uint8Array): string {
+    return groupPathId(groupId);
+  }
+}
