@@ -151,6 +151,13 @@ export interface SharedFile {
   readonly name: string;
 }
 
+function missingCommits(group: string, have: number, wanted: number): EnsealError {
+  return new EnsealError(
+    ErrorCode.E2EE_MISSING_COMMITS,
+    `group ${group}: a message of epoch ${wanted} arrived, but the relay delivered no commits past epoch ${have}; the group state is unchanged`,
+  );
+}
+
 /** Options shared by the constructors. */
 export interface E2eeClientOptions {
   readonly transport: E2eeTransport;
@@ -1013,12 +1020,20 @@ export class E2eeClient {
         return undefined; // already applied while catching up
       }
       if (m.epoch > Number(group.epoch)) group = await this.#catchUp(groupId, group);
-      if (m.epoch !== Number(group.epoch)) {
+      if (m.epoch < Number(group.epoch)) {
         await cursor(this.state.transaction()).commit();
-        return undefined;
+        return undefined; // applied while catching up
       }
+      if (m.epoch > Number(group.epoch)) throw missingCommits(name, Number(group.epoch), m.epoch);
       const next = await this.#applyCommit(groupId, group, m.frame, cursor);
       return { kind: 'commit', groupId: name, epoch: Number(next.epoch), removed: next.removed, seq: m.seq };
+    }
+    // A message from a later epoch needs the commits in between first; a relay that withholds them is named
+    // for what it did, not reported as an undecryptable message. (The relay's epoch only decides whether to
+    // ask; MLS decides whether the message is accepted.)
+    if (m.epoch > Number(group.epoch)) {
+      group = await this.#catchUp(groupId, group);
+      if (m.epoch > Number(group.epoch)) throw missingCommits(name, Number(group.epoch), m.epoch);
     }
     const result = await group.process(decodeFrame(m.frame));
     if (result.kind !== 'application')

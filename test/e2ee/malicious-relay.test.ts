@@ -1,0 +1,207 @@
+/**
+ * A malicious relay, from where the client sees it: the real `enseal serve` behind a transport that rewrites
+ * what the service answers (the position of a relay operator, or of anyone who took the service). It
+ * substitutes a key package, adds a device the user never signed to the directory, drops commits (from the
+ * inbox and from the catch-up route), and replays and reorders application messages. The client detects each
+ * with a typed error and keeps its group state.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NodeTransport } from '../../src/client/index.js';
+import { ErrorCode, base64Encode, randomBytes, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
+import {
+  E2eeClient,
+  EncryptedState,
+  MemoryStateBackend,
+  decodeDirectoryEntry,
+  encodeDirectoryEntry,
+  generateIdentityKey,
+  signDeviceRecord,
+  type E2eeEvent,
+  type E2eeRequest,
+  type E2eeResponse,
+  type E2eeTransport,
+  type PinnedLogPolicy,
+} from '../../src/e2ee/index.js';
+import { asyncCodeOf } from '../helpers/errors.js';
+import { devServer } from '../server/helpers.js';
+
+/** What the relay does to one exchange: rewrite the request, the answer, or both. */
+interface Tamper {
+  request?: (r: E2eeRequest) => E2eeRequest;
+  response?: (r: E2eeRequest, res: E2eeResponse) => E2eeResponse;
+}
+
+/** The real transport with a relay in the middle that does whatever `tamper` says (nothing by default). */
+class TamperingTransport implements E2eeTransport {
+  tamper: Tamper = {};
+  constructor(readonly inner: NodeTransport) {}
+  async request(request: E2eeRequest): Promise<E2eeResponse> {
+    const sent = this.tamper.request?.(request) ?? request;
+    const res = await this.inner.request(sent);
+    return this.tamper.response?.(sent, res) ?? res;
+  }
+}
+
+const json = (res: E2eeResponse): any => JSON.parse(utf8Decode(res.body)); // eslint-disable-line @typescript-eslint/no-explicit-any
+const withJson = (res: E2eeResponse, body: unknown): E2eeResponse => ({
+  ...res,
+  body: utf8Encode(JSON.stringify(body)),
+});
+const texts = (events: readonly E2eeEvent[]) =>
+  events.flatMap((e) => (e.kind === 'message' ? [utf8Decode(e.data)] : []));
+
+let ctx: Awaited<ReturnType<typeof devServer>>;
+let policy: PinnedLogPolicy;
+const transports: TamperingTransport[] = [];
+
+async function user(name: string): Promise<{ client: E2eeClient; relay: TamperingTransport }> {
+  const relay = new TamperingTransport(
+    new NodeTransport({ address: ctx.server.url, caCert: readFileSync(ctx.server.caFile!) }),
+  );
+  transports.push(relay);
+  const state = await EncryptedState.open(new MemoryStateBackend(), { key: randomBytes(32) });
+  const client = await E2eeClient.register({
+    transport: relay,
+    state,
+    user: name,
+    device: 'd1',
+    applicationToken: ctx.token,
+    policy,
+  });
+  return { client, relay };
+}
+
+beforeAll(async () => {
+  ctx = await devServer({ e2ee: { origin: 'malicious-relay.test/e2ee' } });
+  const key = (await ctx.call('GET', '/v1/e2ee/log/key')).body;
+  policy = { origin: key.origin, logKey: key.verifier_key, witnesses: [], quorum: 0 };
+});
+afterAll(async () => {
+  for (const t of transports) t.inner.close();
+  await ctx.server.close();
+});
+
+describe('a malicious relay is caught by the client', () => {
+  it('substitutes another user’s key package when alice adds bob: ERR_E2EE_UNTRUSTED_IDENTITY', async () => {
+    const alice = await user('alice-kp');
+    await user('bob-kp');
+    await user('mallory-kp');
+    const gid = await alice.client.createGroup();
+    alice.relay.tamper = {
+      request: (r) =>
+        r.path.endsWith('/users/bob-kp/key-packages/claim')
+          ? { ...r, path: r.path.replace('/bob-kp/', '/mallory-kp/') }
+          : r,
+    };
+    expect(await asyncCodeOf(alice.client.addMembers(gid, ['bob-kp']))).toBe(
+      ErrorCode.E2EE_UNTRUSTED_IDENTITY,
+    );
+    alice.relay.tamper = {};
+    expect((await alice.client.members(gid)).map((m) => m.user)).toEqual(['alice-kp']);
+    // Without the relay's interference the same call works.
+    expect(await alice.client.addMembers(gid, ['bob-kp'])).toBe(1);
+  });
+
+  it('adds a device bob never signed to his directory answer: refused before it is used', async () => {
+    const alice = await user('alice-dir');
+    await user('bob-dir');
+    const rogue = generateIdentityKey();
+    const record = signDeviceRecord(
+      {
+        userId: 'bob-dir',
+        deviceId: 'rogue',
+        deviceKey: rogue.publicKey,
+        createdAt: Math.floor(Date.now() / 1000),
+      },
+      { kind: 'identity', privateKey: generateIdentityKey().privateKey },
+    );
+    const forged = encodeDirectoryEntry({ kind: 'device-added', userId: 'bob-dir', time: 1, record });
+    alice.relay.tamper = {
+      response: (r, res) => {
+        if (r.method !== 'GET' || !r.path.startsWith('/v1/e2ee/users/bob-dir') || res.status !== 200)
+          return res;
+        const body = json(res);
+        if (!Array.isArray(body.entries)) return res;
+        // The rogue entry borrows a real entry's index and proof: the log holds no such leaf.
+        const last = body.entries[body.entries.length - 1];
+        body.entries.push({ ...last, entry: base64Encode(forged) });
+        return withJson(res, body);
+      },
+    };
+    const code = await asyncCodeOf(alice.client.verifyUser('bob-dir'));
+    expect(code).toBe(ErrorCode.E2EE_PROOF_INVALID);
+    alice.relay.tamper = {};
+    const verified = await alice.client.verifyUser('bob-dir');
+    expect(JSON.stringify(verified)).not.toContain('rogue');
+    // The forged entry really is what was sent: a device record for bob that bob did not sign.
+    expect(decodeDirectoryEntry(forged).kind).toBe('device-added');
+  });
+
+  it('drops commits from bob’s inbox and from catch-up: ERR_E2EE_MISSING_COMMITS, state kept, recovered later', async () => {
+    const alice = await user('alice-drop');
+    const bob = await user('bob-drop');
+    const gid = await alice.client.createGroup();
+    await alice.client.addMembers(gid, ['bob-drop']);
+    await bob.client.sync();
+    await alice.client.send(gid, utf8Encode('before'));
+    expect(texts(await bob.client.sync())).toEqual(['before']);
+    const epochBefore = (await bob.client.epochAuthenticator(gid)).epoch;
+
+    bob.relay.tamper = {
+      response: (r, res) => {
+        if (res.status !== 200) return res;
+        if (r.path.startsWith('/v1/e2ee/inbox?')) {
+          const body = json(res);
+          return withJson(res, {
+            ...body,
+            messages: body.messages.filter((m: { kind: string }) => m.kind !== 'commit'),
+          });
+        }
+        if (r.path.includes('/commits?after_epoch=')) return withJson(res, { ...json(res), commits: [] });
+        return res;
+      },
+    };
+    await alice.client.updateKeys(gid);
+    await alice.client.send(gid, utf8Encode('after the update'));
+    const events = await bob.client.sync();
+    expect(events).toEqual([
+      expect.objectContaining({ kind: 'rejected', code: ErrorCode.E2EE_MISSING_COMMITS }),
+    ]);
+    expect((await bob.client.epochAuthenticator(gid)).epoch).toBe(epochBefore);
+
+    // Once the relay stops withholding, the next message brings bob up to date through catch-up.
+    bob.relay.tamper = {};
+    await alice.client.send(gid, utf8Encode('later'));
+    expect(texts(await bob.client.sync())).toEqual(['later']);
+    expect(await bob.client.epochAuthenticator(gid)).toEqual(await alice.client.epochAuthenticator(gid));
+  });
+
+  it('replays and reorders application messages: each is read once, the replay is refused', async () => {
+    const alice = await user('alice-rep');
+    const bob = await user('bob-rep');
+    const gid = await alice.client.createGroup();
+    await alice.client.addMembers(gid, ['bob-rep']);
+    await bob.client.sync();
+    for (const m of ['one', 'two', 'three']) await alice.client.send(gid, utf8Encode(m));
+    bob.relay.tamper = {
+      response: (r, res) => {
+        if (!r.path.startsWith('/v1/e2ee/inbox?') || res.status !== 200) return res;
+        const body = json(res);
+        const apps = body.messages.filter((m: { kind: string }) => m.kind === 'application');
+        // Delivered in reverse: the relay numbers its deliveries, so it renumbers them backwards.
+        const seqs = apps.map((m: { seq: number }) => m.seq);
+        const reordered = [...apps].reverse().map((m: object, i: number) => ({ ...m, seq: seqs[i] }));
+        // The first one again, as a new delivery.
+        const replay = { ...apps[0], seq: seqs[seqs.length - 1] + 1000 };
+        return withJson(res, { ...body, messages: [...reordered, replay] });
+      },
+    };
+    const events = await bob.client.sync();
+    bob.relay.tamper = {};
+    expect(texts(events)).toEqual(['three', 'two', 'one']);
+    expect(events.filter((e) => e.kind === 'rejected')).toEqual([
+      expect.objectContaining({ code: ErrorCode.E2EE_MLS_REJECTED }),
+    ]);
+  });
+});
