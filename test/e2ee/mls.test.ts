@@ -97,6 +97,33 @@ describe('MLS adapter', () => {
     expect(aliceNext.members()).toHaveLength(2);
   });
 
+  it('post-compromise security: a copy of a state taken before its update reads nothing after it', async () => {
+    const { client, alice, others } = await setup(3);
+    const [b0, carol] = others as [MlsGroup, MlsGroup];
+    const stolen = b0.encode(); // an attacker copies bob's whole state at epoch 1
+    const upd = await b0.update();
+    const bob = upd.confirm();
+    const a2 = (await alice.process(upd.commit)).group;
+    const c2 = (await carol.process(upd.commit)).group;
+    const fromAlice = await a2.encrypt(utf8Encode('after the update'));
+    const fromCarol = await c2.encrypt(utf8Encode('also after'));
+    const read = await bob.process(fromAlice.message);
+    expect(read.kind === 'application' && utf8Decode(read.plaintext)).toBe('after the update');
+
+    const copy = await client.decodeGroup(stolen);
+    expect(copy.epoch).toBe(1n);
+    // It cannot follow bob's update into epoch 2 (the new path secret was sealed to the others' keys)…
+    expect(await asyncCodeOf(copy.process(upd.commit))).toBe(ErrorCode.E2EE_MLS_REJECTED);
+    // …so nothing of epoch 2 opens, and epoch 2's secrets are not the ones it can derive.
+    expect(await asyncCodeOf(copy.process(fromAlice.message))).toBe(ErrorCode.E2EE_MLS_REJECTED);
+    expect(await asyncCodeOf(copy.process(fromCarol.message))).toBe(ErrorCode.E2EE_MLS_REJECTED);
+    const label = utf8Encode('ctx');
+    expect(await copy.exportSecret('files', label, 32)).not.toEqual(
+      await fromAlice.group.exportSecret('files', label, 32),
+    );
+    expect(copy.epochAuthenticator()).not.toEqual(fromAlice.group.epochAuthenticator());
+  });
+
   it('keeps the old epoch usable when a commit is discarded (lost race)', async () => {
     const { alice, others } = await setup(2);
     const bob = others[0]!;
