@@ -34,6 +34,30 @@ async function expectOwnCluster(port: number, dataDir: string): Promise<void> {
   }
 }
 
+/**
+ * Waits (at most 5 s) until no other client is connected. `pool.end()` resolves once its clients are told to
+ * end, before their sockets close; stopping the server in that moment makes it terminate them, and the
+ * FATAL each then receives surfaces as an unhandled error in whichever test file ran it.
+ */
+async function closedClients(connectionString: string): Promise<void> {
+  const client = new pg.Client({ connectionString });
+  try {
+    await client.connect();
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      const { rows } = await client.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      );
+      if (rows[0]!.n === 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } catch {
+    // The server is already unreachable: nothing to wait for.
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -117,6 +141,7 @@ async function startCluster(): Promise<TestPostgres> {
       return url(name);
     },
     async stop() {
+      await closedClients(url('postgres'));
       await server.stop().catch(() => undefined);
       rmSync(parent, { recursive: true, force: true });
     },
