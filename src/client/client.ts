@@ -11,7 +11,7 @@ import {
   base64Encode,
   EnsealError,
   ErrorCode,
-  invalidArgument,
+  serviceAddress,
   type ErrorCode as Code,
 } from '../crypto/index.js';
 
@@ -104,14 +104,7 @@ export class EnsealClient {
   readonly #timeout: number;
 
   constructor(options: ClientOptions) {
-    let url: URL;
-    try {
-      url = new URL(options.address);
-    } catch {
-      throw invalidArgument('address', 'must be a URL such as https://127.0.0.1:8200');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      throw invalidArgument('address', 'must be http(s)');
+    const url = serviceAddress(options.address);
     this.#url = url;
     this.#token = options.token;
     this.#retries = options.retries ?? 2;

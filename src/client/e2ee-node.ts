@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import Database from 'better-sqlite3';
-import { EnsealError, ErrorCode, invalidArgument } from '../crypto/index.js';
+import { EnsealError, ErrorCode, serviceAddress } from '../crypto/index.js';
 import {
   requestBody,
   type E2eeRequest,
@@ -42,14 +42,7 @@ export class NodeTransport implements E2eeTransport {
   readonly #timeout: number;
 
   constructor(options: NodeTransportOptions) {
-    let url: URL;
-    try {
-      url = new URL(options.address);
-    } catch {
-      throw invalidArgument('address', 'must be a URL such as https://127.0.0.1:8200');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      throw invalidArgument('address', 'must be http(s)');
+    const url = serviceAddress(options.address);
     this.#url = url;
     this.#timeout = options.timeoutMs ?? 30_000;
     this.#agent =

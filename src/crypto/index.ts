@@ -31,6 +31,7 @@ export {
   hexDecode,
 } from './encoding.js';
 export { randomBytes, randomPublicBytes, randomUint32 } from './random.js';
+export { serviceAddress } from './address.js';
 export { constantTimeEqual, constantTimeEqualHex } from './compare.js';
 export {
   AEAD_PARAMS,

@@ -4,7 +4,7 @@
  * this layer), or over an in-process stand-in in tests. A transport moves bytes and reports the status; it never
  * interprets bodies or retries, and it throws ERR_IO only when no answer arrived at all.
  */
-import { EnsealError, ErrorCode, invalidArgument, utf8Encode } from '../crypto/index.js';
+import { EnsealError, ErrorCode, serviceAddress, utf8Encode } from '../crypto/index.js';
 
 /** One HTTP request of the e2ee API. */
 export interface E2eeRequest {
@@ -65,14 +65,7 @@ export class FetchTransport implements E2eeTransport {
   readonly #timeout: number;
 
   constructor(options: FetchTransportOptions) {
-    let url: URL;
-    try {
-      url = new URL(options.address);
-    } catch {
-      throw invalidArgument('address', 'must be a URL such as https://127.0.0.1:8200');
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:')
-      throw invalidArgument('address', 'must be http(s)');
+    const url = serviceAddress(options.address);
     this.#base = url;
     this.#fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
     this.#timeout = options.timeoutMs ?? 30_000;
