@@ -228,92 +228,61 @@ export class SubtreeCache {
   }
 
   /** The inclusion proof of leaf `index` in the tree of `size` leaves (as {@link inclusionProof}). */
-  async inclusionProof(source: LeafHashSource, index: number, size: number): Promise<Uint8Array[]> {
-    assertSize('size', size);
-    assertSize('index', index);
-    if (index >= size) throw invalidArgument('index', `must be below the tree size ${size}`);
-    const out: Uint8Array[] = [];
-    await pathWith(this.#hasher(source), index, 0, size, out);
-    return out;
+  inclusionProof(source: LeafHashSource, index: number, size: number): Promise<Uint8Array[]> {
+    return proveInclusion(index, size, async () => this.#hasher(source));
   }
 
   /** The consistency proof between `size1` ≤ `size2` (as {@link consistencyProof}). */
-  async consistencyProof(source: LeafHashSource, size1: number, size2: number): Promise<Uint8Array[]> {
-    assertSize('size1', size1);
-    assertSize('size2', size2);
-    if (size1 > size2) throw invalidArgument('size1', 'must not exceed size2');
-    const out: Uint8Array[] = [];
-    if (size1 === 0 || size1 === size2) return out;
-    await subproofWith(this.#hasher(source), size1, 0, size2, true, out);
-    return out;
+  consistencyProof(source: LeafHashSource, size1: number, size2: number): Promise<Uint8Array[]> {
+    return proveConsistency(size1, size2, async () => this.#hasher(source));
   }
 }
 
-/** PATH(m, D[n]) of RFC 9162 §2.1.3.1, over leaves[start, end). */
-function path(hashes: readonly Uint8Array[], m: number, start: number, end: number, out: Uint8Array[]): void {
-  const n = end - start;
-  if (n <= 1) return;
-  const k = splitPoint(n);
-  if (m < k) {
-    path(hashes, m, start, start + k, out);
-    out.push(rangeHash(hashes, start + k, end));
-  } else {
-    path(hashes, m - k, start + k, end, out);
-    out.push(rangeHash(hashes, start, start + k));
-  }
+/** Range hashes over the first `size` leaves of `source`, read at once (the plain functions' way). */
+async function allLeaves(source: LeafHashSource, size: number): Promise<RangeHasher> {
+  const hashes = await source.leafHashes(0, size);
+  return (start, end) => Promise.resolve(rangeHash(hashes, start, end));
 }
 
-/** SUBPROOF(m, D[n], b) of RFC 9162 §2.1.4.1, over leaves[start, end). */
-function subproof(
-  hashes: readonly Uint8Array[],
-  m: number,
-  start: number,
-  end: number,
-  known: boolean,
-  out: Uint8Array[],
-): void {
-  const n = end - start;
-  if (m === n) {
-    if (!known) out.push(rangeHash(hashes, start, end));
-    return;
-  }
-  const k = splitPoint(n);
-  if (m <= k) {
-    subproof(hashes, m, start, start + k, known, out);
-    out.push(rangeHash(hashes, start + k, end));
-  } else {
-    subproof(hashes, m - k, start + k, end, false, out);
-    out.push(rangeHash(hashes, start, start + k));
-  }
-}
-
-/** The inclusion proof of leaf `index` in the tree of the first `size` leaves (RFC 9162 §2.1.3.1). */
-export async function inclusionProof(
-  source: LeafHashSource,
+async function proveInclusion(
   index: number,
   size: number,
+  hasher: () => Promise<RangeHasher>,
 ): Promise<Uint8Array[]> {
   assertSize('size', size);
   assertSize('index', index);
   if (index >= size) throw invalidArgument('index', `must be below the tree size ${size}`);
   const out: Uint8Array[] = [];
-  path(await source.leafHashes(0, size), index, 0, size, out);
+  await pathWith(await hasher(), index, 0, size, out);
   return out;
 }
 
-/** The consistency proof between tree sizes `size1` ≤ `size2` (RFC 9162 §2.1.4.1). Empty when either is 0 or they are equal. */
-export async function consistencyProof(
-  source: LeafHashSource,
+async function proveConsistency(
   size1: number,
   size2: number,
+  hasher: () => Promise<RangeHasher>,
 ): Promise<Uint8Array[]> {
   assertSize('size1', size1);
   assertSize('size2', size2);
   if (size1 > size2) throw invalidArgument('size1', 'must not exceed size2');
   const out: Uint8Array[] = [];
   if (size1 === 0 || size1 === size2) return out;
-  subproof(await source.leafHashes(0, size2), size1, 0, size2, true, out);
+  await subproofWith(await hasher(), size1, 0, size2, true, out);
   return out;
+}
+
+/** The inclusion proof of leaf `index` in the tree of the first `size` leaves (RFC 9162 §2.1.3.1). */
+export function inclusionProof(source: LeafHashSource, index: number, size: number): Promise<Uint8Array[]> {
+  return proveInclusion(index, size, () => allLeaves(source, size));
+}
+
+/** The consistency proof between tree sizes `size1` ≤ `size2` (RFC 9162 §2.1.4.1). Empty when either is 0 or they are equal. */
+export function consistencyProof(
+  source: LeafHashSource,
+  size1: number,
+  size2: number,
+): Promise<Uint8Array[]> {
+  return proveConsistency(size1, size2, () => allLeaves(source, size2));
 }
 
 function checkHashes(proof: readonly Uint8Array[], what: string): void {
