@@ -57,22 +57,27 @@ function parseJson(res: E2eeResponse): unknown {
 }
 
 function errorFrom(res: E2eeResponse): EnsealError {
-  let message = `HTTP ${res.status}`;
   let body: unknown;
   try {
     body = parseJson(res);
   } catch {
     body = undefined;
   }
+  return errorOf(res.status, body);
+}
+
+/** The error of an answer's status and (parsed) `{"errors": [...]}` body. */
+function errorOf(status: number, body: unknown): EnsealError {
+  let message = `HTTP ${status}`;
   const errors = (body as { errors?: unknown } | undefined)?.errors;
   if (Array.isArray(errors) && errors.every((e) => typeof e === 'string') && errors.length > 0)
     message = errors.join('; ');
-  if (res.status === 409) {
+  if (status === 409) {
     const epoch = (body as { epoch?: unknown } | undefined)?.epoch;
     if (typeof epoch === 'number' && Number.isSafeInteger(epoch)) return new EpochConflictError(epoch);
   }
   // The service's messages never carry secrets; they are safe to pass on.
-  return new EnsealError(codeFor(res.status, message), message.replace(/^ERR_[A-Z0-9_]+: /, ''));
+  return new EnsealError(codeFor(status, message), message.replace(/^ERR_[A-Z0-9_]+: /, ''));
 }
 
 type Json = Record<string, unknown>;
@@ -134,6 +139,9 @@ export interface InboxMessage {
   readonly sender: DeviceAddress;
   readonly frame: Uint8Array;
 }
+
+/** One message's outcome in {@link E2eeApi.postMessages}: queued with its seq, or refused on its own. */
+export type PostedMessage = { readonly seq: number } | { readonly error: EnsealError };
 
 /** An accepted commit from `GET /v1/e2ee/groups/:gid/commits`. */
 export interface AcceptedCommit {
@@ -373,6 +381,37 @@ export class E2eeApi {
       json: { epoch, frame: base64Encode(frame) },
     });
     return typeof r.seq === 'number' ? r.seq : 0;
+  }
+
+  /**
+   * `POST /v1/e2ee/messages`: several application messages (for one group or several) in one request. The
+   * answer has one entry per message, in order: its seq, or the error the relay gave that message alone (the
+   * others are queued all the same). At most 64 messages and 8 MiB of frames per call.
+   */
+  async postMessages(
+    token: string,
+    messages: readonly { groupId: Uint8Array; epoch: number; frame: Uint8Array }[],
+  ): Promise<PostedMessage[]> {
+    const r = await this.#json({
+      method: 'POST',
+      path: '/v1/e2ee/messages',
+      token,
+      json: {
+        messages: messages.map((m) => ({
+          group_id: groupPathId(m.groupId),
+          epoch: m.epoch,
+          frame: base64Encode(m.frame),
+        })),
+      },
+    });
+    const results = arr(r.results, 'results');
+    if (results.length !== messages.length) throw malformed('results', 'one result per message expected');
+    return results.map((e, i) => {
+      const o = obj(e, `results[${i}]`);
+      if (o.seq !== undefined) return { seq: int(o.seq, 'seq') };
+      const status = typeof o.status === 'number' && o.status >= 400 ? o.status : 400;
+      return { error: errorOf(status, { errors: [str(o.error, 'error')] }) };
+    });
   }
 
   async commitsAfter(token: string, groupId: Uint8Array, afterEpoch: number): Promise<AcceptedCommit[]> {

@@ -172,6 +172,7 @@ export {
   type ClaimedKeyPackage,
   type DeviceAddress,
   type InboxMessage,
+  type PostedMessage,
   type UserEntriesJson,
   type UserEntryJson,
 } from './api.js';

@@ -9,7 +9,7 @@
 import { EnsealError, ErrorCode, base64Encode } from '../../crypto/index.js';
 import type { KeyManager } from '../../kms/index.js';
 import type { E2eeMember, E2eeQueuedMessage, StoreTransaction } from '../../store/index.js';
-import { HttpError, type FastifyInstance } from '../http.js';
+import { HttpError, statusOf, type FastifyInstance, type FastifyRequest } from '../http.js';
 import type { E2eeSettings } from './config.js';
 import {
   GID,
@@ -38,6 +38,9 @@ const INBOX_LIMIT = 100;
 /** An inbox answer stops adding messages past this many frame bytes (one message always fits). */
 const INBOX_BYTES = 16 * 1024 * 1024;
 const COMMITS_LIMIT = 100;
+/** Application messages in one batch POST, and their frames' total size (decoded). */
+export const BATCH_MAX_MESSAGES = 64;
+export const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 
 /** A commit that lost its epoch: answered 409 with the group's current epoch. */
 export class EpochConflictError extends EnsealError {
@@ -302,6 +305,8 @@ export function registerRelayRoutes(
     },
   );
 
+  registerMessageBatchRoute(app, km, notifier, { deviceOnly, gidExample, frameExample, expires, without });
+
   app.get(
     '/v1/e2ee/groups/:gid/commits',
     {
@@ -429,6 +434,162 @@ export function registerRelayRoutes(
         const deleted = await tx.ackE2eeInbox(caller, upTo);
         return { result: { deleted }, detail: { up_to: upTo, deleted } };
       });
+    },
+  );
+}
+
+/** What the batch route shares with the others in {@link registerRelayRoutes}. */
+interface RelayShared {
+  readonly deviceOnly: { readonly access: Record<string, unknown> };
+  readonly gidExample: string;
+  readonly frameExample: string;
+  readonly expires: (now: number) => number;
+  readonly without: (list: readonly E2eeMember[], m: E2eeMember) => E2eeMember[];
+}
+
+/** One item's outcome in a batch answer: its seq, or the status and error the single route would answer. */
+type BatchResult = { seq: number } | { status: number; error: string };
+
+/** Counts one more request against the caller's rate limit (the plugin's own counter); absent without it. */
+type RateCheck = (request: FastifyRequest) => Promise<{ isAllowed: boolean; isExceeded?: boolean }>;
+
+/**
+ * `POST /v1/e2ee/messages`: several application messages, for one group or several, accepted in one store
+ * transaction with one audit entry. Each item is checked exactly as the single route checks it (the device is
+ * in that group's current roster, its epoch is not ahead), and an item that fails gets its own error in the
+ * answer while the others are queued. Every message counts against the rate limit, not just the request.
+ */
+function registerMessageBatchRoute(
+  app: FastifyInstance,
+  km: KeyManager,
+  notifier: InboxNotifier,
+  shared: RelayShared,
+): void {
+  const { expires, without } = shared;
+  const createRateLimit = (app as unknown as { createRateLimit?: () => RateCheck }).createRateLimit;
+  const rateCheck = createRateLimit?.call(app);
+  const item = obj({ group_id: gidSchema, epoch: { type: 'integer', minimum: 0 }, frame: frameSchema });
+  const result = {
+    type: 'object',
+    additionalProperties: false,
+    properties: { seq: seqSchema, status: { type: 'integer' }, error: { type: 'string' } },
+  };
+  app.post(
+    '/v1/e2ee/messages',
+    {
+      schema: routeSchema(
+        `Queue up to ${BATCH_MAX_MESSAGES} application messages (one group or several) in one request; each is checked and answered on its own, in order`,
+        {
+          body: obj({
+            messages: { type: 'array', minItems: 1, maxItems: BATCH_MAX_MESSAGES, items: item },
+          }),
+          response: obj({ results: { type: 'array', items: result } }),
+        },
+        {
+          body: {
+            messages: [
+              { group_id: shared.gidExample, epoch: 4, frame: shared.frameExample },
+              { group_id: shared.gidExample, epoch: 4, frame: shared.frameExample },
+            ],
+          },
+          response: { results: [{ seq: 1208 }, { seq: 1209 }] },
+        },
+      ),
+      config: shared.deviceOnly,
+      // A full batch of frames as base64, plus room for the JSON around them.
+      bodyLimit: Math.ceil(BATCH_MAX_BYTES / 3) * 4 + 64 * 1024,
+    },
+    async (request) => {
+      const caller = deviceOf(request);
+      const list = ((request.body ?? {}) as Body).messages;
+      if (!Array.isArray(list) || list.length === 0 || list.length > BATCH_MAX_MESSAGES)
+        throw new EnsealError(
+          ErrorCode.INVALID_ARGUMENT,
+          `messages must list 1 to ${BATCH_MAX_MESSAGES} messages`,
+        );
+      let bytes = 0;
+      const items = list.map((m: unknown, i) => {
+        const o = (typeof m === 'object' && m !== null ? m : {}) as Body;
+        const frame = frameField(`messages[${i}].frame`, o.frame);
+        bytes += frame.length;
+        if (bytes > BATCH_MAX_BYTES)
+          throw new EnsealError(
+            ErrorCode.INVALID_ARGUMENT,
+            `the frames of one batch must total at most ${BATCH_MAX_BYTES} bytes`,
+          );
+        return { gid: groupId(o.group_id), epoch: count(`messages[${i}].epoch`, o.epoch), frame };
+      });
+      // The plugin counted the request once; each further message counts too, before anything is queued.
+      if (rateCheck !== undefined)
+        for (let i = 1; i < items.length; i++) {
+          const r = await rateCheck(request);
+          if (!r.isAllowed && r.isExceeded === true)
+            throw new HttpError(429, 'rate limit exceeded; slow down');
+        }
+      const notify = new Map<string, E2eeMember>();
+      const refused: { gid: string; code: string }[] = [];
+      const ctx = ctxOf(request);
+      const results = await km.changeRecords('e2ee.messages', ctx, async (tx) => {
+        const groups = new Map<string, Awaited<ReturnType<typeof memberGroup>> | EnsealError>();
+        const out: BatchResult[] = [];
+        const accepted = new Set<string>();
+        const now = Date.now();
+        for (const { gid, epoch, frame } of items) {
+          // Looked up once per group and batch, but checked for every item: the roster is the group's.
+          let group = groups.get(gid);
+          if (group === undefined) {
+            try {
+              group = await memberGroup(tx, gid, caller);
+            } catch (err) {
+              if (!(err instanceof EnsealError)) throw err;
+              group = err;
+            }
+            groups.set(gid, group);
+          }
+          const refusal =
+            group instanceof EnsealError
+              ? group
+              : !inRoster(group.roster, caller)
+                ? noGroup()
+                : epoch > group.epoch
+                  ? new EnsealError(ErrorCode.INVALID_ARGUMENT, `epoch ${epoch} is ahead of the group's`)
+                  : undefined;
+          if (refusal !== undefined || group instanceof EnsealError) {
+            const e = refusal ?? noGroup();
+            refused.push({ gid, code: e.code });
+            out.push({ status: statusOf(e.code), error: `${e.code}: ${e.message}` });
+            continue;
+          }
+          const recipients = without(group.roster, caller);
+          for (const r of recipients) notify.set(`${r.user}/${r.device}`, r);
+          const seq = await tx.enqueueE2ee(
+            {
+              groupId: gid,
+              epoch,
+              kind: 'application',
+              sender: caller,
+              frame,
+              receivedAt: now,
+              expiresAt: expires(now),
+            },
+            recipients,
+          );
+          accepted.add(gid);
+          out.push({ seq });
+        }
+        return {
+          result: out,
+          detail: {
+            messages: items.length - refused.length,
+            refused: refused.length,
+            groups: [...accepted].join(','),
+          },
+        };
+      });
+      notifier.notify([...notify.values()]);
+      // Each refused item is a denial of its own, audited and counted as the single route's would be.
+      for (const r of refused) await km.recordDenied('e2ee.message', '', r.code, ctx);
+      return { results };
     },
   );
 }
