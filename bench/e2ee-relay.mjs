@@ -15,7 +15,7 @@
 // which step 5 is most).
 // Run `npm run build` first: benches import from dist/.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -716,8 +716,12 @@ try {
     const files = (existsSync(profileDir) ? readdirSync(profileDir) : []).filter((f) =>
       f.endsWith('.cpuprofile'),
     );
-    if (files.length > 0) summariseProfile(join(profileDir, files[0]));
-    else console.log('no server profile was written');
+    if (files.length > 0) {
+      summariseProfile(join(profileDir, files[0]));
+      // ENSEAL_BENCH_PROFILE_OUT=file keeps the profile (for a closer look in a profiler's viewer).
+      if (process.env.ENSEAL_BENCH_PROFILE_OUT)
+        copyFileSync(join(profileDir, files[0]), process.env.ENSEAL_BENCH_PROFILE_OUT);
+    } else console.log('no server profile was written');
   }
   rmSync(dir, { recursive: true, force: true });
 }
