@@ -112,6 +112,66 @@ describe('e2ee on PostgreSQL, two nodes', () => {
     expect(commits.body.commits).toHaveLength(1);
   });
 
+  it("batch sends on both nodes: per-item roster checks, seqs in order, each node answers the other node's", async () => {
+    if (!pg) return;
+    const at = alice.device('phone').token!;
+    const bt = bob.device('laptop').token!;
+    const both = newGroupId();
+    const bobs = newGroupId();
+    const roster = [
+      { user: 'alice', device: 'phone' },
+      { user: 'bob', device: 'laptop' },
+    ];
+    for (const [gid, r] of [
+      [both, roster],
+      [bobs, roster.slice(1)],
+    ] as const)
+      expect(
+        (await b('POST', '/v1/e2ee/groups', { token: bt, body: { group_id: gid, roster: r } })).status,
+      ).toBe(200);
+    const start = (await a('GET', '/v1/e2ee/inbox?after=0&wait=0', { token: at })).body.messages;
+    const after = start.length > 0 ? start[start.length - 1].seq : 0;
+    // Batches from both nodes at once; Alice's items for Bob's own group are refused on either node.
+    const replies = await Promise.all(
+      [a, b, a, b].map((node, k) =>
+        node('POST', '/v1/e2ee/messages', {
+          token: k % 2 ? bt : at,
+          body: {
+            messages: [
+              { group_id: both, epoch: 0, frame: frame(`${k}.0`) },
+              { group_id: bobs, epoch: 0, frame: frame(`${k}.x`) },
+              { group_id: both, epoch: 0, frame: frame(`${k}.1`) },
+            ],
+          },
+        }),
+      ),
+    );
+    for (const [k, r] of replies.entries()) {
+      expect(r.status, r.text).toBe(200);
+      const [x, y, z] = r.body.results;
+      expect(x.seq).toBeLessThan(z.seq);
+      if (k % 2 === 0) expect(y).toMatchObject({ status: 404 });
+      else expect(y.seq).toBeTypeOf('number');
+    }
+    const text = (m: { frame: string }) => {
+      const f = Buffer.from(m.frame, 'base64');
+      return f.subarray(4, 4 + f.readUInt32BE(0)).toString();
+    };
+    // Alice gets Bob's batches (both groups' items for her group only), on either node, in seq order.
+    for (const node of [a, b]) {
+      const got = (await node('GET', `/v1/e2ee/inbox?after=${after}&wait=0`, { token: at })).body.messages;
+      expect(got.map(text)).toEqual(
+        [replies[1]!, replies[3]!]
+          .flatMap((r, i) => [
+            { seq: r.body.results[0].seq, t: `${2 * i + 1}.0` },
+            { seq: r.body.results[2].seq, t: `${2 * i + 1}.1` },
+          ])
+          .sort((x, y) => x.seq - y.seq)
+          .map((x) => x.t),
+      );
+    }
+  });
+
   it('racing key-package claims never hand out the same package twice', async () => {
     if (!pg) return;
     const at = alice.device('phone').token!;
