@@ -546,12 +546,13 @@ export class PostgresStore implements Store {
           ],
         );
         const seq = num(r?.seq);
-        for (const d of recipients) {
+        // One statement for every recipient (one round trip per message, not one per device).
+        if (recipients.length > 0)
           await q(
-            'INSERT INTO e2ee_queue (user_id, device_id, seq) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
-            [d.user, d.device, seq],
+            `INSERT INTO e2ee_queue (user_id, device_id, seq)
+             SELECT u, d, $3 FROM unnest($1::text[], $2::text[]) AS t(u, d) ON CONFLICT DO NOTHING`,
+            [recipients.map((r) => r.user), recipients.map((r) => r.device), seq],
           );
-        }
         return seq;
       },
       async readE2eeInbox(member, after, now, limit) {

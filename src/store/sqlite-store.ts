@@ -50,6 +50,8 @@ export interface SqliteStoreOptions {
   syncAtCommit?: boolean;
 }
 
+/** Queue rows written by one INSERT (three parameters each, far below SQLite's limit). */
+const QUEUE_ROWS_PER_INSERT = 100;
 const MAX_BUSY_RETRIES = 20;
 
 /**
@@ -664,8 +666,13 @@ export class SqliteStore implements Store {
           m.expiresAt,
         );
         const seq = num(r?.seq);
-        const insert = stmt('INSERT OR IGNORE INTO e2ee_queue (user_id, device_id, seq) VALUES (?, ?, ?)');
-        for (const d of recipients) insert.run(d.user, d.device, seq);
+        // One statement per 100 recipients rather than one per recipient: this runs for every message.
+        for (let i = 0; i < recipients.length; i += QUEUE_ROWS_PER_INSERT) {
+          const part = recipients.slice(i, i + QUEUE_ROWS_PER_INSERT);
+          stmt(
+            `INSERT OR IGNORE INTO e2ee_queue (user_id, device_id, seq) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`,
+          ).run(part.flatMap((d) => [d.user, d.device, seq]));
+        }
         return seq;
       },
       async readE2eeInbox(member, after, now, limit) {
@@ -686,10 +693,13 @@ export class SqliteStore implements Store {
           member.device,
           upTo,
         ).map((r) => num(r.seq));
-        const orphan = stmt(
-          'DELETE FROM e2ee_messages WHERE seq = ? AND NOT EXISTS (SELECT 1 FROM e2ee_queue WHERE seq = ?)',
-        );
-        for (const seq of gone) orphan.run(seq, seq);
+        // The messages no queue refers to any more, in one statement.
+        if (gone.length > 0)
+          run(
+            `DELETE FROM e2ee_messages WHERE seq IN (SELECT value FROM json_each(?))
+             AND NOT EXISTS (SELECT 1 FROM e2ee_queue q WHERE q.seq = e2ee_messages.seq)`,
+            JSON.stringify(gone),
+          );
         return gone.length;
       },
       async expireE2ee(now) {

@@ -157,6 +157,35 @@ function contract(kind: string, factory: () => Promise<Store | undefined>) {
       expect(await store.transaction((tx) => tx.readE2eeInbox(bob, 0, 0, 100))).toEqual([]);
     });
 
+    t(
+      'queues: a message for 250 devices (more than one insert), a repeated recipient, acks of many seqs',
+      async () => {
+        const many = Array.from({ length: 250 }, (_, i) => ({ user: `u${i}`, device: 'd' }));
+        const seqs: number[] = [];
+        for (let k = 0; k < 3; k++)
+          seqs.push(
+            await store.transaction((tx) => tx.enqueueE2ee(message('g1', b(10 + k), 5), [...many, many[0]!])),
+          );
+        for (const d of [many[0]!, many[99]!, many[100]!, many[249]!]) {
+          const got = await store.transaction((tx) => tx.readE2eeInbox(d, seqs[0]! - 1, 0, 100));
+          expect(got.map((m) => [m.seq, m.frame[0]])).toEqual(seqs.map((s, k) => [s, 10 + k]));
+        }
+        // Every device but the last acks all three: the messages stay for the last one, then go with its ack.
+        for (const d of many.slice(0, -1))
+          expect(await store.transaction((tx) => tx.ackE2eeInbox(d, seqs[2]!))).toBe(3);
+        const last = many[249]!;
+        expect(
+          (await store.transaction((tx) => tx.readE2eeInbox(last, seqs[0]! - 1, 0, 100))).map((m) => m.seq),
+        ).toEqual(seqs);
+        expect(await store.transaction((tx) => tx.ackE2eeInbox(last, seqs[1]!))).toBe(2);
+        expect(await store.transaction((tx) => tx.ackE2eeInbox(last, seqs[2]!))).toBe(1);
+        // Nothing refers to them now: the messages themselves are gone (expiry, which alone would delete rows
+        // expiring at 5, finds none).
+        expect(await store.transaction((tx) => tx.readE2eeInbox(last, seqs[0]! - 1, 0, 100))).toEqual([]);
+        expect(await store.transaction((tx) => tx.expireE2ee(5))).toBe(0);
+      },
+    );
+
     t('blobs: chunks until complete, complete only with chunks 0..n-1, then read-only', async () => {
       const row = { blobId: 'b1', groupId: 'g1', owner: alice, createdAt: 1, expiresAt: 100 };
       expect(await store.transaction((tx) => tx.insertE2eeBlob(row))).toBe(true);
