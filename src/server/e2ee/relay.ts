@@ -476,9 +476,10 @@ export function registerRelayRoutes(
       );
       // Closing: this connection must not idle on (keep-alive) and hold the shutdown up.
       if (notifier.closed && request.raw.httpVersionMajor === 1) void reply.header('connection', 'close');
-      // Written here rather than by the schema's serializer, from the shared per-message text.
+      // Written here rather than by the schema's serializer, from the shared per-message text; as bytes, so
+      // the answer (often a megabyte) is encoded once and not measured again for its length.
       void reply.type('application/json; charset=utf-8');
-      return `{"messages":[${messages.map((m) => jsonCache.json(m)).join(',')}]}`;
+      return Buffer.from(`{"messages":[${messages.map((m) => jsonCache.json(m)).join(',')}]}`);
     },
   );
 
