@@ -101,7 +101,7 @@ async function readInbox(tx: StoreTransaction, caller: E2eeMember, after: number
   const rows: E2eeQueuedMessage[] = [];
   const now = Date.now();
   let bytes = 0;
-  for (let from = after; rows.length < INBOX_LIMIT; ) {
+  for (let from = after; rows.length < INBOX_LIMIT;) {
     const page = await tx.readE2eeInbox(caller, from, now, Math.min(INBOX_PAGE, INBOX_LIMIT - rows.length));
     for (const m of page) {
       rows.push(m);
