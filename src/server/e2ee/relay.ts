@@ -621,7 +621,7 @@ function registerMessageBatchRoute(
                   ? new EnsealError(ErrorCode.INVALID_ARGUMENT, `epoch ${epoch} is ahead of the group's`)
                   : undefined;
           if (refusal !== undefined || group instanceof EnsealError) {
-            const e = refusal ?? noGroup();
+            const e = refusal!; // set whenever the group is an error
             refused.push({ gid, code: e.code });
             out.push({ status: statusOf(e.code), error: `${e.code}: ${e.message}` });
             continue;
