@@ -82,6 +82,8 @@ export const ErrorCode = {
   E2EE_MLS_REJECTED: 'ERR_E2EE_MLS_REJECTED',
   /** Commits this device needs to reach a message's epoch were not delivered (dropped or withheld by the relay); the group state is unchanged. */
   E2EE_MISSING_COMMITS: 'ERR_E2EE_MISSING_COMMITS',
+  /** Application messages of a group member were not delivered (the sender's numbering has a hole): dropped by the relay. */
+  E2EE_MISSING_MESSAGES: 'ERR_E2EE_MISSING_MESSAGES',
   /** A credential, device or key is not vouched for by the key directory (unknown, revoked or badly signed). */
   E2EE_UNTRUSTED_IDENTITY: 'ERR_E2EE_UNTRUSTED_IDENTITY',
   /** The e2ee service refused a change that conflicts with its state: a stale epoch, a user or group that exists. */

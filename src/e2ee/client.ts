@@ -58,6 +58,15 @@ import {
   wrapFileKey,
   type ByteSource,
 } from './files.js';
+import {
+  checkDeliveryRecord,
+  newDeliveryRecord,
+  noteDelivery,
+  openGaps,
+  stillMissing,
+  type DeliveryRecord,
+  type OpenedGap,
+} from './delivery-gaps.js';
 import { decodeFrame, encodeFrame } from './frame.js';
 import {
   encodeDeviceRecord,
@@ -114,6 +123,24 @@ export type E2eeWarning =
       readonly groupId: string;
       readonly seq: number;
       readonly code: string;
+    }
+  | {
+      /** Messages of `sender` in `epoch` (indexes `from` to `to`) were not delivered: the relay dropped them. */
+      readonly kind: 'messages-missing';
+      readonly code: typeof ErrorCode.E2EE_MISSING_MESSAGES;
+      readonly groupId: string;
+      readonly sender: DeviceAddress;
+      readonly epoch: number;
+      readonly from: number;
+      readonly to: number;
+    }
+  | {
+      /** The relay named another sender than the one MLS authenticated; the event names the authenticated one. */
+      readonly kind: 'sender-mismatch';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly claimed: DeviceAddress;
+      readonly sender: DeviceAddress;
     };
 
 /** What {@link E2eeClient.sync} delivered. */
@@ -140,7 +167,17 @@ export type E2eeEvent =
       readonly sender: DeviceAddress;
       readonly file: SharedFile;
     }
-  | { readonly kind: 'rejected'; readonly groupId: string; readonly seq: number; readonly code: string };
+  | { readonly kind: 'rejected'; readonly groupId: string; readonly seq: number; readonly code: string }
+  | {
+      /** Application messages that were not delivered; see {@link E2eeWarning} `messages-missing`. */
+      readonly kind: 'missing';
+      readonly code: typeof ErrorCode.E2EE_MISSING_MESSAGES;
+      readonly groupId: string;
+      readonly sender: DeviceAddress;
+      readonly epoch: number;
+      readonly from: number;
+      readonly to: number;
+    };
 
 /** A file shared in a group, as its file message describes it. */
 export interface SharedFile {
@@ -223,8 +260,25 @@ function gidBytes(groupId: string | Uint8Array): Uint8Array {
   }
 }
 
+/**
+ * Where a message stands among its sender's (delivery-gaps.ts): `c` is its index in this epoch, `p` the sender's
+ * count for the last earlier epoch it sent in (on the first message of an epoch only).
+ */
+interface Sequence {
+  c?: number;
+  p?: [number, number];
+}
+
 /** The application payload inside an MLS message: a message or a file reference. */
-type Payload = { t: 'm'; d: string } | { t: 'f'; b: string; k: string; e: number; s: number; n: string };
+type Payload = Sequence &
+  ({ t: 'm'; d: string } | { t: 'f'; b: string; k: string; e: number; s: number; n: string });
+
+/** What a sender remembers of its own messages in a group, to number the next one. */
+interface SentJson {
+  epoch: number;
+  next: number;
+  previous?: [number, number];
+}
 
 function encodePayload(p: Payload): Uint8Array {
   return utf8Encode(JSON.stringify(p));
@@ -238,7 +292,12 @@ function decodePayload(bytes: Uint8Array): Payload {
     throw new EnsealError(ErrorCode.MALFORMED, 'group message: not a message of this client');
   }
   const o = p as Record<string, unknown>;
-  if (o?.t === 'm' && typeof o.d === 'string') return o as Payload;
+  const index = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0;
+  if (o?.c !== undefined && !index(o.c))
+    throw new EnsealError(ErrorCode.MALFORMED, 'group message: bad sequence number');
+  if (o?.p !== undefined && !(Array.isArray(o.p) && o.p.length === 2 && o.p.every(index)))
+    throw new EnsealError(ErrorCode.MALFORMED, 'group message: bad previous-epoch count');
+  if (o?.t === 'm' && typeof o.d === 'string') return o as unknown as Payload;
   if (
     o?.t === 'f' &&
     typeof o.b === 'string' &&
@@ -247,7 +306,7 @@ function decodePayload(bytes: Uint8Array): Payload {
     Number.isSafeInteger(o.s) &&
     typeof o.n === 'string'
   )
-    return o as Payload;
+    return o as unknown as Payload;
   throw new EnsealError(ErrorCode.MALFORMED, 'group message: not a message of this client');
 }
 
@@ -310,6 +369,7 @@ export class E2eeClient {
   readonly #contacts = new Map<string, Uint8Array>();
   readonly #onWarning: (w: E2eeWarning) => void;
   #token: { token: string; expiresAt: number } | undefined;
+  #openedGaps: { groupId: string; gap: OpenedGap }[] = [];
 
   private constructor(
     options: E2eeClientOptions,
@@ -724,7 +784,7 @@ export class E2eeClient {
     const groupId = randomBytes(32);
     const group = await this.mls.createGroup(groupId, await this.#newKeyPackage(false));
     await this.#authed((t) => this.api.createGroup(t, groupId, [this.address]));
-    const tx = this.state.transaction();
+    const tx = this.state.transaction().putJson(`recv/${gidName(groupId)}`, newDeliveryRecord(0));
     await this.#stage(tx, group);
     await tx.commit();
     return gidName(groupId);
@@ -910,9 +970,23 @@ export class E2eeClient {
     if (group.removed)
       throw new EnsealError(ErrorCode.INVALID_STATE, 'this device was removed from the group');
     const epoch = Number(group.epoch);
-    const { message, group: next } = await group.encrypt(encodePayload(payload));
-    // The sending ratchet moved: save it before the message leaves, so no key is ever used twice.
-    const tx = this.state.transaction();
+    const sentName = `sent/${gidName(groupId)}`;
+    const sent = await this.state.getJson<SentJson>(sentName);
+    let numbered: SentJson;
+    if (sent?.epoch === epoch) numbered = sent;
+    else {
+      const previous =
+        sent === undefined ? undefined : sent.next > 0 ? [sent.epoch, sent.next] : sent.previous;
+      numbered = { epoch, next: 0, ...(previous ? { previous: previous as [number, number] } : {}) };
+    }
+    const sequence: Sequence = {
+      c: numbered.next,
+      ...(numbered.next === 0 && numbered.previous ? { p: numbered.previous } : {}),
+    };
+    const { message, group: next } = await group.encrypt(encodePayload({ ...payload, ...sequence }));
+    // The sending ratchet and the message count moved: save them before the message leaves, so no key is
+    // ever used twice and no index is given twice.
+    const tx = this.state.transaction().putJson(sentName, { ...numbered, next: numbered.next + 1 });
     await this.#stage(tx, next);
     await tx.commit();
     return this.#authed((t) => this.api.postMessage(t, groupId, epoch, encodeFrame(message)));
@@ -965,6 +1039,16 @@ export class E2eeClient {
    */
   async process(messages: readonly InboxMessage[]): Promise<E2eeEvent[]> {
     const events: E2eeEvent[] = [];
+    this.#openedGaps = [];
+    try {
+      await this.#processAll(messages, events);
+    } finally {
+      events.push(...(await this.#missingEvents()));
+    }
+    return events;
+  }
+
+  async #processAll(messages: readonly InboxMessage[], events: E2eeEvent[]): Promise<void> {
     for (const m of messages) {
       try {
         const e = await this.#processInbox(m);
@@ -978,7 +1062,62 @@ export class E2eeClient {
         await this.state.transaction().putJson('cursor', { seq }).commit();
       }
     }
-    return events;
+  }
+
+  /** The delivery record of a group; a group joined before records existed starts at the current epoch. */
+  async #deliveryRecord(name: string, epoch: number): Promise<DeliveryRecord> {
+    const stored = await this.state.getJson<unknown>(`recv/${name}`);
+    return stored === undefined ? newDeliveryRecord(epoch) : checkDeliveryRecord(stored);
+  }
+
+  /** The gaps opened during one process() call that later messages of the same call did not close. */
+  async #missingEvents(): Promise<E2eeEvent[]> {
+    const out: E2eeEvent[] = [];
+    const opened = this.#openedGaps;
+    this.#openedGaps = [];
+    for (const { groupId, gap } of opened) {
+      const stored = await this.state.getJson<unknown>(`recv/${groupId}`);
+      if (stored === undefined) continue;
+      for (const [from, to] of stillMissing(checkDeliveryRecord(stored), gap)) {
+        const [user, device] = [
+          gap.sender.slice(0, gap.sender.indexOf('/')),
+          gap.sender.slice(gap.sender.indexOf('/') + 1),
+        ];
+        const missing = {
+          code: ErrorCode.E2EE_MISSING_MESSAGES,
+          groupId,
+          sender: { user, device },
+          epoch: gap.epoch,
+          from,
+          to,
+        };
+        out.push({ kind: 'missing', ...missing });
+        this.#onWarning({ kind: 'messages-missing', ...missing });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Application messages of a group that other members sent but the relay never delivered (as far as this
+   * device can tell: a message dropped after its sender's last delivered one shows only when the sender sends
+   * again).
+   */
+  async missingMessages(
+    groupIdText: string,
+  ): Promise<{ sender: DeviceAddress; epoch: number; from: number; to: number }[]> {
+    const name = gidName(gidBytes(groupIdText));
+    const stored = await this.state.getJson<unknown>(`recv/${name}`);
+    if (stored === undefined) return [];
+    return openGaps(checkDeliveryRecord(stored)).map((g) => {
+      const cut = g.sender.indexOf('/');
+      return {
+        sender: { user: g.sender.slice(0, cut), device: g.sender.slice(cut + 1) },
+        epoch: g.epoch,
+        from: g.from,
+        to: g.to,
+      };
+    });
   }
 
   async #processInbox(m: InboxMessage): Promise<E2eeEvent | undefined> {
@@ -1002,6 +1141,7 @@ export class E2eeClient {
         const tx = this.state.transaction();
         if (!kp.lastResort) tx.delete(kpName);
         cursor(tx);
+        tx.putJson(`recv/${name}`, newDeliveryRecord(Number(group.epoch)));
         await this.#stage(tx, group);
         await tx.commit();
         return { kind: 'joined', groupId: name, seq: m.seq };
@@ -1035,16 +1175,28 @@ export class E2eeClient {
       group = await this.#catchUp(groupId, group);
       if (m.epoch > Number(group.epoch)) throw missingCommits(name, Number(group.epoch), m.epoch);
     }
+    const epoch = Number(group.epoch);
     const result = await group.process(decodeFrame(m.frame));
     if (result.kind !== 'application')
       throw new EnsealError(ErrorCode.E2EE_MLS_REJECTED, 'expected an application message');
+    const sender = parseDeviceCredential(result.sender.identity);
+    if (sender === undefined)
+      throw new EnsealError(ErrorCode.E2EE_UNTRUSTED_IDENTITY, 'the sender has no device credential');
+    if (sender.user !== m.sender.user || sender.device !== m.sender.device)
+      this.#onWarning({ kind: 'sender-mismatch', groupId: name, seq: m.seq, claimed: m.sender, sender });
     const payload = decodePayload(result.plaintext);
     const tx = this.state.transaction();
     cursor(tx);
     await this.#stage(tx, result.group);
+    if (payload.c !== undefined) {
+      const record = await this.#deliveryRecord(name, epoch);
+      const opened = noteDelivery(record, `${sender.user}/${sender.device}`, epoch, payload.c, payload.p);
+      tx.putJson(`recv/${name}`, record);
+      for (const g of opened) this.#openedGaps.push({ groupId: name, gap: g });
+    }
     if (payload.t === 'm') {
       await tx.commit();
-      return { kind: 'message', groupId: name, seq: m.seq, sender: m.sender, data: base64Decode(payload.d) };
+      return { kind: 'message', groupId: name, seq: m.seq, sender, data: base64Decode(payload.d) };
     }
     // A file: unwrap its key now, while this epoch's wrapping key is at hand, and keep it sealed in the state.
     const file: SharedFile = { blobId: payload.b, epoch: payload.e, size: payload.s, name: payload.n };
@@ -1066,7 +1218,7 @@ export class E2eeClient {
     tx.putJson(`file/${payload.b}`, { key: b64(fileKey), ...file, groupId: name });
     wipe(fileKey);
     await tx.commit();
-    return { kind: 'file', groupId: name, seq: m.seq, sender: m.sender, file };
+    return { kind: 'file', groupId: name, seq: m.seq, sender, file };
   }
 
   // ------------------------------------------------------------------ files

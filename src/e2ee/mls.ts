@@ -55,6 +55,7 @@ import {
   type Commit,
 } from 'ts-mls';
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js';
+import { decryptSenderData } from 'ts-mls/privateMessage.js';
 import { makeKeyPackageRef, verifyKeyPackage } from 'ts-mls/keyPackage.js';
 import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import {
@@ -493,6 +494,11 @@ export type MlsIncoming =
       readonly kind: 'application';
       readonly plaintext: Uint8Array;
       readonly authenticatedData: Uint8Array;
+      /**
+       * The member that sent it, as MLS authenticated it (the leaf named in the sender data, whose signature key
+       * verified the message), never as the relay claims.
+       */
+      readonly sender: MlsMember;
       readonly group: MlsGroup;
     }
   | { readonly kind: 'commit'; readonly group: MlsGroup; readonly removed: boolean }
@@ -701,6 +707,7 @@ export class MlsGroup {
     if (!sameBytes(groupId, this.#state.groupContext.groupId)) throw rejected('message is for another group');
 
     const commit = await this.#peekCommit(msg);
+    const sender = await this.#applicationSender(msg);
     let refused: string | undefined;
     const callback: IncomingMessageCallback = (incoming) => {
       if (incoming.kind === 'commit' && commit !== undefined) {
@@ -719,12 +726,34 @@ export class MlsGroup {
     this.retire();
     wipe(...result.consumed);
     if (result.kind === 'applicationMessage') {
+      // processMessage verified the signature with the key of the leaf the sender data names, so that leaf is
+      // the sender; an application message is always private (RFC 9420 §6.2), so `sender` is set here.
+      if (sender === undefined) throw rejected('an application message must be a private message');
       const aad =
         msg.wireformat === 'mls_private_message' ? msg.privateMessage.authenticatedData : new Uint8Array(0);
-      return { kind: 'application', plaintext: result.message, authenticatedData: aad, group };
+      return { kind: 'application', plaintext: result.message, authenticatedData: aad, sender, group };
     }
     if (commit === undefined) return { kind: 'proposal', group };
     return { kind: 'commit', group, removed: group.removed };
+  }
+
+  /**
+   * The member named by a private application message's sender data (decrypted with the epoch's sender-data
+   * secret, which changes no state). Undefined for any other message.
+   */
+  async #applicationSender(msg: MLSMessage): Promise<MlsMember | undefined> {
+    if (msg.wireformat !== 'mls_private_message') return undefined;
+    const pm = msg.privateMessage;
+    if (pm.contentType !== 'application' || pm.epoch !== this.#state.groupContext.epoch) return undefined;
+    const data = await guarded('message', () =>
+      decryptSenderData(pm, this.#state.keySchedule.senderDataSecret, this.#client.cs),
+    );
+    if (data === undefined) throw rejected('the sender data does not decrypt');
+    const node = this.#state.ratchetTree[data.leafIndex * 2];
+    if (node?.nodeType !== 'leaf') throw rejected('the sender data names an empty leaf');
+    const id = identityOf(node.leaf.credential, node.leaf.signaturePublicKey);
+    if (id === undefined) throw rejected('the sender has no basic credential');
+    return { leafIndex: data.leafIndex, ...id };
   }
 
   /** Reads the Commit out of a handshake message without changing any state (decrypting a private one). */

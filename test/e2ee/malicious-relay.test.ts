@@ -2,8 +2,9 @@
  * A malicious relay, from where the client sees it: the real `enseal serve` behind a transport that rewrites
  * what the service answers (the position of a relay operator, or of anyone who took the service). It
  * substitutes a key package, adds a device the user never signed to the directory, drops commits (from the
- * inbox and from the catch-up route), and replays and reorders application messages. The client detects each
- * with a typed error and keeps its group state.
+ * inbox and from the catch-up route), drops application messages, names another member as a message's sender,
+ * and replays and reorders application messages. The client detects each with a typed error and keeps its
+ * group state.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -206,6 +207,124 @@ describe('a malicious relay is caught by the client', () => {
     expect(texts(events)).toEqual(['three', 'two', 'one']);
     expect(events.filter((e) => e.kind === 'rejected')).toEqual([
       expect.objectContaining({ code: ErrorCode.E2EE_MLS_REJECTED }),
+    ]);
+  });
+
+  /**
+   * A tamper that removes from an inbox, for good, the application messages whose delivery order `drop` picks
+   * (a relay that lost them: they never come again, whatever the cursor).
+   */
+  const dropApplication = (drop: (index: number) => boolean): Tamper => {
+    let index = 0;
+    const dropped = new Set<number>();
+    return {
+      response: (r, res) => {
+        if (!r.path.startsWith('/v1/e2ee/inbox?') || res.status !== 200) return res;
+        const body = json(res);
+        const kept = body.messages.filter((m: { kind: string; seq: number }) => {
+          if (m.kind !== 'application') return true;
+          if (!dropped.has(m.seq) && drop(index++)) dropped.add(m.seq);
+          return !dropped.has(m.seq);
+        });
+        return withJson(res, { ...body, messages: kept });
+      },
+    };
+  };
+
+  it('drops an application message: the rest are read, the hole is ERR_E2EE_MISSING_MESSAGES', async () => {
+    const alice = await user('alice-gap');
+    const bob = await user('bob-gap');
+    const warnings: unknown[] = [];
+    const bobWatched = await E2eeClient.open({
+      transport: bob.relay,
+      state: bob.client.state,
+      onWarning: (w) => warnings.push(w),
+    });
+    const gid = await alice.client.createGroup();
+    await alice.client.addMembers(gid, ['bob-gap']);
+    await bobWatched.sync();
+    const epoch = (await alice.client.epochAuthenticator(gid)).epoch;
+    for (const m of ['one', 'two', 'three']) await alice.client.send(gid, utf8Encode(m));
+    bob.relay.tamper = dropApplication((i) => i === 1);
+    const events = await bobWatched.sync();
+    bob.relay.tamper = {};
+    expect(bob.relay.rewrites).toBeGreaterThan(0);
+    expect(texts(events)).toEqual(['one', 'three']);
+    const missing = {
+      code: ErrorCode.E2EE_MISSING_MESSAGES,
+      groupId: gid,
+      sender: { user: 'alice-gap', device: 'd1' },
+      epoch,
+      from: 1,
+      to: 1,
+    };
+    expect(events.filter((e) => e.kind === 'missing')).toEqual([{ kind: 'missing', ...missing }]);
+    expect(warnings).toEqual([{ kind: 'messages-missing', ...missing }]);
+    expect(await bobWatched.missingMessages(gid)).toEqual([
+      { sender: missing.sender, epoch, from: 1, to: 1 },
+    ]);
+  });
+
+  it('drops the last message of an epoch: caught at the sender’s first message of a later epoch', async () => {
+    const alice = await user('alice-tail');
+    const bob = await user('bob-tail');
+    const gid = await alice.client.createGroup();
+    await alice.client.addMembers(gid, ['bob-tail']);
+    await bob.client.sync();
+    const epoch = (await alice.client.epochAuthenticator(gid)).epoch;
+    await alice.client.send(gid, utf8Encode('kept'));
+    await alice.client.send(gid, utf8Encode('dropped'));
+    bob.relay.tamper = dropApplication((i) => i === 1);
+    const first = await bob.client.sync();
+    expect(texts(first)).toEqual(['kept']);
+    expect(first.filter((e) => e.kind === 'missing')).toEqual([]); // nothing to compare with yet
+
+    await alice.client.updateKeys(gid);
+    await alice.client.send(gid, utf8Encode('next epoch'));
+    const later = await bob.client.sync();
+    bob.relay.tamper = {};
+    expect(bob.relay.rewrites).toBeGreaterThan(0);
+    expect(texts(later)).toEqual(['next epoch']);
+    expect(later.filter((e) => e.kind === 'missing')).toEqual([
+      expect.objectContaining({ sender: { user: 'alice-tail', device: 'd1' }, epoch, from: 1, to: 1 }),
+    ]);
+  });
+
+  it('names carol as the sender of alice’s message: the event names alice, and a warning says so', async () => {
+    const alice = await user('alice-who');
+    const bob = await user('bob-who');
+    await user('carol-who');
+    const gid = await alice.client.createGroup();
+    await alice.client.addMembers(gid, ['bob-who', 'carol-who']);
+    const warnings: { kind: string }[] = [];
+    const bobWatched = await E2eeClient.open({
+      transport: bob.relay,
+      state: bob.client.state,
+      onWarning: (w) => warnings.push(w),
+    });
+    await bobWatched.sync();
+    await alice.client.send(gid, utf8Encode('from alice'));
+    bob.relay.tamper = {
+      response: (r, res) => {
+        if (!r.path.startsWith('/v1/e2ee/inbox?') || res.status !== 200) return res;
+        const body = json(res);
+        const messages = body.messages.map((m: { kind: string }) =>
+          m.kind === 'application' ? { ...m, sender: { user: 'carol-who', device: 'd1' } } : m,
+        );
+        return withJson(res, { ...body, messages });
+      },
+    };
+    const events = await bobWatched.sync();
+    bob.relay.tamper = {};
+    expect(bob.relay.rewrites).toBeGreaterThan(0);
+    const message = events.find((e) => e.kind === 'message');
+    expect(message).toMatchObject({ sender: { user: 'alice-who', device: 'd1' } });
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        kind: 'sender-mismatch',
+        claimed: { user: 'carol-who', device: 'd1' },
+        sender: { user: 'alice-who', device: 'd1' },
+      }),
     ]);
   });
 });
