@@ -20,6 +20,7 @@ import {
   base64Decode,
   base64Encode,
   base64UrlEncode,
+  concatBytes,
   constantTimeEqual,
   hexEncode,
   invalidArgument,
@@ -169,6 +170,14 @@ export type E2eeEvent =
     }
   | { readonly kind: 'rejected'; readonly groupId: string; readonly seq: number; readonly code: string }
   | {
+      /** Past messages of a group this device just joined, shared by the member that added it. */
+      readonly kind: 'history';
+      readonly groupId: string;
+      readonly seq: number;
+      readonly sender: DeviceAddress;
+      readonly entries: readonly HistoryEntry[];
+    }
+  | {
       /** Application messages that were not delivered; see {@link E2eeWarning} `messages-missing`. */
       readonly kind: 'missing';
       readonly code: typeof ErrorCode.E2EE_MISSING_MESSAGES;
@@ -271,7 +280,80 @@ interface Sequence {
 
 /** The application payload inside an MLS message: a message or a file reference. */
 type Payload = Sequence &
-  ({ t: 'm'; d: string } | { t: 'f'; b: string; k: string; e: number; s: number; n: string });
+  (
+    | { t: 'm'; d: string }
+    | { t: 'f'; b: string; k: string; e: number; s: number; n: string }
+    | { t: 'h'; b: string; k: string; e: number; s: number; n: number }
+  );
+
+/** Past messages kept per group for sharing with newcomers (groups created with `history: 'shared'`). */
+export const HISTORY_KEPT = 1000;
+/** The largest history bundle a newcomer reads (its ciphertext), so a member cannot make others fetch gigabytes. */
+const HISTORY_BUNDLE_MAX = 16 * 1024 * 1024;
+
+/** One past message of a group, as this device keeps it (sealed in its state). */
+interface HistoryJson {
+  u: string;
+  d: string;
+  e: number;
+  at: number;
+  m?: string;
+  f?: { b: string; e: number; s: number; n: string; k?: string };
+  by?: DeviceAddress;
+}
+
+/** A message of a group's past, from {@link E2eeClient.history} or a `history` event. */
+export interface HistoryEntry {
+  /** Who sent it: MLS-authenticated when this device received it; the sharer's word when `sharedBy` is set. */
+  readonly sender: DeviceAddress;
+  readonly epoch: number;
+  /** When this device (or the sharer) received or sent it, POSIX milliseconds. */
+  readonly at: number;
+  readonly data?: Uint8Array;
+  readonly file?: SharedFile;
+  /** The member that shared it with this device in a history bundle. */
+  readonly sharedBy?: DeviceAddress;
+}
+
+function historyEntry(h: HistoryJson): HistoryEntry {
+  return {
+    sender: { user: h.u, device: h.d },
+    epoch: h.e,
+    at: h.at,
+    ...(h.m === undefined ? {} : { data: base64Decode(h.m) }),
+    ...(h.f === undefined ? {} : { file: { blobId: h.f.b, epoch: h.f.e, size: h.f.s, name: h.f.n } }),
+    ...(h.by === undefined ? {} : { sharedBy: h.by }),
+  };
+}
+
+/**
+ * Checks one entry of a history bundle (another member wrote it: every field is checked).
+ * @internal exported for tests
+ */
+export function checkHistoryJson(value: unknown): HistoryJson {
+  const h = value as HistoryJson;
+  const text = (v: unknown, max: number) => typeof v === 'string' && v.length > 0 && v.length <= max;
+  const int = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+  const ok =
+    typeof h === 'object' &&
+    h !== null &&
+    text(h.u, 255) &&
+    text(h.d, 255) &&
+    int(h.e) &&
+    int(h.at) &&
+    (h.m === undefined || typeof h.m === 'string') &&
+    (h.f === undefined ||
+      (typeof h.f === 'object' &&
+        h.f !== null &&
+        text(h.f.b, 128) &&
+        int(h.f.e) &&
+        int(h.f.s) &&
+        typeof h.f.n === 'string' &&
+        (h.f.k === undefined || typeof h.f.k === 'string'))) &&
+    (h.m !== undefined) !== (h.f !== undefined);
+  if (!ok) throw new EnsealError(ErrorCode.MALFORMED, 'history bundle: an entry is malformed');
+  return h;
+}
 
 /** What a sender remembers of its own messages in a group, to number the next one. */
 interface SentJson {
@@ -298,6 +380,15 @@ function decodePayload(bytes: Uint8Array): Payload {
   if (o?.p !== undefined && !(Array.isArray(o.p) && o.p.length === 2 && o.p.every(index)))
     throw new EnsealError(ErrorCode.MALFORMED, 'group message: bad previous-epoch count');
   if (o?.t === 'm' && typeof o.d === 'string') return o as unknown as Payload;
+  if (
+    o?.t === 'h' &&
+    typeof o.b === 'string' &&
+    typeof o.k === 'string' &&
+    Number.isSafeInteger(o.e) &&
+    Number.isSafeInteger(o.s) &&
+    Number.isSafeInteger(o.n)
+  )
+    return o as unknown as Payload;
   if (
     o?.t === 'f' &&
     typeof o.b === 'string' &&
@@ -779,10 +870,17 @@ export class E2eeClient {
     return out;
   }
 
-  /** Creates a group with this device as its only member; returns its id (base64url). */
-  async createGroup(): Promise<string> {
+  /**
+   * Creates a group with this device as its only member; returns its id (base64url). With `history: 'shared'`
+   * the group's MLS context says that members keep past messages (sealed in their state, at most
+   * {@link HISTORY_KEPT}) and share them with members they add; every member sees that setting, and it cannot be
+   * changed later. The default keeps no history: a newcomer reads only what is sent after it joined.
+   */
+  async createGroup(options: { history?: 'shared' | 'none' } = {}): Promise<string> {
     const groupId = randomBytes(32);
-    const group = await this.mls.createGroup(groupId, await this.#newKeyPackage(false));
+    const group = await this.mls.createGroup(groupId, await this.#newKeyPackage(false), {
+      sharedHistory: options.history === 'shared',
+    });
     await this.#authed((t) => this.api.createGroup(t, groupId, [this.address]));
     const tx = this.state.transaction().putJson(`recv/${gidName(groupId)}`, newDeliveryRecord(0));
     await this.#stage(tx, group);
@@ -901,7 +999,7 @@ export class E2eeClient {
   async addMembers(groupIdText: string, users: readonly string[]): Promise<number> {
     const groupId = gidBytes(groupIdText);
     let added = 0;
-    await this.#commit(groupId, async (group) => {
+    const next = await this.#commit(groupId, async (group) => {
       const present = new Set(this.#roster(group).map((a) => `${a.user}/${a.device}`));
       const packages: Uint8Array[] = [];
       const recipients: DeviceAddress[] = [];
@@ -929,7 +1027,74 @@ export class E2eeClient {
       if (packages.length === 0) return undefined;
       return { pending: await group.addMembers(packages), recipients };
     });
+    if (added > 0 && next?.sharedHistory === true) await this.#shareHistory(groupId, next);
     return added;
+  }
+
+  /**
+   * Sends this device's history of a group to everyone in its current epoch: the entries (file keys included) in
+   * one blob under a fresh key, wrapped under this epoch's exporter secret, so only the members of this epoch,
+   * the newcomers among them, can open it. The relay sees one more blob.
+   */
+  async #shareHistory(groupId: Uint8Array, group: MlsGroup): Promise<void> {
+    const name = gidName(groupId);
+    const entries: HistoryJson[] = [];
+    for (const rec of await this.state.list(`hist/${name}/`)) {
+      const h = await this.state.getJson<HistoryJson>(rec);
+      if (h === undefined) continue;
+      if (h.f !== undefined) {
+        const file = await this.state.getJson<{ key: string }>(`file/${h.f.b}`);
+        if (file === undefined) continue; // its key is gone: nobody could open it
+        entries.push({ ...h, f: { ...h.f, k: file.key } });
+      } else entries.push(h);
+    }
+    if (entries.length === 0) return;
+    const epoch = Number(group.epoch);
+    const bundle = utf8Encode(JSON.stringify(entries));
+    const { blobId, size, fileKey } = await this.#uploadBlob(groupId, [bundle]);
+    const wrapKey = await group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32);
+    try {
+      const wrapped = wrapFileKey(wrapKey, fileKey, { groupId, epoch, blobId, size });
+      await this.#sendPayload(groupId, {
+        t: 'h',
+        b: blobId,
+        k: b64(wrapped),
+        e: epoch,
+        s: size,
+        n: entries.length,
+      });
+    } finally {
+      wipe(fileKey, wrapKey);
+      wipe(bundle);
+    }
+  }
+
+  /** The past messages of a group this device keeps (groups with shared history only), oldest first. */
+  async history(groupIdText: string): Promise<HistoryEntry[]> {
+    const name = gidName(gidBytes(groupIdText));
+    const out: HistoryEntry[] = [];
+    for (const rec of await this.state.list(`hist/${name}/`)) {
+      const h = await this.state.getJson<HistoryJson>(rec);
+      if (h !== undefined) out.push(historyEntry(h));
+    }
+    return out;
+  }
+
+  /** Adds entries to a group's kept history in `tx`, dropping the oldest beyond {@link HISTORY_KEPT}. */
+  async #keepHistory(tx: StateTransaction, name: string, entries: readonly HistoryJson[]): Promise<void> {
+    const counter = (await this.state.getJson<{ first: number; next: number }>(`histc/${name}`)) ?? {
+      first: 0,
+      next: 0,
+    };
+    for (const h of entries) {
+      tx.putJson(`hist/${name}/${String(counter.next).padStart(12, '0')}`, h);
+      counter.next++;
+    }
+    while (counter.next - counter.first > HISTORY_KEPT) {
+      tx.delete(`hist/${name}/${String(counter.first).padStart(12, '0')}`);
+      counter.first++;
+    }
+    tx.putJson(`histc/${name}`, counter);
   }
 
   /** Removes users (all their devices) or single devices (`user/device`) from a group. */
@@ -988,6 +1153,21 @@ export class E2eeClient {
     // ever used twice and no index is given twice.
     const tx = this.state.transaction().putJson(sentName, { ...numbered, next: numbered.next + 1 });
     await this.#stage(tx, next);
+    if (group.sharedHistory && payload.t !== 'h') {
+      const own = this.address;
+      const at = Date.now();
+      await this.#keepHistory(tx, gidName(groupId), [
+        payload.t === 'm'
+          ? { u: own.user, d: own.device, e: epoch, at, m: payload.d }
+          : {
+              u: own.user,
+              d: own.device,
+              e: epoch,
+              at,
+              f: { b: payload.b, e: payload.e, s: payload.s, n: payload.n },
+            },
+      ]);
+    }
     await tx.commit();
     return this.#authed((t) => this.api.postMessage(t, groupId, epoch, encodeFrame(message)));
   }
@@ -1194,9 +1374,21 @@ export class E2eeClient {
       tx.putJson(`recv/${name}`, record);
       for (const g of opened) this.#openedGaps.push({ groupId: name, gap: g });
     }
+    const shared = result.group.sharedHistory;
     if (payload.t === 'm') {
+      if (shared)
+        await this.#keepHistory(tx, name, [
+          { u: sender.user, d: sender.device, e: epoch, at: Date.now(), m: payload.d },
+        ]);
       await tx.commit();
       return { kind: 'message', groupId: name, seq: m.seq, sender, data: base64Decode(payload.d) };
+    }
+    if (payload.t === 'h') {
+      const entries = await this.#importHistory(tx, groupId, result.group, epoch, payload, sender);
+      await tx.commit();
+      return entries === undefined
+        ? undefined
+        : { kind: 'history', groupId: name, seq: m.seq, sender, entries };
     }
     // A file: unwrap its key now, while this epoch's wrapping key is at hand, and keep it sealed in the state.
     const file: SharedFile = { blobId: payload.b, epoch: payload.e, size: payload.s, name: payload.n };
@@ -1217,22 +1409,97 @@ export class E2eeClient {
     });
     tx.putJson(`file/${payload.b}`, { key: b64(fileKey), ...file, groupId: name });
     wipe(fileKey);
+    if (shared)
+      await this.#keepHistory(tx, name, [
+        {
+          u: sender.user,
+          d: sender.device,
+          e: epoch,
+          at: Date.now(),
+          f: { b: file.blobId, e: file.epoch, s: file.size, n: file.name },
+        },
+      ]);
     await tx.commit();
     return { kind: 'file', groupId: name, seq: m.seq, sender, file };
   }
 
+  /**
+   * Reads a history bundle into `tx`, when it is meant for this device: the group shares history (its MLS
+   * context says so, whatever the relay claims) and this device joined in the bundle's epoch. Members who were
+   * there before ignore it (undefined). The bundle is fetched and checked before anything is saved, so a failed
+   * fetch leaves the message to be processed again.
+   */
+  async #importHistory(
+    tx: StateTransaction,
+    groupId: Uint8Array,
+    group: MlsGroup,
+    epoch: number,
+    payload: { b: string; k: string; e: number; s: number; n: number },
+    sender: DeviceAddress,
+  ): Promise<HistoryEntry[] | undefined> {
+    const name = gidName(groupId);
+    if (!group.sharedHistory)
+      throw new EnsealError(ErrorCode.E2EE_MLS_REJECTED, 'a history bundle in a group that keeps no history');
+    const record = await this.#deliveryRecord(name, epoch);
+    if (payload.e !== epoch || record.since !== epoch) return undefined;
+    if (payload.s > HISTORY_BUNDLE_MAX)
+      throw new EnsealError(ErrorCode.MALFORMED, 'history bundle: larger than this client reads');
+    const wrapKey = await group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32);
+    const key = unwrapFileKey(wrapKey, base64Decode(payload.k), {
+      groupId,
+      epoch,
+      blobId: payload.b,
+      size: payload.s,
+    });
+    wipe(wrapKey);
+    const parts: Uint8Array[] = [];
+    try {
+      for await (const part of this.#readBlob(payload.b, key, payload.s)) parts.push(part);
+    } finally {
+      wipe(key);
+    }
+    const bytes = concatBytes(...parts);
+    wipe(...parts);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(utf8Decode(bytes));
+    } catch {
+      throw new EnsealError(ErrorCode.MALFORMED, 'history bundle: not a history bundle');
+    } finally {
+      wipe(bytes);
+    }
+    if (!Array.isArray(raw) || raw.length > HISTORY_KEPT || raw.length !== payload.n)
+      throw new EnsealError(ErrorCode.MALFORMED, 'history bundle: wrong number of entries');
+    const kept: HistoryJson[] = [];
+    for (const value of raw) {
+      const h = checkHistoryJson(value);
+      const entry: HistoryJson = { u: h.u, d: h.d, e: h.e, at: h.at, by: sender };
+      if (h.m !== undefined) entry.m = h.m;
+      if (h.f !== undefined) {
+        entry.f = { b: h.f.b, e: h.f.e, s: h.f.s, n: h.f.n };
+        if (h.f.k !== undefined && (await this.state.get(`file/${h.f.b}`)) === undefined)
+          tx.putJson(`file/${h.f.b}`, {
+            key: h.f.k,
+            blobId: h.f.b,
+            epoch: h.f.e,
+            size: h.f.s,
+            name: h.f.n,
+            groupId: name,
+          });
+      }
+      kept.push(entry);
+    }
+    await this.#keepHistory(tx, name, kept);
+    return kept.map(historyEntry);
+  }
+
   // ------------------------------------------------------------------ files
 
-  /**
-   * Shares a file in a group, streamed in constant memory: a fresh file key seals it in age STREAM chunks that are
-   * uploaded as relay blob parts, and the key, wrapped under the current epoch's exported secret, goes to the
-   * group in a file message. Members removed before this epoch cannot open it.
-   */
-  async shareFile(groupIdText: string, source: ByteSource, name = ''): Promise<SharedFile> {
-    const groupId = gidBytes(groupIdText);
-    const group = await this.#catchUp(groupId, await this.#loadGroup(groupId));
-    const epoch = Number(group.epoch);
-    const wrapKey = await group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32);
+  /** Seals `source` under a fresh file key into a new blob of the group; the caller wipes the key. */
+  async #uploadBlob(
+    groupId: Uint8Array,
+    source: ByteSource,
+  ): Promise<{ blobId: string; size: number; fileKey: Uint8Array }> {
     const fileKey = generateFileKey();
     try {
       const blobId = await this.#authed((t) => this.api.createBlob(t, groupId));
@@ -1244,6 +1511,46 @@ export class E2eeClient {
         size += part.length;
       }
       await this.#authed((t) => this.api.completeBlob(t, blobId, n));
+      return { blobId, size, fileKey };
+    } catch (err) {
+      wipe(fileKey);
+      throw err;
+    }
+  }
+
+  /** A blob's plaintext, streamed and verified, given its key and expected ciphertext size. */
+  async *#readBlob(blobId: string, key: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+    const info = await this.#authed((t) => this.api.blobInfo(t, blobId));
+    const api = this.api;
+    const authed = this.#authed.bind(this);
+    async function* parts(): AsyncGenerator<Uint8Array> {
+      let total = 0;
+      for (let n = 0; n < info.chunks; n++) {
+        const part = await authed((t) => api.getChunk(t, blobId, n));
+        total += part.length;
+        if (total > size) break;
+        yield part;
+      }
+      if (total !== size) throw new EnsealError(ErrorCode.DECRYPT_FAILED, 'decryption failed');
+    }
+    yield* decryptFileStream(key, parts());
+  }
+
+  /**
+   * Shares a file in a group, streamed in constant memory: a fresh file key seals it in age STREAM chunks that are
+   * uploaded as relay blob parts, and the key, wrapped under the current epoch's exported secret, goes to the
+   * group in a file message. Members removed before this epoch cannot open it.
+   */
+  async shareFile(groupIdText: string, source: ByteSource, name = ''): Promise<SharedFile> {
+    const groupId = gidBytes(groupIdText);
+    const group = await this.#catchUp(groupId, await this.#loadGroup(groupId));
+    const epoch = Number(group.epoch);
+    const wrapKey = await group.exportSecret(FILE_EXPORTER_LABEL, new Uint8Array(0), 32);
+    let fileKey: Uint8Array | undefined;
+    try {
+      const uploaded = await this.#uploadBlob(groupId, source);
+      fileKey = uploaded.fileKey;
+      const { blobId, size } = uploaded;
       const wrapped = wrapFileKey(wrapKey, fileKey, { groupId, epoch, blobId, size });
       const file: SharedFile = { blobId, epoch, size, name };
       await this.state
@@ -1253,7 +1560,8 @@ export class E2eeClient {
       await this.#sendPayload(groupId, { t: 'f', b: blobId, k: b64(wrapped), e: epoch, s: size, n: name });
       return file;
     } finally {
-      wipe(fileKey, wrapKey);
+      wipe(wrapKey);
+      if (fileKey) wipe(fileKey);
     }
   }
 
@@ -1263,20 +1571,8 @@ export class E2eeClient {
     if (rec === undefined)
       throw new EnsealError(ErrorCode.KEY_NOT_FOUND, 'no key for that file on this device');
     const key = base64Decode(rec.key);
-    const info = await this.#authed((t) => this.api.blobInfo(t, blobId));
-    const api = this.api;
-    const authed = this.#authed.bind(this);
-    async function* parts(): AsyncGenerator<Uint8Array> {
-      let total = 0;
-      for (let n = 0; n < info.chunks; n++) {
-        const part = await authed((t) => api.getChunk(t, blobId, n));
-        total += part.length;
-        yield part;
-      }
-      if (total !== rec!.size) throw new EnsealError(ErrorCode.DECRYPT_FAILED, 'decryption failed');
-    }
     try {
-      yield* decryptFileStream(key, parts());
+      yield* this.#readBlob(blobId, key, rec.size);
     } finally {
       wipe(key);
     }

@@ -66,6 +66,7 @@ export {
 } from './cosignature.js';
 export {
   LAST_RESORT_EXTENSION,
+  SHARED_HISTORY_EXTENSION,
   MLS_MAX_MESSAGE_BYTES,
   MLS_MAX_STATE_BYTES,
   MlsClient,
@@ -213,6 +214,7 @@ export {
 } from './recovery.js';
 export {
   E2eeClient,
+  HISTORY_KEPT,
   KEY_PACKAGE_LOW_WATER,
   KEY_PACKAGE_TARGET,
   formatDeviceRequest,
@@ -221,5 +223,6 @@ export {
   type E2eeClientOptions,
   type E2eeEvent,
   type E2eeWarning,
+  type HistoryEntry,
   type SharedFile,
 } from './client.js';

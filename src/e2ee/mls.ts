@@ -80,6 +80,12 @@ export type MlsSuite = (typeof MlsSuite)[keyof typeof MlsSuite];
 
 /** The extension type of `last_resort` key packages (the MLS extensions registry, 0x000A). */
 export const LAST_RESORT_EXTENSION = 0x000a;
+/**
+ * A group context extension of this client (private-use range, RFC 9420 §17.3): present with the byte 1 when
+ * the group lets members share past messages with members who join later. Being in the group context, every
+ * member agrees on it, and no relay can switch it on. Every key package of this client lists it as supported.
+ */
+export const SHARED_HISTORY_EXTENSION = 0xf0a1;
 
 /** Default upper bound on a decoded MLS message or welcome. */
 export const MLS_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
@@ -262,6 +268,7 @@ export class MlsClient {
     }
     const now = BigInt(Math.floor(Date.now() / 1000));
     const capabilities = defaultCapabilities();
+    capabilities.extensions = [...capabilities.extensions, SHARED_HISTORY_EXTENSION];
     if (lastResort && !capabilities.extensions.includes(LAST_RESORT_EXTENSION)) {
       capabilities.extensions = [...capabilities.extensions, LAST_RESORT_EXTENSION];
     }
@@ -354,8 +361,12 @@ export class MlsClient {
     };
   }
 
-  /** Creates a one-member group. */
-  async createGroup(groupId: Uint8Array, keyPackage: MlsKeyPackage): Promise<MlsGroup> {
+  /** Creates a one-member group; `sharedHistory` sets {@link SHARED_HISTORY_EXTENSION} in its context. */
+  async createGroup(
+    groupId: Uint8Array,
+    keyPackage: MlsKeyPackage,
+    options: { sharedHistory?: boolean } = {},
+  ): Promise<MlsGroup> {
     if (!(groupId instanceof Uint8Array) || groupId.length === 0 || groupId.length > 255) {
       throw invalidArgument('groupId', 'must be 1 to 255 bytes');
     }
@@ -364,7 +375,9 @@ export class MlsClient {
         groupId,
         keyPackage.secret.publicPackage,
         keyPackage.secret.privatePackage,
-        [],
+        options.sharedHistory === true
+          ? [{ extensionType: SHARED_HISTORY_EXTENSION, extensionData: new Uint8Array([1]) }]
+          : [],
         this.cs,
         this.config,
       ),
@@ -557,6 +570,16 @@ export class MlsGroup {
   }
 
   /** Members whose credential the directory no longer vouches for (only after decodeGroup with allowUntrusted). */
+  /** Whether the group context lets members share past messages with newcomers ({@link SHARED_HISTORY_EXTENSION}). */
+  get sharedHistory(): boolean {
+    return this.#state.groupContext.extensions.some(
+      (e) =>
+        e.extensionType === SHARED_HISTORY_EXTENSION &&
+        e.extensionData.length === 1 &&
+        e.extensionData[0] === 1,
+    );
+  }
+
   untrustedMembers(): readonly number[] {
     return this.untrusted;
   }
