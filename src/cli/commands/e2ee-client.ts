@@ -148,6 +148,13 @@ async function withClient<T>(flags: Flags, work: (c: E2eeClient) => Promise<T>):
 
 function eventJson(e: E2eeEvent): Record<string, unknown> {
   if (e.kind === 'message') return { ...e, data: base64Encode(e.data), text: printable(e.data) };
+  if (e.kind === 'history')
+    return {
+      ...e,
+      entries: e.entries.map((h) =>
+        h.data === undefined ? { ...h } : { ...h, data: base64Encode(h.data), text: printable(h.data) },
+      ),
+    };
   return { ...e };
 }
 
@@ -272,12 +279,17 @@ export function registerE2eeClient(e2ee: Command): void {
     });
 
   const group = e2ee.command('group').description('Groups');
-  withCommon(group.command('create').description('Create a group; prints its id')).action(
-    async (flags: Flags) => {
-      const id = await withClient(flags, (c) => c.createGroup());
+  withCommon(group.command('create').description('Create a group; prints its id'))
+    .option(
+      '--shared-history',
+      'members keep past messages and share them with members added later (fixed at creation)',
+    )
+    .action(async (flags: Flags & { sharedHistory?: boolean }) => {
+      const id = await withClient(flags, (c) =>
+        c.createGroup({ history: flags.sharedHistory === true ? 'shared' : 'none' }),
+      );
       await output(flags, { group: id }, id);
-    },
-  );
+    });
   withCommon(group.command('list').description('Groups this device is in')).action(async (flags: Flags) => {
     const ids = await withClient(flags, (c) => c.groups());
     await output(flags, { groups: ids }, ids.join('\n'));
@@ -321,7 +333,11 @@ export function registerE2eeClient(e2ee: Command): void {
             ? `${e.groupId} ${e.sender.user}/${e.sender.device}: ${printable(e.data) ?? base64Encode(e.data)}`
             : e.kind === 'file'
               ? `${e.groupId} ${e.sender.user}/${e.sender.device}: file ${e.file.name} (${e.file.blobId})`
-              : `${e.groupId} ${e.kind}`,
+              : e.kind === 'history'
+                ? `${e.groupId} history from ${e.sender.user}/${e.sender.device}: ${e.entries.length} past messages`
+                : e.kind === 'missing'
+                  ? `${e.groupId} ${e.code}: messages ${e.from}–${e.to} of ${e.sender.user}/${e.sender.device} (epoch ${e.epoch}) were not delivered`
+                  : `${e.groupId} ${e.kind}`,
         )
         .join('\n');
       await output(flags, { events: events.map(eventJson) }, text);
