@@ -167,13 +167,12 @@ export class StateTransaction {
   async commit(): Promise<void> {
     if (this.empty) return;
     const sealed = new Map<string, Uint8Array>();
-    try {
-      for (const [name, value] of this.#puts) sealed.set(name, await this.#state.seal(name, value));
-    } finally {
-      for (const value of this.#puts.values()) wipe(value);
-      this.#puts.clear();
-    }
+    for (const [name, value] of this.#puts) sealed.set(name, await this.#state.seal(name, value));
     await this.#state.backend.commit(sealed, [...this.#deletes]);
+    // Written: forget the plaintext. A failed commit keeps it, so the same transaction can be retried.
+    for (const value of this.#puts.values()) wipe(value);
+    this.#puts.clear();
+    this.#deletes.clear();
   }
 }
 
