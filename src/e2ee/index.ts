@@ -91,7 +91,9 @@ export {
   identityPublicKey,
   keyFingerprint,
   signDeviceRecord,
+  signDeviceRecordWith,
   signDeviceRevocation,
+  signDeviceRevocationWith,
   verifyDeviceChain,
   type ChainEvent,
   type DeviceRecord,
@@ -122,6 +124,7 @@ export {
   mlsIdentityOf,
   monitorUserEntries,
   signMlsKeyBinding,
+  signMlsKeyBindingWith,
   signRecoverySet,
   signUserIdentity,
   userDirectory,
@@ -191,9 +194,13 @@ export {
   MemoryStateBackend,
   STATE_KDF_PARAMS,
   StateTransaction,
+  rawKeyStateCipher,
+  stateRecordAad,
   type StateBackend,
+  type StateCipher,
   type StateKeySource,
 } from './state.js';
+export { rawDeviceSigner, type DeviceSigner } from './signer.js';
 export {
   FILE_EXPORTER_LABEL,
   FILE_PART_BYTES,
