@@ -25,7 +25,6 @@ import {
   invalidArgument,
   randomBytes,
   sha256,
-  sign,
   signingPublicKey,
   utf8Decode,
   utf8Encode,
@@ -64,7 +63,8 @@ import {
   encodeDeviceRevocation,
   generateIdentityKey,
   signDeviceRecord,
-  signDeviceRevocation,
+  signDeviceRecordWith,
+  signDeviceRevocationWith,
 } from './identity.js';
 import {
   MlsClient,
@@ -81,11 +81,12 @@ import {
   splitIdentityKey,
 } from './recovery.js';
 import { safetyNumber, verifySafetyNumberPayload, type SafetyNumber } from './safety-number.js';
+import { rawDeviceSigner, type DeviceSigner } from './signer.js';
 import type { EncryptedState, StateTransaction } from './state.js';
 import {
   directoryEntryBody,
   monitorUserEntries,
-  signMlsKeyBinding,
+  signMlsKeyBindingWith,
   signUserIdentity,
   type DirectoryEntry,
   type MlsKeyBinding,
@@ -165,13 +166,24 @@ export interface E2eeClientOptions {
   readonly suite?: MlsSuite;
   /** Called for every warning (a device added behind the user's back, a rejected message). */
   readonly onWarning?: (warning: E2eeWarning) => void;
+  /**
+   * The device key, held outside the state (in a browser, a non-extractable WebCrypto key). Given at
+   * register, requestDevice or recover, the client keeps only its public key in the state, and
+   * {@link E2eeClient.open} then needs the same signer again. Without it the client generates a raw Ed25519
+   * device key and keeps it sealed in the state.
+   */
+  readonly deviceSigner?: DeviceSigner;
 }
 
 /** A device's own keys, as stored (sealed) in the state. */
 interface DeviceRecordJson {
   user: string;
   device: string;
+  /** The raw device private key; empty when the key is held by an external {@link DeviceSigner}. */
   deviceKey: string;
+  /** With an external signer: its public key, and the marker. */
+  devicePublic?: string;
+  deviceKeyHeld?: 'signer';
   mlsKey: string;
   identityPublic: string;
   /** Present on the device that holds the identity private key (the first one, or a recovered one). */
@@ -197,6 +209,63 @@ export interface DeviceRequest {
   readonly device: string;
   readonly deviceKey: Uint8Array;
   readonly mlsBinding: Uint8Array;
+}
+
+/** The device-key fields of a new device record: a fresh raw key, or only the public key of `signer`. */
+function newDeviceKey(
+  signer: DeviceSigner | undefined,
+): Pick<DeviceRecordJson, 'deviceKey' | 'devicePublic' | 'deviceKeyHeld'> {
+  if (signer === undefined) return { deviceKey: b64(generateIdentityKey().privateKey) };
+  checkSigner(signer);
+  return { deviceKey: '', devicePublic: b64(signer.publicKey), deviceKeyHeld: 'signer' };
+}
+
+function checkSigner(signer: DeviceSigner): void {
+  if (
+    !(signer.publicKey instanceof Uint8Array) ||
+    signer.publicKey.length !== 32 ||
+    typeof signer.sign !== 'function'
+  )
+    throw invalidArgument('deviceSigner', 'must have a 32-byte Ed25519 publicKey and a sign method');
+}
+
+/** Whether a saved, not yet enrolled record was made for this user, device and way of keeping the key. */
+function reusable(
+  record: DeviceRecordJson | undefined,
+  user: string,
+  device: string,
+  signer: DeviceSigner | undefined,
+): record is DeviceRecordJson {
+  if (record === undefined || record.user !== user || record.device !== device) return false;
+  if (signer === undefined) return record.deviceKeyHeld === undefined;
+  return (
+    record.deviceKeyHeld === 'signer' &&
+    constantTimeEqual(base64Decode(record.devicePublic ?? ''), signer.publicKey)
+  );
+}
+
+/** The signer of the device in `record`: the given one (checked against the record) or its raw key. */
+function deviceSignerFor(record: DeviceRecordJson, given: DeviceSigner | undefined): DeviceSigner {
+  if (record.deviceKeyHeld === 'signer') {
+    if (given === undefined)
+      throw new EnsealError(
+        ErrorCode.INVALID_STATE,
+        `device "${record.device}" keeps its device key outside the client state (a non-extractable key): pass the same deviceSigner to open it`,
+      );
+    checkSigner(given);
+    if (!constantTimeEqual(given.publicKey, base64Decode(record.devicePublic ?? '')))
+      throw new EnsealError(
+        ErrorCode.INVALID_STATE,
+        `the deviceSigner given is not the key of device "${record.device}" (its public key differs): pass the signer this device was created with`,
+      );
+    return given;
+  }
+  if (given !== undefined)
+    throw invalidArgument(
+      'deviceSigner',
+      'must not be given: this client state holds its own device key (it was created without a deviceSigner)',
+    );
+  return rawDeviceSigner(base64Decode(record.deviceKey));
 }
 
 /** The body of the `mls-signature-key` entry that publishes `binding`. */
@@ -307,6 +376,7 @@ export class E2eeClient {
   readonly mls: MlsClient;
   readonly #policy: PinnedLogPolicy;
   readonly #record: DeviceRecordJson;
+  readonly #signer: DeviceSigner;
   readonly #contacts = new Map<string, Uint8Array>();
   readonly #onWarning: (w: E2eeWarning) => void;
   #token: { token: string; expiresAt: number } | undefined;
@@ -324,6 +394,7 @@ export class E2eeClient {
     this.api = new E2eeApi(options.transport);
     this.state = options.state;
     this.#record = record;
+    this.#signer = deviceSignerFor(record, options.deviceSigner);
     this.#policy = policy;
     this.directory = directory;
     this.mls = mls;
@@ -376,12 +447,12 @@ export class E2eeClient {
     let record = await state.getJson<DeviceRecordJson>('device');
     if (record?.enrolled)
       throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
-    if (record === undefined || record.user !== options.user || record.device !== options.device) {
+    if (!reusable(record, options.user, options.device, options.deviceSigner)) {
       const identity = generateIdentityKey();
       record = {
         user: options.user,
         device: options.device,
-        deviceKey: b64(generateIdentityKey().privateKey),
+        ...newDeviceKey(options.deviceSigner),
         mlsKey: b64(generateIdentityKey().privateKey),
         identityPublic: b64(identity.publicKey),
         identityKey: b64(identity.privateKey),
@@ -391,19 +462,23 @@ export class E2eeClient {
     }
     const client = await E2eeClient.#build(options, record, options.policy);
     const identityPriv = base64Decode(record.identityKey!);
-    const deviceKey = base64Decode(record.deviceKey);
     const now = Math.floor(Date.now() / 1000);
     const identity = signUserIdentity(options.user, identityPriv);
     const deviceRecord = signDeviceRecord(
       {
         userId: options.user,
         deviceId: options.device,
-        deviceKey: signingPublicKey('ed25519', deviceKey),
+        deviceKey: client.#signer.publicKey,
         createdAt: now,
       },
       { kind: 'identity', privateKey: identityPriv },
     );
-    const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
+    const binding = await signMlsKeyBindingWith(
+      options.user,
+      options.device,
+      client.#mlsPublic(),
+      client.#signer,
+    );
     await client.api.registerUser(
       options.applicationToken,
       options.user,
@@ -445,11 +520,11 @@ export class E2eeClient {
     let record = await state.getJson<DeviceRecordJson>('device');
     if (record?.enrolled)
       throw new EnsealError(ErrorCode.KEY_EXISTS, 'this state already holds an enrolled device');
-    if (record === undefined || record.user !== options.user || record.device !== options.device) {
+    if (!reusable(record, options.user, options.device, options.deviceSigner)) {
       record = {
         user: options.user,
         device: options.device,
-        deviceKey: b64(generateIdentityKey().privateKey),
+        ...newDeviceKey(options.deviceSigner),
         mlsKey: b64(generateIdentityKey().privateKey),
         identityPublic: options.identityPublicKey === undefined ? '' : b64(options.identityPublicKey),
         enrolled: false,
@@ -457,14 +532,18 @@ export class E2eeClient {
       await state.transaction().putJson('device', record).putJson('policy', options.policy).commit();
     }
     const client = await E2eeClient.#build(options, record, options.policy);
-    const deviceKey = base64Decode(record.deviceKey);
-    const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
+    const binding = await signMlsKeyBindingWith(
+      options.user,
+      options.device,
+      client.#mlsPublic(),
+      client.#signer,
+    );
     return {
       client,
       request: {
         user: options.user,
         device: options.device,
-        deviceKey: signingPublicKey('ed25519', deviceKey),
+        deviceKey: client.#signer.publicKey.slice(),
         mlsBinding: mlsBindingBody(options.user, binding),
       },
     };
@@ -506,7 +585,7 @@ export class E2eeClient {
       .string8(this.device)
       .raw(challenge)
       .finish();
-    const signature = sign('ed25519', base64Decode(this.#record.deviceKey), msg);
+    const signature = await this.#signer.sign(msg);
     const { token, expiresAt } = await this.api.login(this.user, this.device, challenge, signature);
     const t = Date.parse(expiresAt);
     this.#token = { token, expiresAt: Number.isFinite(t) ? t : Date.now() + 30 * 60_000 };
@@ -603,14 +682,15 @@ export class E2eeClient {
    */
   async approveDevice(request: DeviceRequest): Promise<void> {
     if (request.user !== this.user) throw invalidArgument('request', 'is for another user');
-    const record = signDeviceRecord(
+    const record = await signDeviceRecordWith(
       {
         userId: this.user,
         deviceId: request.device,
         deviceKey: request.deviceKey,
         createdAt: Math.floor(Date.now() / 1000),
       },
-      { kind: 'device', privateKey: base64Decode(this.#record.deviceKey), deviceId: this.device },
+      { kind: 'device', deviceId: this.device },
+      this.#signer,
     );
     await this.#authed((t) =>
       this.api.addDevice(t, this.user, encodeDeviceRecord(record), request.mlsBinding),
@@ -638,9 +718,10 @@ export class E2eeClient {
 
   /** Revokes a device of this user (signed by this device), ending its tokens and its place in new groups. */
   async revokeDevice(device: string): Promise<void> {
-    const rev = signDeviceRevocation(
+    const rev = await signDeviceRevocationWith(
       { userId: this.user, deviceId: device, revokedAt: Math.floor(Date.now() / 1000) },
-      { kind: 'device', privateKey: base64Decode(this.#record.deviceKey), deviceId: this.device },
+      { kind: 'device', deviceId: this.device },
+      this.#signer,
     );
     await this.#authed((t) => this.api.revokeDevice(t, this.user, encodeDeviceRevocation(rev)));
   }
@@ -1229,7 +1310,7 @@ export class E2eeClient {
     const record: DeviceRecordJson = {
       user: options.user,
       device: options.device,
-      deviceKey: b64(generateIdentityKey().privateKey),
+      ...newDeviceKey(options.deviceSigner),
       mlsKey: b64(generateIdentityKey().privateKey),
       identityPublic: b64(me.identityKey),
       identityKey: b64(identityPriv),
@@ -1242,17 +1323,21 @@ export class E2eeClient {
       .putJson('log', { note: directory.latestNote })
       .commit();
     const client = await E2eeClient.#build(options, record, options.policy);
-    const deviceKey = base64Decode(record.deviceKey);
     const deviceRecord = signDeviceRecord(
       {
         userId: options.user,
         deviceId: options.device,
-        deviceKey: signingPublicKey('ed25519', deviceKey),
+        deviceKey: client.#signer.publicKey,
         createdAt: Math.floor(Date.now() / 1000),
       },
       { kind: 'identity', privateKey: identityPriv },
     );
-    const binding = signMlsKeyBinding(options.user, options.device, client.#mlsPublic(), deviceKey);
+    const binding = await signMlsKeyBindingWith(
+      options.user,
+      options.device,
+      client.#mlsPublic(),
+      client.#signer,
+    );
     await api.addDevice(
       options.applicationToken,
       options.user,

@@ -19,6 +19,7 @@ import {
   utf8Encode,
   verify,
 } from '../crypto/index.js';
+import type { DeviceSigner } from './signer.js';
 import { Reader, Writer } from './wire.js';
 
 const DEVICE_CONTEXT = utf8Encode('enseal e2ee device record v1\n');
@@ -106,7 +107,10 @@ export interface RecordSigner {
   readonly deviceId?: string;
 }
 
-function signerFields(signer: RecordSigner): { signer: SignerKind; signerDeviceId: string } {
+function signerFields(signer: Omit<RecordSigner, 'privateKey'>): {
+  signer: SignerKind;
+  signerDeviceId: string;
+} {
   if (!Object.hasOwn(SIGNER_CODES, signer.kind)) throw invalidArgument('signer.kind', 'is unknown');
   if (signer.kind === 'device') {
     checkName(signer.deviceId ?? '', 'signer.deviceId', 64);
@@ -120,14 +124,34 @@ export function signDeviceRecord(
   fields: { userId: string; deviceId: string; deviceKey: Uint8Array; createdAt: number },
   signer: RecordSigner,
 ): DeviceRecord {
+  const tbs = deviceRecordFields(fields, signer);
+  return { ...tbs, signature: sign('ed25519', signer.privateKey, deviceTbs(tbs)) };
+}
+
+function deviceRecordFields(
+  fields: { userId: string; deviceId: string; deviceKey: Uint8Array; createdAt: number },
+  signer: Omit<RecordSigner, 'privateKey'>,
+): Omit<DeviceRecord, 'signature'> {
   checkName(fields.userId, 'userId', 255);
   checkName(fields.deviceId, 'deviceId', 64);
   checkTime(fields.createdAt, 'createdAt');
   if (!(fields.deviceKey instanceof Uint8Array) || fields.deviceKey.length !== 32) {
     throw invalidArgument('deviceKey', 'must be a 32-byte Ed25519 public key');
   }
-  const tbs = { ...fields, deviceKey: fields.deviceKey.slice(), ...signerFields(signer) };
-  return { ...tbs, signature: sign('ed25519', signer.privateKey, deviceTbs(tbs)) };
+  return { ...fields, deviceKey: fields.deviceKey.slice(), ...signerFields(signer) };
+}
+
+/**
+ * {@link signDeviceRecord} with a device key that signs on request (a non-extractable browser key): `signer`
+ * names the signing device, `key` signs.
+ */
+export async function signDeviceRecordWith(
+  fields: { userId: string; deviceId: string; deviceKey: Uint8Array; createdAt: number },
+  signer: { readonly kind: 'device'; readonly deviceId: string },
+  key: DeviceSigner,
+): Promise<DeviceRecord> {
+  const tbs = deviceRecordFields(fields, signer);
+  return { ...tbs, signature: await key.sign(deviceTbs(tbs)) };
 }
 
 /** Signs the revocation of `deviceId`. */
@@ -135,11 +159,28 @@ export function signDeviceRevocation(
   fields: { userId: string; deviceId: string; revokedAt: number },
   signer: RecordSigner,
 ): DeviceRevocation {
+  const tbs = revocationFields(fields, signer);
+  return { ...tbs, signature: sign('ed25519', signer.privateKey, revocationTbs(tbs)) };
+}
+
+function revocationFields(
+  fields: { userId: string; deviceId: string; revokedAt: number },
+  signer: Omit<RecordSigner, 'privateKey'>,
+): Omit<DeviceRevocation, 'signature'> {
   checkName(fields.userId, 'userId', 255);
   checkName(fields.deviceId, 'deviceId', 64);
   checkTime(fields.revokedAt, 'revokedAt');
-  const tbs = { ...fields, ...signerFields(signer) };
-  return { ...tbs, signature: sign('ed25519', signer.privateKey, revocationTbs(tbs)) };
+  return { ...fields, ...signerFields(signer) };
+}
+
+/** {@link signDeviceRevocation} with a device key that signs on request. */
+export async function signDeviceRevocationWith(
+  fields: { userId: string; deviceId: string; revokedAt: number },
+  signer: { readonly kind: 'device'; readonly deviceId: string },
+  key: DeviceSigner,
+): Promise<DeviceRevocation> {
+  const tbs = revocationFields(fields, signer);
+  return { ...tbs, signature: await key.sign(revocationTbs(tbs)) };
 }
 
 /** Canonical bytes of a signed device record. */

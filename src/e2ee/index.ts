@@ -90,7 +90,9 @@ export {
   identityPublicKey,
   keyFingerprint,
   signDeviceRecord,
+  signDeviceRecordWith,
   signDeviceRevocation,
+  signDeviceRevocationWith,
   verifyDeviceChain,
   type ChainEvent,
   type DeviceRecord,
@@ -121,6 +123,7 @@ export {
   mlsIdentityOf,
   monitorUserEntries,
   signMlsKeyBinding,
+  signMlsKeyBindingWith,
   signRecoverySet,
   signUserIdentity,
   userDirectory,
@@ -189,9 +192,13 @@ export {
   MemoryStateBackend,
   STATE_KDF_PARAMS,
   StateTransaction,
+  rawKeyStateCipher,
+  stateRecordAad,
   type StateBackend,
+  type StateCipher,
   type StateKeySource,
 } from './state.js';
+export { rawDeviceSigner, type DeviceSigner } from './signer.js';
 export {
   FILE_EXPORTER_LABEL,
   FILE_PART_BYTES,

@@ -4,7 +4,8 @@
  * in a browser one); {@link EncryptedState} seals every record with AES-256-GCM under the state key, binding the
  * record's name as associated data so a record cannot be moved to another name. The state key is a caller-given
  * 32-byte key or is derived from a passphrase with Argon2id (its salt and parameters are the one plaintext
- * record, `meta`).
+ * record, `meta`). Sealing goes through a {@link StateCipher}: the raw-key one here, or another (in a browser, a
+ * non-extractable WebCrypto AES-GCM key) given as `{ cipher }`.
  *
  * One state change is one transaction: a new group state, the key package it consumed and the inbox cursor are
  * written together or not at all, so a crash leaves either the old state or the new one, never a group whose
@@ -70,9 +71,25 @@ export class MemoryStateBackend implements StateBackend {
   }
 }
 
-/** How the state key is given: 32 bytes, or a passphrase (Argon2id). */
+/**
+ * Seals and opens state records. `name` is the record's name and must be bound as associated data, so a record
+ * cannot be moved to another name. A wrong key or a changed record must make `open` reject.
+ */
+export interface StateCipher {
+  seal(name: string, plaintext: Uint8Array): Promise<Uint8Array>;
+  open(name: string, sealed: Uint8Array): Promise<Uint8Array>;
+  /** Forgets the key material it holds, if any. */
+  close?(): void;
+}
+
+/**
+ * How the state key is given: 32 bytes, a passphrase (Argon2id), or a {@link StateCipher} that holds its own key
+ * (a browser's non-extractable CryptoKey).
+ */
 export type StateKeySource =
-  { readonly key: Uint8Array } | { readonly passphrase: string | Uint8Array; readonly params?: Argon2Params };
+  | { readonly key: Uint8Array }
+  | { readonly passphrase: string | Uint8Array; readonly params?: Argon2Params }
+  | { readonly cipher: StateCipher };
 
 /** Argon2id for the state key: RFC 9106's second recommended option (64 MiB, 3 passes). */
 export const STATE_KDF_PARAMS: Readonly<Argon2Params> = Object.freeze({
@@ -84,11 +101,39 @@ export const STATE_KDF_PARAMS: Readonly<Argon2Params> = Object.freeze({
 const AAD_PREFIX = 'enseal e2ee client state v1\n';
 const CHECK = 'check';
 
-function aadFor(name: string): Uint8Array {
+/** The associated data of the record `name`: every {@link StateCipher} of enseal binds it. */
+export function stateRecordAad(name: string): Uint8Array {
   return utf8Encode(AAD_PREFIX + name);
 }
 
-/** A set of changes, applied by {@link StateTransaction.commit} in one atomic step. */
+/**
+ * The {@link StateCipher} over a 32-byte key held in memory: AES-256-GCM, `nonce (12 bytes) || ciphertext || tag`,
+ * with {@link stateRecordAad} as associated data. It copies the key and wipes its copy on `close`.
+ */
+export function rawKeyStateCipher(key: Uint8Array): StateCipher {
+  if (!(key instanceof Uint8Array) || key.length !== 32) throw invalidArgument('key', 'must be 32 bytes');
+  const k = key.slice();
+  return {
+    async seal(name, plaintext) {
+      return aeadSealWithRandomNonce('aes-256-gcm', k, plaintext, stateRecordAad(name));
+    },
+    async open(name, sealed) {
+      try {
+        return aeadOpenWithNonce('aes-256-gcm', k, sealed, stateRecordAad(name));
+      } catch {
+        throw decryptFailed();
+      }
+    },
+    close() {
+      wipe(k);
+    },
+  };
+}
+
+/**
+ * A set of changes, applied by {@link StateTransaction.commit} in one atomic step. `put` only collects the
+ * plaintext; `commit` seals every record, then hands them to the backend at once.
+ */
 export class StateTransaction {
   readonly #state: EncryptedState;
   readonly #puts = new Map<string, Uint8Array>();
@@ -101,7 +146,7 @@ export class StateTransaction {
 
   put(name: string, value: Uint8Array): this {
     this.#deletes.delete(name);
-    this.#puts.set(name, this.#state.seal(name, value));
+    this.#puts.set(name, value.slice());
     return this;
   }
 
@@ -121,7 +166,14 @@ export class StateTransaction {
 
   async commit(): Promise<void> {
     if (this.empty) return;
-    await this.#state.backend.commit(this.#puts, [...this.#deletes]);
+    const sealed = new Map<string, Uint8Array>();
+    try {
+      for (const [name, value] of this.#puts) sealed.set(name, await this.#state.seal(name, value));
+    } finally {
+      for (const value of this.#puts.values()) wipe(value);
+      this.#puts.clear();
+    }
+    await this.#state.backend.commit(sealed, [...this.#deletes]);
   }
 }
 
@@ -137,11 +189,11 @@ export class StateTransaction {
  */
 export class EncryptedState {
   readonly backend: StateBackend;
-  readonly #key: Uint8Array;
+  readonly #cipher: StateCipher;
 
-  private constructor(backend: StateBackend, key: Uint8Array) {
+  private constructor(backend: StateBackend, cipher: StateCipher) {
     this.backend = backend;
-    this.#key = key;
+    this.#cipher = cipher;
   }
 
   /**
@@ -149,11 +201,13 @@ export class EncryptedState {
    * is written in that case.
    */
   static async open(backend: StateBackend, source: StateKeySource): Promise<EncryptedState> {
-    let key: Uint8Array;
-    if ('key' in source) {
-      if (!(source.key instanceof Uint8Array) || source.key.length !== 32)
-        throw invalidArgument('key', 'must be 32 bytes');
-      key = source.key.slice();
+    let cipher: StateCipher;
+    if ('cipher' in source) {
+      if (typeof source.cipher?.seal !== 'function' || typeof source.cipher.open !== 'function')
+        throw invalidArgument('cipher', 'must have seal and open');
+      cipher = source.cipher;
+    } else if ('key' in source) {
+      cipher = rawKeyStateCipher(source.key);
     } else {
       const pass = typeof source.passphrase === 'string' ? utf8Encode(source.passphrase) : source.passphrase;
       if (pass.length === 0) throw invalidArgument('passphrase', 'must not be empty');
@@ -181,27 +235,29 @@ export class EncryptedState {
         salt = base64Decode(m.salt);
         params = { memoryKiB: m.memoryKiB, iterations: m.iterations, parallelism: m.parallelism };
       }
-      key = await argon2id(pass, salt, params, 32);
+      const key = await argon2id(pass, salt, params, 32);
+      cipher = rawKeyStateCipher(key);
+      wipe(key);
     }
-    const state = new EncryptedState(backend, key);
+    const state = new EncryptedState(backend, cipher);
     const check = await backend.get(CHECK);
     if (check === undefined) {
       await state.transaction().put(CHECK, utf8Encode('ok')).commit();
     } else {
-      state.open(CHECK, check); // throws ERR_DECRYPT_FAILED for a wrong key
+      await state.open(CHECK, check); // throws ERR_DECRYPT_FAILED for a wrong key
     }
     return state;
   }
 
   /** @internal */
-  seal(name: string, value: Uint8Array): Uint8Array {
-    return aeadSealWithRandomNonce('aes-256-gcm', this.#key, value, aadFor(name));
+  seal(name: string, value: Uint8Array): Promise<Uint8Array> {
+    return this.#cipher.seal(name, value);
   }
 
   /** @internal */
-  open(name: string, sealed: Uint8Array): Uint8Array {
+  async open(name: string, sealed: Uint8Array): Promise<Uint8Array> {
     try {
-      return aeadOpenWithNonce('aes-256-gcm', this.#key, sealed, aadFor(name));
+      return await this.#cipher.open(name, sealed);
     } catch {
       throw decryptFailed();
     }
@@ -230,9 +286,9 @@ export class EncryptedState {
     return new StateTransaction(this);
   }
 
-  /** Forgets the state key and closes the backend. */
+  /** Forgets the state key (as far as its cipher can) and closes the backend. */
   async close(): Promise<void> {
-    wipe(this.#key);
+    this.#cipher.close?.();
     await this.backend.close();
   }
 }

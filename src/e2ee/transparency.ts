@@ -27,6 +27,7 @@ import {
 } from '../crypto/index.js';
 import { openCheckpoint, signCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { CosignatureVerifier } from './cosignature.js';
+import type { DeviceSigner } from './signer.js';
 import {
   decodeDeviceRecord,
   decodeDeviceRevocation,
@@ -197,6 +198,15 @@ export function signMlsKeyBinding(
   mlsSignatureKey: Uint8Array,
   devicePrivateKey: Uint8Array,
 ): MlsKeyBinding {
+  checkMlsSignatureKey(mlsSignatureKey);
+  return {
+    deviceId,
+    mlsSignatureKey: mlsSignatureKey.slice(),
+    signature: sign('ed25519', devicePrivateKey, bindingTbs(userId, deviceId, mlsSignatureKey)),
+  };
+}
+
+function checkMlsSignatureKey(mlsSignatureKey: Uint8Array): void {
   if (
     !(mlsSignatureKey instanceof Uint8Array) ||
     mlsSignatureKey.length === 0 ||
@@ -204,10 +214,20 @@ export function signMlsKeyBinding(
   ) {
     throw invalidArgument('mlsSignatureKey', 'must be 1 to 255 bytes');
   }
+}
+
+/** {@link signMlsKeyBinding} with a device key that signs on request (a non-extractable browser key). */
+export async function signMlsKeyBindingWith(
+  userId: string,
+  deviceId: string,
+  mlsSignatureKey: Uint8Array,
+  deviceKey: DeviceSigner,
+): Promise<MlsKeyBinding> {
+  checkMlsSignatureKey(mlsSignatureKey);
   return {
     deviceId,
     mlsSignatureKey: mlsSignatureKey.slice(),
-    signature: sign('ed25519', devicePrivateKey, bindingTbs(userId, deviceId, mlsSignatureKey)),
+    signature: await deviceKey.sign(bindingTbs(userId, deviceId, mlsSignatureKey)),
   };
 }
 
