@@ -128,7 +128,9 @@ export function registerAppRoutes(app: FastifyInstance, root: string = ROOT): vo
               : `Static web client file, named in the page with integrity ${asset.integrity}.`,
           response: {
             200: {
-              content: { [type.split(';')[0]!]: { schema: { type: 'string', examples: ['/* static file */'] } } },
+              content: {
+                [type.split(';')[0]!]: { schema: { type: 'string', examples: ['/* static file */'] } },
+              },
             },
             ...notFound,
           },
@@ -145,7 +147,10 @@ export function registerAppRoutes(app: FastifyInstance, root: string = ROOT): vo
 }
 
 /** For tests: the page as served (undefined when not built) and each file's integrity value. */
-export function appFiles(root: string = ROOT): { page: string | undefined; integrity: Record<string, string> } {
+export function appFiles(root: string = ROOT): {
+  page: string | undefined;
+  integrity: Record<string, string>;
+} {
   const loaded = loadApp(root);
   return {
     page: loaded.page,

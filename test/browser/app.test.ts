@@ -14,7 +14,16 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -74,14 +83,17 @@ function get(path: string): Promise<{ status: number; text: string; headers: Rec
 function serverSpki(url: string): Promise<string> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: hostname, port: Number(port), ca: server!.ca, servername: 'localhost' }, () => {
-      const der = new X509Certificate(socket.getPeerX509Certificate()!.raw).publicKey.export({
-        type: 'spki',
-        format: 'der',
-      });
-      socket.end();
-      resolve(createHash('sha256').update(der).digest('base64'));
-    });
+    const socket = connect(
+      { host: hostname, port: Number(port), ca: server!.ca, servername: 'localhost' },
+      () => {
+        const der = new X509Certificate(socket.getPeerX509Certificate()!.raw).publicKey.export({
+          type: 'spki',
+          format: 'der',
+        });
+        socket.end();
+        resolve(createHash('sha256').update(der).digest('base64'));
+      },
+    );
     socket.on('error', reject);
   });
 }
@@ -107,11 +119,14 @@ async function instrument(context: BrowserContext): Promise<void> {
   await context.addInitScript(() => {
     const seen: string[] = [];
     (globalThis as unknown as { __csp: string[] }).__csp = seen;
-    document.addEventListener('securitypolicyviolation', (e) => seen.push(`${e.violatedDirective} ${e.blockedURI}`));
+    document.addEventListener('securitypolicyviolation', (e) =>
+      seen.push(`${e.violatedDirective} ${e.blockedURI}`),
+    );
   });
 }
 
-const cspViolations = (page: Page) => page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp);
+const cspViolations = (page: Page) =>
+  page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp);
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `app-${name}.png`) });
 const sha256File = (path: string) =>
   new Promise<string>((resolve, reject) => {
@@ -148,12 +163,12 @@ async function carolAwaits(match: (e: E2eeEvent) => boolean): Promise<E2eeEvent>
   for (;;) {
     const found = carolEvents.find(match);
     if (found) return found;
-    if (Date.now() > deadline) throw new Error(`carol saw: ${JSON.stringify(carolEvents.map((e) => e.kind))}`);
+    if (Date.now() > deadline)
+      throw new Error(`carol saw: ${JSON.stringify(carolEvents.map((e) => e.kind))}`);
     carolEvents.push(...(await carol.sync({ waitSeconds: 2 })));
   }
 }
-const carolText = (text: string) =>
-  carolAwaits((e) => e.kind === 'message' && utf8Decode(e.data) === text);
+const carolText = (text: string) => carolAwaits((e) => e.kind === 'message' && utf8Decode(e.data) === text);
 
 beforeAll(async () => {
   if (!browserPeer.available) return;
@@ -199,7 +214,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     expect(r.headers['strict-transport-security']).toMatch(/max-age=\d+/);
     expect(r.headers['x-content-type-options']).toBe('nosniff');
     expect(r.headers['cache-control']).toBe('no-store');
-    const refs = [...r.text.matchAll(/<(script|link)\b[^>]*>/g)].map((m) => m[0]).filter((t) => /src=|stylesheet/.test(t));
+    const refs = [...r.text.matchAll(/<(script|link)\b[^>]*>/g)]
+      .map((m) => m[0])
+      .filter((t) => /src=|stylesheet/.test(t));
     expect(refs.length).toBeGreaterThanOrEqual(2);
     for (const tag of refs) expect(tag).toMatch(/integrity="sha384-[A-Za-z0-9+/]+=*"/);
     expect((await get('/app/enseal-e2ee.js')).status).toBe(200);
@@ -218,7 +235,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     for (const user of ['bob', 'carol']) {
       await alice.getByLabel('Add member').fill(user);
       await alice.getByRole('button', { name: 'Add', exact: true }).click();
-      await expect.poll(() => alice.locator('#member-list').innerText(), { timeout: 30_000 }).toContain(`${user}/`);
+      await expect
+        .poll(() => alice.locator('#member-list').innerText(), { timeout: 30_000 })
+        .toContain(`${user}/`);
     }
     const joined = await carolAwaits((e) => e.kind === 'joined');
     group = joined.groupId;
@@ -251,7 +270,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     const announced = await carolAwaits((e) => e.kind === 'file' && e.file.name === 'from-alice.bin');
     const h = createHash('sha256');
     let size = 0;
-    for await (const part of carol.fetchFile((announced as Extract<E2eeEvent, { kind: 'file' }>).file.blobId)) {
+    for await (const part of carol.fetchFile(
+      (announced as Extract<E2eeEvent, { kind: 'file' }>).file.blobId,
+    )) {
       h.update(part);
       size += part.length;
     }
@@ -264,7 +285,10 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     const button = alice.getByRole('button', { name: 'Download from-carol.bin' });
     await button.waitFor({ timeout: 30_000 });
     await shot(alice, 'chat');
-    const [download] = await Promise.all([alice.waitForEvent('download', { timeout: 90_000 }), button.click()]);
+    const [download] = await Promise.all([
+      alice.waitForEvent('download', { timeout: 90_000 }),
+      button.click(),
+    ]);
     const saved = await download.path();
     expect(statSync(saved).size).toBe(BIG);
     expect(await sha256File(saved)).toBe(await sha256File(down));
@@ -274,7 +298,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     const alice = pages.get('alice')!;
     const bob = pages.get('bob')!;
     await alice.getByRole('button', { name: 'Remove bob' }).click();
-    await expect.poll(() => alice.locator('#member-list').innerText(), { timeout: 30_000 }).not.toContain('bob/');
+    await expect
+      .poll(() => alice.locator('#member-list').innerText(), { timeout: 30_000 })
+      .not.toContain('bob/');
     await shows(bob, 'You were removed from this group');
     await send(alice, 'for carol only, after bob left');
     await carolText('for carol only, after bob left');
@@ -282,7 +308,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     await alice.evaluate(() => {
       const dt = new DataTransfer();
       dt.items.add(new File(['the later file, for carol only'], 'later.txt', { type: 'text/plain' }));
-      document.getElementById('dropzone')!.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      document
+        .getElementById('dropzone')!
+        .dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
     });
     plaintexts.push('the later file, for carol only');
     const later = (await carolAwaits((e) => e.kind === 'file' && e.file.name === 'later.txt')) as Extract<
@@ -348,7 +376,10 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
           }
           keys.push({ algorithm: v.algorithm.name, extractable: v.extractable, exported });
         } else if (v instanceof ArrayBuffer || ArrayBuffer.isView(v)) {
-          const bytes = v instanceof ArrayBuffer ? new Uint8Array(v) : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+          const bytes =
+            v instanceof ArrayBuffer
+              ? new Uint8Array(v)
+              : new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
           text.push(new TextDecoder('latin1').decode(bytes));
         } else if (typeof v === 'string') text.push(v);
         else if (v !== null && typeof v === 'object') for (const x of Object.values(v)) await seen(x);
@@ -380,7 +411,8 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     const files: string[] = [];
     const walk = (d: string) => {
       for (const e of readdirSync(d, { withFileTypes: true }))
-        e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name));
+        if (e.isDirectory()) walk(join(d, e.name));
+        else files.push(join(d, e.name));
     };
     walk(join(profile('alice'), 'Default', 'IndexedDB'));
     expect(files.length).toBeGreaterThan(0);
@@ -395,12 +427,17 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
       const w = globalThis as unknown as { __ran?: boolean };
       w.__ran = false;
       const violated = new Promise<string>((resolve) =>
-        document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true }),
+        document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), {
+          once: true,
+        }),
       );
       const s = document.createElement('script');
       s.textContent = 'globalThis.__ran = true';
       document.body.append(s);
-      const directive = await Promise.race([violated, new Promise<string>((r) => setTimeout(() => r('none'), 2000))]);
+      const directive = await Promise.race([
+        violated,
+        new Promise<string>((r) => setTimeout(() => r('none'), 2000)),
+      ]);
       return { ran: w.__ran, directive };
     });
     expect(result).toEqual({ ran: false, directive: 'script-src-elem' });
@@ -413,12 +450,18 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     await alice.getByRole('button', { name: 'Safety number with carol' }).click();
     const expected = (await carol.safetyNumber('alice')).digits;
     await expect
-      .poll(async () => (await alice.getByLabel('Safety number', { exact: true }).innerText()).replace(/\s+/g, ''))
+      .poll(async () =>
+        (await alice.getByLabel('Safety number', { exact: true }).innerText()).replace(/\s+/g, ''),
+      )
       .toBe(expected);
-    await expect.poll(() => alice.getByLabel('QR payload (base64)').inputValue()).toMatch(/^[A-Za-z0-9+/]{86}==$/);
+    await expect
+      .poll(() => alice.getByLabel('QR payload (base64)').inputValue())
+      .toMatch(/^[A-Za-z0-9+/]{86}==$/);
     await shot(alice, 'contacts');
     await alice.getByRole('button', { name: 'Mark as verified' }).click();
-    await expect.poll(() => alice.locator('#contacts-table').innerText()).toMatch(/carol[^\n]*\n?[^\n]*\bverified/);
+    await expect
+      .poll(() => alice.locator('#contacts-table').innerText())
+      .toMatch(/carol[^\n]*\n?[^\n]*\bverified/);
   });
 
   it('recovers alice from a passphrase in a fresh browser, and enrolls another as her second device', async () => {
@@ -428,7 +471,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     await backup.getByLabel('Recovery passphrase').fill('correct horse battery staple, again');
     await backup.getByLabel('Repeat the passphrase').fill('correct horse battery staple, again');
     await backup.getByRole('button', { name: 'Store backup' }).click();
-    await expect.poll(() => alice.textContent('#notice'), { timeout: 60_000 }).toContain('Recovery backup stored');
+    await expect
+      .poll(() => alice.textContent('#notice'), { timeout: 60_000 })
+      .toContain('Recovery backup stored');
 
     spare = await chromium.launch({
       executablePath: browserPeer.command,
@@ -461,7 +506,9 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     await alice.getByRole('button', { name: 'Approve device' }).click();
     await expect.poll(() => second.textContent('#whoami'), { timeout: 30_000 }).toBe('alice · tablet');
     await alice.getByRole('tab', { name: 'Devices' }).click();
-    await expect.poll(() => alice.locator('#devices-table').innerText(), { timeout: 20_000 }).toContain('tablet');
+    await expect
+      .poll(() => alice.locator('#devices-table').innerText(), { timeout: 20_000 })
+      .toContain('tablet');
     await shot(alice, 'devices');
   });
 

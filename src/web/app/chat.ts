@@ -13,10 +13,7 @@ import type { Session } from './session.js';
 type Report = (err: unknown) => void;
 
 /** `File.stream()` as a byte source that reports how far it got. */
-async function* counted(
-  file: Blob,
-  onProgress: (done: number) => void,
-): AsyncGenerator<Uint8Array> {
+async function* counted(file: Blob, onProgress: (done: number) => void): AsyncGenerator<Uint8Array> {
   const reader = file.stream().getReader();
   let done = 0;
   try {
@@ -58,8 +55,9 @@ export class ChatPane {
     this.#history = new History(session.state);
     this.#report = report;
     this.#notify = notify;
-    byId('group-create').addEventListener('click', (e) =>
-      void busy(e.currentTarget as HTMLButtonElement, () => this.#createGroup(), report),
+    byId('group-create').addEventListener(
+      'click',
+      (e) => void busy(e.currentTarget as HTMLButtonElement, () => this.#createGroup(), report),
     );
     const addForm = byId<HTMLFormElement>('member-add');
     addForm.addEventListener('submit', (e) => {
@@ -172,7 +170,11 @@ export class ChatPane {
                   class: 'link danger',
                   'aria-label': `Remove ${m.user}`,
                   onclick: (e: Event) =>
-                    void busy(e.currentTarget as HTMLButtonElement, () => this.#remove(g, m.user), this.#report),
+                    void busy(
+                      e.currentTarget as HTMLButtonElement,
+                      () => this.#remove(g, m.user),
+                      this.#report,
+                    ),
                 },
                 'Remove',
               ),
@@ -183,7 +185,9 @@ export class ChatPane {
     const list = byId('messages');
     fill(
       list,
-      entries.length === 0 ? el('li', { class: 'muted notice-line' }, 'No messages yet') : entries.map((e) => this.#line(e)),
+      entries.length === 0
+        ? el('li', { class: 'muted notice-line' }, 'No messages yet')
+        : entries.map((e) => this.#line(e)),
     );
     list.scrollTop = list.scrollHeight;
   }
@@ -206,7 +210,11 @@ export class ChatPane {
                 class: 'secondary small',
                 'aria-label': `Download ${e.file.name || 'file'}`,
                 onclick: (ev: Event) =>
-                  void busy(ev.currentTarget as HTMLButtonElement, () => this.#download(e.file!), this.#report),
+                  void busy(
+                    ev.currentTarget as HTMLButtonElement,
+                    () => this.#download(e.file!),
+                    this.#report,
+                  ),
               },
               'Download',
             ),
@@ -237,7 +245,10 @@ export class ChatPane {
       } else if (e.kind === 'file') {
         additions.push({ groupId: e.groupId, entry: { seq: e.seq, from, at: now, file: e.file } });
       } else if (e.kind === 'joined') {
-        additions.push({ groupId: e.groupId, entry: { seq: e.seq, from: '', at: now, notice: 'You joined' } });
+        additions.push({
+          groupId: e.groupId,
+          entry: { seq: e.seq, from: '', at: now, notice: 'You joined' },
+        });
         this.#notify('You were added to a group');
       } else if (e.kind === 'commit') {
         if (e.removed) {
@@ -279,7 +290,8 @@ export class ChatPane {
     const user = input.value.trim();
     if (g === undefined || user === '') return;
     const n = await this.#session.serial(() => this.#client.addMembers(g, [user]));
-    if (n === 0) throw new Error(`${user} has no device that can be added (unknown user, or already a member)`);
+    if (n === 0)
+      throw new Error(`${user} has no device that can be added (unknown user, or already a member)`);
     input.value = '';
     await this.#history.append([
       { groupId: g, entry: { seq: 0, from: '', at: Date.now(), notice: `You added ${user}` } },

@@ -115,7 +115,8 @@ function signIn(session: Session): void {
       .map((s) => s.trim())
       .filter((s) => s !== '');
     const passphrase = field(f, 'passphrase').value;
-    if (shares.length === 0 && passphrase === '') throw new Error('give the recovery passphrase or the shares');
+    if (shares.length === 0 && passphrase === '')
+      throw new Error('give the recovery passphrase or the shares');
     await session.recover(
       field(f, 'user').value.trim(),
       field(f, 'device').value.trim(),

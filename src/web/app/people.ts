@@ -23,52 +23,71 @@ export class PeoplePanes {
     const lookup = byId<HTMLFormElement>('contact-lookup');
     lookup.addEventListener('submit', (e) => {
       e.preventDefault();
-      void busy(lookup.querySelector('button'), async () => {
-        const user = field(lookup, 'user').value.trim();
-        await this.#session.serial(() => this.#client.verifyUser(user));
-        field(lookup, 'user').value = '';
-        await this.renderContacts();
-        await this.#showSafety(user);
-      }, report);
+      void busy(
+        lookup.querySelector('button'),
+        async () => {
+          const user = field(lookup, 'user').value.trim();
+          await this.#session.serial(() => this.#client.verifyUser(user));
+          field(lookup, 'user').value = '';
+          await this.renderContacts();
+          await this.#showSafety(user);
+        },
+        report,
+      );
     });
-    byId('safety-verify').addEventListener('click', (e) =>
-      void busy(e.currentTarget as HTMLButtonElement, () => this.#verify(), report),
+    byId('safety-verify').addEventListener(
+      'click',
+      (e) => void busy(e.currentTarget as HTMLButtonElement, () => this.#verify(), report),
     );
     const approve = byId<HTMLFormElement>('device-approve');
     approve.addEventListener('submit', (e) => {
       e.preventDefault();
-      void busy(approve.querySelector('button'), async () => {
-        const request = parseDeviceRequest(field(approve, 'request').value.trim());
-        await this.#session.serial(() => this.#client.approveDevice(request));
-        field(approve, 'request').value = '';
-        this.#notify(`Approved ${request.user}/${request.device}. Add it to your groups with “Add member” ${request.user}.`);
-        await this.renderDevices();
-      }, report);
+      void busy(
+        approve.querySelector('button'),
+        async () => {
+          const request = parseDeviceRequest(field(approve, 'request').value.trim());
+          await this.#session.serial(() => this.#client.approveDevice(request));
+          field(approve, 'request').value = '';
+          this.#notify(
+            `Approved ${request.user}/${request.device}. Add it to your groups with “Add member” ${request.user}.`,
+          );
+          await this.renderDevices();
+        },
+        report,
+      );
     });
     const backup = byId<HTMLFormElement>('backup-form');
     backup.addEventListener('submit', (e) => {
       e.preventDefault();
-      void busy(backup.querySelector('button'), async () => {
-        const pass = field(backup, 'passphrase').value;
-        if (pass !== field(backup, 'again').value) throw new Error('the two passphrases differ');
-        await this.#session.serial(async () =>
-          this.#client.storeRecoveryBlob(await this.#client.backupIdentity(pass)),
-        );
-        backup.reset();
-        this.#notify('Recovery backup stored. Keep the passphrase somewhere safe.');
-      }, report);
+      void busy(
+        backup.querySelector('button'),
+        async () => {
+          const pass = field(backup, 'passphrase').value;
+          if (pass !== field(backup, 'again').value) throw new Error('the two passphrases differ');
+          await this.#session.serial(async () =>
+            this.#client.storeRecoveryBlob(await this.#client.backupIdentity(pass)),
+          );
+          backup.reset();
+          this.#notify('Recovery backup stored. Keep the passphrase somewhere safe.');
+        },
+        report,
+      );
     });
     const shares = byId<HTMLFormElement>('shares-form');
     shares.addEventListener('submit', (e) => {
       e.preventDefault();
-      void busy(shares.querySelector('button'), async () => {
-        const out = await this.#client.splitIdentity({
-          shares: Number(field(shares, 'shares').value),
-          threshold: Number(field(shares, 'threshold').value),
-        });
-        byId<HTMLTextAreaElement>('shares-out').value = out.join('\n');
-        byId('shares-out-label').hidden = false;
-      }, report);
+      void busy(
+        shares.querySelector('button'),
+        async () => {
+          const out = await this.#client.splitIdentity({
+            shares: Number(field(shares, 'shares').value),
+            threshold: Number(field(shares, 'threshold').value),
+          });
+          byId<HTMLTextAreaElement>('shares-out').value = out.join('\n');
+          byId('shares-out-label').hidden = false;
+        },
+        report,
+      );
     });
   }
 
@@ -89,7 +108,13 @@ export class PeoplePanes {
               {},
               el('td', {}, c.user),
               el('td', {}, el('code', {}, c.fingerprint)),
-              el('td', {}, c.verified ? el('span', { class: 'badge ok' }, 'verified') : el('span', { class: 'badge' }, 'not verified')),
+              el(
+                'td',
+                {},
+                c.verified
+                  ? el('span', { class: 'badge ok' }, 'verified')
+                  : el('span', { class: 'badge' }, 'not verified'),
+              ),
               el(
                 'td',
                 { class: 'right' },
@@ -100,7 +125,11 @@ export class PeoplePanes {
                     class: 'secondary small',
                     'aria-label': `Safety number with ${c.user}`,
                     onclick: (e: Event) =>
-                      void busy(e.currentTarget as HTMLButtonElement, () => this.#showSafety(c.user), this.#report),
+                      void busy(
+                        e.currentTarget as HTMLButtonElement,
+                        () => this.#showSafety(c.user),
+                        this.#report,
+                      ),
                   },
                   'Safety number',
                 ),
@@ -136,10 +165,9 @@ export class PeoplePanes {
   }
 
   async renderDevices(): Promise<void> {
-    const [devices, warnings] = await this.#session.serial(async () => [
-      await this.#client.devices(),
-      await this.#client.monitor(),
-    ] as const);
+    const [devices, warnings] = await this.#session.serial(
+      async () => [await this.#client.devices(), await this.#client.monitor()] as const,
+    );
     const body = byId('devices-table').querySelector('tbody')!;
     fill(
       body,
@@ -162,11 +190,15 @@ export class PeoplePanes {
                     class: 'danger small',
                     'aria-label': `Revoke ${d.device}`,
                     onclick: (e: Event) =>
-                      void busy(e.currentTarget as HTMLButtonElement, async () => {
-                        if (!confirm(`Revoke ${d.device}? It loses access to new messages.`)) return;
-                        await this.#session.serial(() => this.#client.revokeDevice(d.device));
-                        await this.renderDevices();
-                      }, this.#report),
+                      void busy(
+                        e.currentTarget as HTMLButtonElement,
+                        async () => {
+                          if (!confirm(`Revoke ${d.device}? It loses access to new messages.`)) return;
+                          await this.#session.serial(() => this.#client.revokeDevice(d.device));
+                          await this.renderDevices();
+                        },
+                        this.#report,
+                      ),
                   },
                   'Revoke',
                 ),
@@ -192,10 +224,14 @@ export class PeoplePanes {
                   type: 'button',
                   class: 'secondary small',
                   onclick: (e: Event) =>
-                    void busy(e.currentTarget as HTMLButtonElement, async () => {
-                      await this.#session.serial(() => this.#client.acknowledgeDevice(w.device));
-                      await this.renderDevices();
-                    }, this.#report),
+                    void busy(
+                      e.currentTarget as HTMLButtonElement,
+                      async () => {
+                        await this.#session.serial(() => this.#client.acknowledgeDevice(w.device));
+                        await this.renderDevices();
+                      },
+                      this.#report,
+                    ),
                 },
                 'It is mine',
               )

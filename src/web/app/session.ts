@@ -41,7 +41,12 @@ export async function serverPolicy(): Promise<PinnedLogPolicy> {
   const res = await fetch('/v1/e2ee/log/key', { headers: { accept: 'application/json' } });
   if (!res.ok)
     throw new EnsealError(ErrorCode.IO, `the server does not offer end-to-end encryption (${res.status})`);
-  const k = (await res.json()) as { origin?: unknown; verifier_key?: unknown; witnesses?: unknown; quorum?: unknown };
+  const k = (await res.json()) as {
+    origin?: unknown;
+    verifier_key?: unknown;
+    witnesses?: unknown;
+    quorum?: unknown;
+  };
   if (typeof k.origin !== 'string' || typeof k.verifier_key !== 'string')
     throw new EnsealError(ErrorCode.MALFORMED, 'the server announced no log key');
   return {
