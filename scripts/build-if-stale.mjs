@@ -39,9 +39,11 @@ if (existsSync(built) && statSync(built).mtimeMs >= sources) {
     },
   );
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
-  const bundle = spawnSync(process.execPath, [join(root, 'scripts', 'bundle-cli.mjs')], {
-    cwd: root,
-    stdio: 'inherit',
-  });
-  if (bundle.status !== 0) process.exit(bundle.status ?? 1);
+  for (const script of ['bundle-cli.mjs', 'bundle-web.mjs']) {
+    const bundle = spawnSync(process.execPath, [join(root, 'scripts', script)], {
+      cwd: root,
+      stdio: 'inherit',
+    });
+    if (bundle.status !== 0) process.exit(bundle.status ?? 1);
+  }
 }

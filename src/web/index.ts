@@ -1,61 +1,62 @@
-// TEMPORARY stand-in for the browser library (replaced when the real one is merged): the e2ee layer and an
-// IndexedDB state whose key is kept in the same database. Not for use.
-import { randomBytes } from '../crypto/index.js';
-import { EncryptedState, type StateBackend } from '../e2ee/index.js';
+/**
+ * The browser build of the e2ee layer (`enseal/e2ee` under the `browser` export condition, and the ES module
+ * file `enseal serve` serves): everything of the e2ee layer, plus the client state in IndexedDB sealed by a
+ * non-extractable WebCrypto AES-GCM key, and a non-extractable WebCrypto Ed25519 device key. Which keys are not
+ * non-extractable, and why, is said in ./keys.ts and docs/e2ee.md.
+ */
+import { EncryptedState, FetchTransport, type E2eeTransport } from '../e2ee/index.js';
+import { IndexedDbStateBackend, type IndexedDbStateOptions } from './idb.js';
+import { WebCryptoDeviceSigner, webStateCipher } from './keys.js';
+
 export * from '../e2ee/index.js';
+export {
+  IndexedDbStateBackend,
+  STORE_KEYS,
+  STORE_META,
+  STORE_RECORDS,
+  type DatabaseLike,
+  type IndexedDbStateOptions,
+} from './idb.js';
+export { WebCryptoDeviceSigner, webStateCipher, type WebStateCipher } from './keys.js';
 
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
+/** What {@link openBrowserClientState} opens. */
+export interface BrowserClientState {
+  readonly state: EncryptedState;
+  readonly deviceSigner: WebCryptoDeviceSigner;
+  readonly backend: IndexedDbStateBackend;
+  /** The transport given, or a {@link FetchTransport} to the page's own origin. */
+  readonly transport: E2eeTransport;
 }
 
-class IdbBackend implements StateBackend {
-  constructor(readonly db: IDBDatabase) {}
-  async get(name: string) {
-    const v = await req(this.db.transaction('records').objectStore('records').get(name));
-    return v === undefined ? undefined : new Uint8Array(v as ArrayBuffer);
+/**
+ * Opens (creating on first use) a browser device's client state: the IndexedDB database `dbName`, its
+ * non-extractable state key and device key, and the encrypted state over them. Give `state`, `transport` and
+ * `deviceSigner` to `E2eeClient.register`, `requestDevice`, `recover` or `open`.
+ *
+ * @example
+ * ```ts no-run
+ * const { state, deviceSigner, transport } = await openBrowserClientState('enseal-alice');
+ * const client = await E2eeClient.open({ state, transport, deviceSigner });
+ * ```
+ */
+export async function openBrowserClientState(
+  dbName: string,
+  transport?: E2eeTransport,
+  options: IndexedDbStateOptions = {},
+): Promise<BrowserClientState> {
+  const backend = await IndexedDbStateBackend.open(dbName, options);
+  try {
+    const cipher = await webStateCipher(backend);
+    const deviceSigner = await WebCryptoDeviceSigner.loadOrCreate(backend);
+    const state = await EncryptedState.open(backend, { cipher });
+    return {
+      state,
+      deviceSigner,
+      backend,
+      transport: transport ?? new FetchTransport({ address: globalThis.location.origin }),
+    };
+  } catch (e) {
+    await backend.close();
+    throw e;
   }
-  async list(prefix: string) {
-    const keys = (await req(this.db.transaction('records').objectStore('records').getAllKeys())) as string[];
-    return keys.filter((k) => k.startsWith(prefix)).sort();
-  }
-  commit(puts: ReadonlyMap<string, Uint8Array>, deletes: readonly string[]) {
-    return new Promise<void>((resolve, reject) => {
-      const tx = this.db.transaction('records', 'readwrite');
-      const s = tx.objectStore('records');
-      for (const d of deletes) s.delete(d);
-      for (const [k, v] of puts) s.put(v.slice().buffer, k);
-      tx.oncomplete = () => resolve();
-      tx.onerror = () => reject(tx.error);
-    });
-  }
-  async getMeta(name: string) {
-    return (await req(this.db.transaction('meta').objectStore('meta').get(name))) as string | undefined;
-  }
-  async setMeta(name: string, value: string) {
-    await req(this.db.transaction('meta', 'readwrite').objectStore('meta').put(value, name));
-  }
-  async close() {
-    this.db.close();
-  }
-}
-
-export async function openBrowserClientState(dbName: string) {
-  const open = indexedDB.open(dbName, 1);
-  open.onupgradeneeded = () => {
-    open.result.createObjectStore('records');
-    open.result.createObjectStore('meta');
-  };
-  const db = await req(open);
-  const backend = new IdbBackend(db);
-  let hex = await backend.getMeta('shim-key');
-  if (hex === undefined) {
-    hex = [...randomBytes(32)].map((b) => b.toString(16).padStart(2, '0')).join('');
-    await backend.setMeta('shim-key', hex);
-  }
-  const key = Uint8Array.from(hex.match(/../g)!.map((h) => parseInt(h, 16)));
-  const state = await EncryptedState.open(backend, { key });
-  return { state, deviceSigner: undefined, backend };
 }

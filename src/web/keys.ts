@@ -1,0 +1,139 @@
+/**
+ * The two keys a browser device keeps as non-extractable WebCrypto CryptoKeys in IndexedDB: the AES-256-GCM
+ * state key that seals every client-state record ({@link webStateCipher}) and the Ed25519 device key that signs
+ * logins, device records, revocations and the MLS key binding ({@link WebCryptoDeviceSigner}). The page can use
+ * them but never read them: `exportKey` rejects, and the profile's IndexedDB files hold only the browser's
+ * internal form of the key, not bytes a copy of those files could use elsewhere.
+ *
+ * Two keys are not non-extractable, and cannot be: the user identity key (it must exist as bytes to be backed
+ * up under a passphrase or split into Shamir shares for recovery) and the MLS signature and HPKE keys (ts-mls
+ * signs and decrypts with raw bytes). Both live only inside the encrypted state, sealed by the non-extractable
+ * state key, and in memory while the client runs. Safari cannot store CryptoKeys in IndexedDB in some versions;
+ * there `webStateCipher` fails with ERR_STORE.
+ */
+import { EnsealError, ErrorCode, decryptFailed } from '../crypto/index.js';
+import { stateRecordAad, type DeviceSigner, type StateCipher } from '../e2ee/index.js';
+import { databaseOf, loadOrStoreKey, type DatabaseLike } from './idb.js';
+
+const STATE_KEY = 'state-key';
+const DEVICE_KEY = 'device-key';
+const NONCE = 12;
+
+function subtle(): SubtleCrypto {
+  const s = (globalThis as { crypto?: Crypto }).crypto?.subtle;
+  if (s === undefined)
+    throw new EnsealError(
+      ErrorCode.UNSUPPORTED,
+      'WebCrypto is not available: serve the page over https (or from localhost), a secure context',
+    );
+  return s;
+}
+
+/** Bytes as WebCrypto takes them (a view over an ArrayBuffer). */
+function buf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
+}
+
+/** The state cipher over a CryptoKey; `key` is exposed so a test can show that it cannot be exported. */
+export interface WebStateCipher extends StateCipher {
+  readonly key: CryptoKey;
+}
+
+/**
+ * The state cipher of a browser: AES-256-GCM under a non-extractable CryptoKey created on first use and kept in
+ * the database's `keys` store. Records are `nonce (12 random bytes) || ciphertext || tag` with the record's name
+ * bound as associated data, the layout of the raw-key cipher.
+ */
+export async function webStateCipher(db: DatabaseLike): Promise<WebStateCipher> {
+  const s = subtle();
+  const key = await loadOrStoreKey<CryptoKey>(databaseOf(db), STATE_KEY, () =>
+    s.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']),
+  );
+  if (!(key instanceof CryptoKey) || key.algorithm.name !== 'AES-GCM' || key.extractable)
+    throw new EnsealError(ErrorCode.MALFORMED, 'the stored state key is not a non-extractable AES-GCM key');
+  return {
+    key,
+    async seal(name, plaintext) {
+      const nonce = crypto.getRandomValues(new Uint8Array(NONCE));
+      const ct = await s.encrypt(
+        { name: 'AES-GCM', iv: nonce, additionalData: buf(stateRecordAad(name)) },
+        key,
+        buf(plaintext),
+      );
+      const out = new Uint8Array(NONCE + ct.byteLength);
+      out.set(nonce);
+      out.set(new Uint8Array(ct), NONCE);
+      return out;
+    },
+    async open(name, sealed) {
+      if (sealed.length < NONCE + 16) throw decryptFailed();
+      try {
+        return new Uint8Array(
+          await s.decrypt(
+            { name: 'AES-GCM', iv: buf(sealed.slice(0, NONCE)), additionalData: buf(stateRecordAad(name)) },
+            key,
+            buf(sealed.slice(NONCE)),
+          ),
+        );
+      } catch {
+        throw decryptFailed();
+      }
+    },
+  };
+}
+
+function unsupportedEd25519(cause: unknown): EnsealError {
+  return new EnsealError(
+    ErrorCode.UNSUPPORTED,
+    "this browser's WebCrypto cannot create Ed25519 keys (Chromium 137+, Firefox 129+ and Safari 17+ can), so the device key cannot be held non-extractable here: update the browser",
+    { cause },
+  );
+}
+
+/**
+ * The device key of a browser: a non-extractable Ed25519 CryptoKey pair created on first use and kept in the
+ * database's `keys` store. Pass it as `deviceSigner` to {@link E2eeClient}.
+ *
+ * @example
+ * ```ts no-run
+ * const backend = await IndexedDbStateBackend.open('enseal-alice');
+ * const deviceSigner = await WebCryptoDeviceSigner.loadOrCreate(backend);
+ * ```
+ */
+export class WebCryptoDeviceSigner implements DeviceSigner {
+  readonly publicKey: Uint8Array;
+  /** The private half: usable for signing, never exportable. */
+  readonly privateKey: CryptoKey;
+
+  private constructor(privateKey: CryptoKey, publicKey: Uint8Array) {
+    this.privateKey = privateKey;
+    this.publicKey = publicKey;
+  }
+
+  /** Loads the device key of `db`, creating it (non-extractable) the first time. */
+  static async loadOrCreate(db: DatabaseLike): Promise<WebCryptoDeviceSigner> {
+    const s = subtle();
+    const pair = await loadOrStoreKey<CryptoKeyPair>(databaseOf(db), DEVICE_KEY, async () => {
+      try {
+        return await s.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);
+      } catch (cause) {
+        throw unsupportedEd25519(cause);
+      }
+    });
+    if (
+      !(pair?.privateKey instanceof CryptoKey) ||
+      pair.privateKey.algorithm.name !== 'Ed25519' ||
+      pair.privateKey.extractable
+    )
+      throw new EnsealError(
+        ErrorCode.MALFORMED,
+        'the stored device key is not a non-extractable Ed25519 key',
+      );
+    const publicKey = new Uint8Array(await s.exportKey('raw', pair.publicKey));
+    return new WebCryptoDeviceSigner(pair.privateKey, publicKey);
+  }
+
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    return new Uint8Array(await subtle().sign({ name: 'Ed25519' }, this.privateKey, buf(message)));
+  }
+}
