@@ -9,7 +9,6 @@
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
 import {
   E2eeClient,
-  FetchTransport,
   formatDeviceRequest,
   openBrowserClientState,
   type E2eeClientOptions,
@@ -71,9 +70,8 @@ export class Session {
 
   /** Opens (or creates) this browser's state. */
   static async open(onWarning: (w: E2eeWarning) => void): Promise<Session> {
-    const { state, deviceSigner } = await openBrowserClientState(APP_DB);
-    const transport = new FetchTransport({ address: location.origin });
-    return new Session(state, { transport, state, onWarning, ...(deviceSigner ? { deviceSigner } : {}) });
+    const { state, deviceSigner, transport } = await openBrowserClientState(APP_DB);
+    return new Session(state, { transport, state, deviceSigner, onWarning });
   }
 
   /** The client once signed in. */
