@@ -76,6 +76,11 @@ export class ChatPane {
       input.value = '';
       if (file) void busy(null, () => this.#share(file), report);
     });
+    // A file dropped beside the zone must not make the browser navigate away to it.
+    for (const type of ['dragover', 'drop'])
+      document.addEventListener(type, (e) => {
+        if (!(e.target instanceof Node) || !byId('dropzone').contains(e.target)) e.preventDefault();
+      });
     const zone = byId('dropzone');
     zone.addEventListener('dragover', (e) => {
       e.preventDefault();
