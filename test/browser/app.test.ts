@@ -365,7 +365,12 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
       const text: string[] = [];
       const seen = async (v: unknown): Promise<void> => {
         if (v instanceof CryptoKey && v.type === 'public') {
-          keys.push({ algorithm: v.algorithm.name, type: v.type, extractable: v.extractable, exported: 'public' });
+          keys.push({
+            algorithm: v.algorithm.name,
+            type: v.type,
+            extractable: v.extractable,
+            exported: 'public',
+          });
         } else if (v instanceof CryptoKey) {
           let exported = 'refused';
           for (const format of ['raw', 'pkcs8', 'jwk'] as const) {
