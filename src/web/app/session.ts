@@ -162,13 +162,15 @@ export class Session {
     stop: () => boolean,
   ): Promise<void> {
     let delay = 1000;
-    await this.serial(async () => deliver(await this.client.sync()));
+    let first = true;
     while (!stop()) {
       try {
-        const waiting = await this.client.fetchInbox({ waitSeconds: 10 });
+        // At start, whatever waited while the page was closed; then the long poll, which returns on arrival.
+        const waiting = first ? 1 : (await this.client.fetchInbox({ waitSeconds: 10 })).length;
+        first = false;
         onOnline(true);
         delay = 1000;
-        if (waiting.length > 0) await this.serial(async () => deliver(await this.client.sync()));
+        if (waiting > 0) await this.serial(async () => deliver(await this.client.sync()));
       } catch (err) {
         onOnline(false);
         onError(err);
