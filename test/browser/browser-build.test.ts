@@ -4,7 +4,10 @@
  * getRandomValues, TextEncoder/TextDecoder, WebAssembly) — no process, no Buffer, no require.
  */
 import { webcrypto } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { runInNewContext } from 'node:vm';
+import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -107,5 +110,26 @@ describe('browser build', () => {
     }
     const mac = api.Keyset.generate({ purpose: 'mac' });
     expect(mac.verifyMac('d', mac.mac('d'))).toBe(true);
+  });
+});
+
+describe('e2ee browser build (dist/web/enseal-e2ee.js)', () => {
+  it('builds with the project script, imports no Node built-in and reports its size', () => {
+    const run = spawnSync(process.execPath, ['scripts/bundle-web.mjs'], { cwd: root, encoding: 'utf8' });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/dist\/web\/enseal-e2ee\.js \d+ bytes \(\d+ gzip\)/);
+    const code = readFileSync(`${root}/dist/web/enseal-e2ee.js`, 'utf8');
+    expect(code).not.toMatch(/from\s*["']node:|import\(["'](node:)?(crypto|fs|path|os|module)["']\)/);
+    expect(code).not.toMatch(/require\(["']node:/);
+    expect(code).not.toContain('runtime/node.ts');
+    // The library's own names are exported (the module is an ES module).
+    for (const name of [
+      'E2eeClient',
+      'IndexedDbStateBackend',
+      'WebCryptoDeviceSigner',
+      'openBrowserClientState',
+    ])
+      expect(code).toMatch(new RegExp(`\\b${name}\\b`));
+    console.log(`e2ee browser build: ${code.length} bytes, ${gzipSync(code, { level: 9 }).length} gzip`);
   });
 });
