@@ -5,8 +5,8 @@
  * a browser to Node and another from Node to a browser (SHA-256 compared); alice removes bob in her browser
  * and bob can read no later message nor open a later file; alice's browser restarts on the same profile and
  * keeps its device; the device's keys refuse exportKey; the profile's IndexedDB holds no plaintext; the CSP
- * stops an injected inline script; alice recovers her account from a passphrase in a fresh browser and
- * enrolls another one as a second device; `enseal tls audit` grades /app A+. Screenshots of the main screens
+ * stops an injected inline script; alice recovers her account from a passphrase and from shares in fresh
+ * browsers and enrolls another one as a second device; `enseal tls audit` grades /app A+. Screenshots of the main screens
  * are written to test-artifacts/screenshots/app-*.png (the test prints the folder).
  *
  * The browsers trust the server by its certificate's public key (Chromium's SPKI pin list), not by turning
@@ -473,7 +473,7 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
       .toMatch(/carol[^\n]*\n?[^\n]*\bverified/);
   });
 
-  it('recovers alice from a passphrase in a fresh browser, and enrolls another as her second device', async () => {
+  it('recovers alice from a passphrase and from shares in fresh browsers, and enrolls another as her second device', async () => {
     const alice = pages.get('alice')!;
     await alice.getByRole('tab', { name: 'Recovery' }).click();
     const backup = alice.locator('#backup-form');
@@ -500,6 +500,25 @@ describe.skipIf(!browserPeer.available)('the web client in chromium', () => {
     await form.getByRole('button', { name: 'Recover' }).click();
     await expect.poll(() => rescued.textContent('#whoami'), { timeout: 60_000 }).toBe('alice · rescued');
     expect(await cspViolations(rescued)).toEqual([]);
+
+    // Shares made in alice's browser bring her back in another fresh one.
+    await alice.getByRole('tab', { name: 'Recovery' }).click();
+    await alice.getByRole('button', { name: 'Make shares' }).click();
+    const sharesOut = alice.getByLabel('Shares: give each to a different person');
+    await expect.poll(() => sharesOut.inputValue(), { timeout: 20_000 }).toMatch(/\n/);
+    const shares = (await sharesOut.inputValue()).split('\n');
+    expect(shares).toHaveLength(3);
+    const fromShares = await (await spare.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
+    await fromShares.goto(`${server!.url}/app`);
+    const sharesForm = fromShares.locator('#recover-form');
+    await sharesForm.getByLabel('User name').fill('alice');
+    await sharesForm.getByLabel('Device name').fill('from-shares');
+    await sharesForm.getByLabel('Application token').fill(server!.token!);
+    await sharesForm.getByLabel('Or recovery shares, one per line').fill(`${shares[0]}\n${shares[2]}`);
+    await sharesForm.getByRole('button', { name: 'Recover' }).click();
+    await expect
+      .poll(() => fromShares.textContent('#whoami'), { timeout: 60_000 })
+      .toBe('alice · from-shares');
 
     const second = await (await spare.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
     await second.goto(`${server!.url}/app`);

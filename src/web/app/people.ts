@@ -10,6 +10,13 @@ import type { Session } from './session.js';
 
 type Report = (err: unknown) => void;
 
+/** Who signed a device into the directory, as the Devices table says it. */
+const ADDED_BY: Readonly<Record<string, string>> = {
+  identity: 'the identity key',
+  recovery: 'the recovery key',
+  device: 'another device',
+};
+
 export class PeoplePanes {
   readonly #session: Session;
   readonly #report: Report;
@@ -176,7 +183,7 @@ export class PeoplePanes {
           'tr',
           {},
           el('td', {}, d.device, d.current ? el('span', { class: 'muted' }, ' (this browser)') : undefined),
-          el('td', {}, d.addedBy),
+          el('td', {}, ADDED_BY[d.addedBy] ?? d.addedBy),
           el('td', {}, formatTime(d.createdAt)),
           el(
             'td',
