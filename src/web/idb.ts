@@ -199,18 +199,21 @@ export async function loadOrStoreKey<T>(db: IDBDatabase, name: string, create: (
   const tx = db.transaction(STORE_KEYS, 'readwrite', { durability: 'strict' });
   const done = completion(tx, 'storing a key');
   const store = tx.objectStore(STORE_KEYS);
-  const winner = await new Promise<T>((resolve, reject) => {
+  const winner = new Promise<T>((resolve, reject) => {
     const get = store.get(name);
     get.onerror = () => reject(idbError('reading a key', get.error));
     get.onsuccess = () => {
-      if (get.result !== undefined) {
-        resolve(get.result as T);
-      } else {
+      if (get.result !== undefined) return resolve(get.result as T);
+      try {
         store.put(fresh, name);
         resolve(fresh);
+      } catch (cause) {
+        // A browser that cannot store a CryptoKey in IndexedDB (DataCloneError).
+        reject(idbError('storing a CryptoKey (this browser may not keep CryptoKeys in IndexedDB)', cause));
+        tx.abort();
       }
     };
   });
-  await done;
-  return winner;
+  const [key] = await Promise.all([winner, done]);
+  return key;
 }

@@ -2,8 +2,12 @@
  * The two keys a browser device keeps as non-extractable WebCrypto CryptoKeys in IndexedDB: the AES-256-GCM
  * state key that seals every client-state record ({@link webStateCipher}) and the Ed25519 device key that signs
  * logins, device records, revocations and the MLS key binding ({@link WebCryptoDeviceSigner}). The page can use
- * them but never read them: `exportKey` rejects, and the profile's IndexedDB files hold only the browser's
- * internal form of the key, not bytes a copy of those files could use elsewhere.
+ * them but never read them: `exportKey` rejects, so a script in the page cannot copy a key out.
+ *
+ * Non-extractable is not encrypted at rest: Chromium writes a stored CryptoKey's key bytes into the profile's
+ * IndexedDB files unencrypted (the browser test finds a known imported key there), so a copy of the profile
+ * opens the state and can sign as the device. Against that, rely on disk encryption, or open the state with
+ * `{ passphrase }` (Argon2id) instead of this cipher, at the cost of asking for it at each start.
  *
  * Two keys are not non-extractable, and cannot be: the user identity key (it must exist as bytes to be backed
  * up under a passphrase or split into Shamir shares for recovery) and the MLS signature and HPKE keys (ts-mls

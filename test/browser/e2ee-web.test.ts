@@ -4,7 +4,8 @@
  * client exchange messages in one group both ways; the browser restarts on the same profile and its device
  * opens with the same keys; `exportKey` rejects on the device key and on the state key; no IndexedDB record and
  * no byte of the profile's IndexedDB files holds a plaintext or a raw identity or MLS private key; an aborted
- * commit and a page closed during a commit leave a client that opens and works.
+ * commit and a page closed during a commit leave a client that opens and works. It also pins the limit
+ * docs/e2ee.md states: Chromium keeps a non-extractable CryptoKey's bytes in those files, unencrypted.
  *
  * The page and the module are served under the server's own origin by request interception, so the library
  * talks to `enseal serve` same-origin with the FetchTransport. The browser trusts the server by the public key
@@ -292,6 +293,21 @@ describe.skipIf(!browserPeer.available)('the e2ee library in chromium', () => {
       return records.map((r) => ({ name: r.name, value: w.b64(r.value) as string }));
     });
     expect(dump.map((r) => r.name)).toEqual(expect.arrayContaining(['check', 'device', 'policy']));
+    // The documented limit: a non-extractable CryptoKey is stored with its key bytes in the profile's files.
+    const probeKey = await page.evaluate(async () => {
+      const bytes = crypto.getRandomValues(new Uint8Array(32));
+      const key = await crypto.subtle.importKey('raw', bytes, 'AES-GCM', false, ['encrypt']);
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      const backend = await (window as any).E.IndexedDbStateBackend.open('enseal-test-probe');
+      await new Promise((resolve, reject) => {
+        const tx = backend.db.transaction('keys', 'readwrite');
+        tx.objectStore('keys').put(key, 'probe');
+        tx.oncomplete = resolve;
+        tx.onerror = reject;
+      });
+      await backend.close();
+      return Array.from(bytes);
+    });
     const plaintexts = ['m1 from the browser', 'm2 from node', 'm3 after the restart', 'm4 from node'];
     const needles = [
       ...plaintexts.map((p) => Buffer.from(p)),
@@ -310,6 +326,7 @@ describe.skipIf(!browserPeer.available)('the e2ee library in chromium', () => {
     const device = Buffer.from(dump.find((r) => r.name === 'device')!.value, 'base64');
     expect(onDisk.includes(device.subarray(0, 64))).toBe(true);
     for (const n of needles) expect(onDisk.includes(n)).toBe(false);
+    expect(onDisk.includes(Buffer.from(probeKey))).toBe(true);
 
     // An aborted commit (every write refused inside the transaction) changes nothing; the client then works.
     await bob.send(group, utf8Encode('m5 during a failing commit'));
