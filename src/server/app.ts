@@ -32,6 +32,7 @@ import { registerAuthRoutes } from './auth-routes.js';
 import { registerSysRoutes } from './sys-routes.js';
 import { registerTransitRoutes } from './transit-routes.js';
 import { registerSeedRoutes } from './seed-routes.js';
+import { registerAppRoutes } from './app-routes.js';
 import { registerConsoleRoutes } from './console-routes.js';
 import { registerE2eeRoutes } from './e2ee/index.js';
 
@@ -323,6 +324,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerAuthRoutes(app, options);
   registerSeedRoutes(app, options.km, seedsKey);
   registerConsoleRoutes(app);
+  registerAppRoutes(app);
   registerE2eeRoutes(app, options);
   options.extraRoutes?.(app);
   await app.ready();

@@ -125,6 +125,7 @@ export {
 export {
   auditTls,
   parseTarget,
+  targetPath,
   NOT_TESTED,
   type AuditOptions,
   type AuditReport,

@@ -14,6 +14,7 @@ import {
   parseGrade,
   parseHsts,
   parseTarget,
+  targetPath,
   rate,
   suiteById,
   type RatingInput,
@@ -268,6 +269,13 @@ describe('target parsing', () => {
     expect(parseTarget('[::1]:8443')).toEqual({ host: '::1', port: 8443 });
     expect(parseTarget('::1')).toEqual({ host: '::1', port: 443 });
     expect(parseTarget('https://example.com:444/path')).toEqual({ host: 'example.com', port: 444 });
+  });
+
+  it('keeps the path of a URL target for the header check, and / otherwise', () => {
+    expect(targetPath('https://example.com:444/app')).toBe('/app');
+    expect(targetPath('https://example.com/a/b?x=1')).toBe('/a/b?x=1');
+    expect(targetPath('https://example.com')).toBe('/');
+    expect(targetPath('example.com:8443')).toBe('/');
   });
 
   it('refuses what is not a target', () => {

@@ -155,7 +155,10 @@ export function registerTlsAudit(tls: Command): void {
     .description(
       'audit a TLS server: protocols, suites, key exchange, certificate, HSTS; graded like SSL Labs',
     )
-    .argument('<target>', 'HOST[:PORT] (port 443 by default; [::1]:8443 for IPv6)')
+    .argument(
+      '<target>',
+      'HOST[:PORT] (port 443 by default; [::1]:8443 for IPv6), or https://HOST[:PORT]/PATH to check the headers of PATH',
+    )
     .option('--json', 'print the full report as JSON')
     .option(
       '--fail-under <grade>',

@@ -87,6 +87,15 @@ export const NOT_TESTED = [
 ];
 
 /** Splits HOST[:PORT], [IPv6]:PORT or a bare IPv6 literal; the port defaults to 443. */
+/**
+ * The path of a target given as a URL (`https://host:port/app`), which the HTTPS header check requests, so
+ * a page served with headers of its own is graded on them; `/` for HOST[:PORT].
+ */
+export function targetPath(target: string): string {
+  const m = /^https:\/\/[^/?#\s]+(\/[^\s#]*)?$/i.exec(target.trim());
+  return m?.[1] ?? '/';
+}
+
 export function parseTarget(target: string): { host: string; port: number } {
   const t = target
     .trim()
@@ -272,6 +281,7 @@ export async function auditTls(targetText: string, options: AuditOptions = {}): 
     timeoutMs,
     serverName,
     ...(options.extraCa !== undefined ? { extraCa: options.extraCa } : {}),
+    path: targetPath(targetText),
   };
   const deadlineMs = options.deadlineMs ?? Math.max(60_000, 12 * timeoutMs);
   let timer: NodeJS.Timeout | undefined;

@@ -101,7 +101,7 @@ function get(
     const common = {
       host: target.host,
       port,
-      path: '/',
+      path: secure ? (target.path ?? '/') : '/',
       method: 'GET',
       headers: { host: hostHeader, 'user-agent': 'enseal-tls-audit' },
       agent: false as const,

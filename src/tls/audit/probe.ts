@@ -26,6 +26,8 @@ export interface ProbeTarget extends Endpoint {
   readonly serverName: string | undefined;
   /** Extra trust anchors (PEM), added to Node's bundled roots. */
   readonly extraCa?: readonly string[];
+  /** The path the HTTPS header check requests (`/` unless the target was a URL with a path). */
+  readonly path?: string;
 }
 
 export interface HandshakeResult {
