@@ -273,6 +273,33 @@ export class ChatPane {
           groupId: e.groupId,
           entry: { seq: e.seq, from: '', at: now, notice: `A message was rejected (${e.code})` },
         });
+      } else if (e.kind === 'history') {
+        for (const h of e.entries) {
+          const by = `${h.sender.user}/${h.sender.device}`;
+          const entry = h.file
+            ? { seq: e.seq, from: by, at: h.at, file: h.file }
+            : { seq: e.seq, from: by, at: h.at, text: h.data ? utf8Decode(h.data) : '' };
+          additions.push({ groupId: e.groupId, entry });
+        }
+        additions.push({
+          groupId: e.groupId,
+          entry: {
+            seq: e.seq,
+            from: '',
+            at: now,
+            notice: `${e.entries.length} earlier messages, shared by ${from} when you joined`,
+          },
+        });
+      } else if (e.kind === 'missing') {
+        additions.push({
+          groupId: e.groupId,
+          entry: {
+            seq: 0,
+            from: '',
+            at: now,
+            notice: `${e.to - e.from + 1} message(s) from ${from} never arrived (${e.code})`,
+          },
+        });
       }
       if (e.groupId !== this.#current) this.#unread.add(e.groupId);
     }
@@ -281,7 +308,8 @@ export class ChatPane {
   }
 
   async #createGroup(): Promise<void> {
-    const id = await this.#session.serial(() => this.#client.createGroup());
+    const history = byId<HTMLInputElement>('group-history').checked ? 'shared' : 'none';
+    const id = await this.#session.serial(() => this.#client.createGroup({ history }));
     await this.#history.append([
       { groupId: id, entry: { seq: 0, from: '', at: Date.now(), notice: 'You created this group' } },
     ]);

@@ -6,7 +6,7 @@
 import { EnsealError } from '../../crypto/index.js';
 import { ChatPane } from './chat.js';
 import { busy, byId, field, showOnly } from './dom.js';
-import { PeoplePanes } from './people.js';
+import { PeoplePanes, warningText } from './people.js';
 import { Session } from './session.js';
 
 const VIEWS = ['view-loading', 'view-signin', 'view-enrolling', 'view-main'] as const;
@@ -130,16 +130,7 @@ function signIn(session: Session): void {
 }
 
 async function start(): Promise<void> {
-  const session = await Session.open((w) =>
-    notice(
-      w.kind === 'unexpected-device'
-        ? `A device you did not approve here was added to your account: ${w.device}`
-        : w.kind === 'expected-device-revoked'
-          ? `Your device ${w.device} was revoked`
-          : `A message was rejected (${w.code})`,
-      'bad',
-    ),
-  );
+  const session = await Session.open((w) => notice(warningText(w), 'bad'));
   const phase = await session.phase();
   if (phase.kind === 'signed-out') signIn(session);
   else if (phase.kind === 'enrolling') await waitForApproval(session, phase.user, phase.request);

@@ -4,7 +4,7 @@
  * monitoring), and the identity key's passphrase backup and recovery shares.
  */
 import { base64Decode, base64Encode } from '../../crypto/index.js';
-import { parseDeviceRequest } from '../index.js';
+import { parseDeviceRequest, type E2eeWarning } from '../index.js';
 import { busy, byId, el, field, fill, formatTime } from './dom.js';
 import type { Session } from './session.js';
 
@@ -16,6 +16,22 @@ const ADDED_BY: Readonly<Record<string, string>> = {
   recovery: 'the recovery key',
   device: 'another device',
 };
+
+/** What a warning of the client means, in one sentence for the page. */
+export function warningText(w: E2eeWarning): string {
+  switch (w.kind) {
+    case 'unexpected-device':
+      return `A device you did not approve here was added to your account: ${w.device}.`;
+    case 'expected-device-revoked':
+      return `Your device ${w.device} was revoked.`;
+    case 'message-rejected':
+      return `A message was rejected (${w.code}).`;
+    case 'messages-missing':
+      return `Messages from ${w.sender.user}/${w.sender.device} never arrived (${w.code}).`;
+    case 'sender-mismatch':
+      return `The server named ${w.claimed.user} as the sender of a message from ${w.sender.user}.`;
+  }
+}
 
 export class PeoplePanes {
   readonly #session: Session;
@@ -219,11 +235,7 @@ export class PeoplePanes {
         el(
           'li',
           { class: 'warning' },
-          w.kind === 'unexpected-device'
-            ? `A device you did not approve here was added to your account: ${w.device}.`
-            : w.kind === 'expected-device-revoked'
-              ? `Your device ${w.device} was revoked.`
-              : `A message was rejected (${w.code}).`,
+          warningText(w),
           w.kind === 'unexpected-device'
             ? el(
                 'button',
