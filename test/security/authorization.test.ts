@@ -139,10 +139,13 @@ describe('every registered route', () => {
     const routes = registeredRoutes(ctx.server.app);
     expect(routes.length).toBeGreaterThan(40);
     for (const r of routes) expect(r.access, `${r.method} ${r.url}`).toBeDefined();
-    // The operator console's static files are public too (they carry no data), and only readable.
-    const consoleFile = (r: RegisteredRoute) => r.url === '/ui' || r.url.startsWith('/ui/');
+    // The operator console's and the web client's static files are public too (they carry no data: both sign
+    // in against the API from the page), and only readable.
+    const consoleFile = (r: RegisteredRoute) =>
+      r.url === '/ui' || r.url.startsWith('/ui/') || r.url === '/app' || r.url.startsWith('/app/');
     const consoleRoutes = routes.filter(consoleFile);
     expect(consoleRoutes.map((r) => `${r.method} ${r.url}`)).toContain('GET /ui');
+    expect(consoleRoutes.map((r) => `${r.method} ${r.url}`)).toContain('GET /app');
     for (const r of consoleRoutes) {
       expect(isPublic(r), r.url).toBe(true);
       expect(['GET', 'HEAD'], `${r.method} ${r.url}`).toContain(r.method);
