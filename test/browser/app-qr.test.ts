@@ -11,7 +11,7 @@
  * certificate checks off; Node trusts the development CA.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -75,7 +75,7 @@ function serverSpki(url: string): Promise<string> {
   });
 }
 
-// jsqr is CommonJS with its function on `exports.default`; Node's default import is the whole `module.exports`.
+// jsqr is CommonJS with its function on `exports.default`; a default import is the whole `module.exports`.
 const jsQR = jsqr.default;
 const cspViolations = () => page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp);
 
