@@ -1,11 +1,12 @@
 /**
- * The Contacts, Devices and Recovery panes: contacts with their safety numbers (digits, and the QR payload as
- * text), this user's devices proved by the directory (approve a new one, revoke one, warnings from
+ * The Contacts, Devices and Recovery panes: contacts with their safety numbers (digits, a QR code of the
+ * payload, and the payload as base64 text), this user's devices proved by the directory (approve a new one, revoke one, warnings from
  * monitoring), and the identity key's passphrase backup and recovery shares.
  */
 import { base64Decode, base64Encode } from '../../crypto/index.js';
 import { parseDeviceRequest, type E2eeWarning } from '../index.js';
 import { busy, byId, el, field, fill, formatTime } from './dom.js';
+import { qrSvg } from './qr.js';
 import type { Session } from './session.js';
 
 type Report = (err: unknown) => void;
@@ -171,6 +172,7 @@ export class PeoplePanes {
       byId('safety-digits'),
       sn.groups.map((g) => el('span', {}, g)),
     );
+    fill(byId('safety-qr'), qrSvg(sn.qrPayload, `QR code of the safety number with ${user}`));
     byId<HTMLInputElement>('safety-payload').value = base64Encode(sn.qrPayload);
     byId<HTMLInputElement>('safety-scanned').value = '';
   }
