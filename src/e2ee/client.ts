@@ -126,16 +126,7 @@ export type E2eeWarning =
       readonly seq: number;
       readonly code: string;
     }
-  | {
-      /** Messages of `sender` in `epoch` (indexes `from` to `to`) were not delivered: the relay dropped them. */
-      readonly kind: 'messages-missing';
-      readonly code: typeof ErrorCode.E2EE_MISSING_MESSAGES;
-      readonly groupId: string;
-      readonly sender: DeviceAddress;
-      readonly epoch: number;
-      readonly from: number;
-      readonly to: number;
-    }
+  | ({ readonly kind: 'messages-missing' } & MissingMessages)
   | {
       /** The relay named another sender than the one MLS authenticated; the event names the authenticated one. */
       readonly kind: 'sender-mismatch';
@@ -178,16 +169,17 @@ export type E2eeEvent =
       readonly sender: DeviceAddress;
       readonly entries: readonly HistoryEntry[];
     }
-  | {
-      /** Application messages that were not delivered; see {@link E2eeWarning} `messages-missing`. */
-      readonly kind: 'missing';
-      readonly code: typeof ErrorCode.E2EE_MISSING_MESSAGES;
-      readonly groupId: string;
-      readonly sender: DeviceAddress;
-      readonly epoch: number;
-      readonly from: number;
-      readonly to: number;
-    };
+  | ({ readonly kind: 'missing' } & MissingMessages);
+
+/** Messages of `sender` in `epoch` (indexes `from` to `to`) that were not delivered: the relay dropped them. */
+export interface MissingMessages {
+  readonly code: typeof ErrorCode.E2EE_MISSING_MESSAGES;
+  readonly groupId: string;
+  readonly sender: DeviceAddress;
+  readonly epoch: number;
+  readonly from: number;
+  readonly to: number;
+}
 
 /** A file shared in a group, as its file message describes it. */
 export interface SharedFile {
@@ -422,6 +414,16 @@ export function checkHistoryJson(value: unknown): HistoryJson {
     (h.m !== undefined) !== (h.f !== undefined);
   if (!ok) throw new EnsealError(ErrorCode.MALFORMED, 'history bundle: an entry is malformed');
   return h;
+}
+
+/** A sender's key in a delivery record (user and device names may hold any character, '/' included). */
+function senderKey(a: DeviceAddress): string {
+  return JSON.stringify([a.user, a.device]);
+}
+
+function senderOf(key: string): DeviceAddress {
+  const [user, device] = JSON.parse(key) as [string, string];
+  return { user, device };
 }
 
 /** What a sender remembers of its own messages in a group, to number the next one. */
@@ -1340,14 +1342,11 @@ export class E2eeClient {
       const stored = await this.state.getJson<unknown>(`recv/${groupId}`);
       if (stored === undefined) continue;
       for (const [from, to] of stillMissing(checkDeliveryRecord(stored), gap)) {
-        const [user, device] = [
-          gap.sender.slice(0, gap.sender.indexOf('/')),
-          gap.sender.slice(gap.sender.indexOf('/') + 1),
-        ];
+        const sender = senderOf(gap.sender);
         const missing = {
           code: ErrorCode.E2EE_MISSING_MESSAGES,
           groupId,
-          sender: { user, device },
+          sender,
           epoch: gap.epoch,
           from,
           to,
@@ -1370,15 +1369,12 @@ export class E2eeClient {
     const name = gidName(gidBytes(groupIdText));
     const stored = await this.state.getJson<unknown>(`recv/${name}`);
     if (stored === undefined) return [];
-    return openGaps(checkDeliveryRecord(stored)).map((g) => {
-      const cut = g.sender.indexOf('/');
-      return {
-        sender: { user: g.sender.slice(0, cut), device: g.sender.slice(cut + 1) },
-        epoch: g.epoch,
-        from: g.from,
-        to: g.to,
-      };
-    });
+    return openGaps(checkDeliveryRecord(stored)).map((g) => ({
+      sender: senderOf(g.sender),
+      epoch: g.epoch,
+      from: g.from,
+      to: g.to,
+    }));
   }
 
   async #processInbox(m: InboxMessage): Promise<E2eeEvent | undefined> {
@@ -1451,7 +1447,7 @@ export class E2eeClient {
     await this.#stage(tx, result.group);
     if (payload.c !== undefined) {
       const record = await this.#deliveryRecord(name, epoch);
-      const opened = noteDelivery(record, `${sender.user}/${sender.device}`, epoch, payload.c, payload.p);
+      const opened = noteDelivery(record, senderKey(sender), epoch, payload.c, payload.p);
       tx.putJson(`recv/${name}`, record);
       for (const g of opened) this.#openedGaps.push({ groupId: name, gap: g });
     }
