@@ -10,10 +10,7 @@
  * The browser trusts the server by its certificate's public key (Chromium's SPKI pin list), not by turning
  * certificate checks off; Node trusts the development CA.
  */
-import { createHash, X509Certificate } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
-import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,50 +27,18 @@ import {
   type PinnedLogPolicy,
 } from '../../src/e2ee/index.js';
 import { buildOnce } from '../helpers/cli.js';
-import { executable } from '../helpers/peers.js';
+import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
-const browserPeer = executable(['chromium', 'chromium-browser'], 'apt-get install chromium');
 const SHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
 
 let dir = '';
 let server: ServeProcess | undefined;
+const get = async (path: string) => (await serveGet(server!, path)).text;
 let spki = '';
 let carol: E2eeClient;
 let browser: Browser | undefined;
 let page: Page;
-
-/** A GET from Node, trusting the development CA. */
-function get(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, server!.url), { ca: server!.ca }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += String(d)));
-      res.on('end', () => resolve(text));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** base64(SHA-256(SubjectPublicKeyInfo)) of the server's certificate, for --ignore-certificate-errors-spki-list. */
-function serverSpki(url: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(
-      { host: hostname, port: Number(port), ca: server!.ca, servername: 'localhost' },
-      () => {
-        const der = new X509Certificate(socket.getPeerX509Certificate()!.raw).publicKey.export({
-          type: 'spki',
-          format: 'der',
-        });
-        socket.end();
-        resolve(createHash('sha256').update(der).digest('base64'));
-      },
-    );
-    socket.on('error', reject);
-  });
-}
 
 // jsqr is CommonJS with its function on `exports.default`; a default import is the whole `module.exports`.
 const jsQR = jsqr.default;
@@ -91,7 +56,7 @@ beforeAll(async () => {
   buildOnce();
   dir = mkdtempSync(join(tmpdir(), 'enseal-app-qr-'));
   server = await startServe(['--dev', '--data-dir', join(dir, 'server')]);
-  spki = await serverSpki(server.url);
+  spki = await serverSpki(server);
   const k = JSON.parse(await get('/v1/e2ee/log/key')) as {
     origin: string;
     verifier_key: string;

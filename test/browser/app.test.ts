@@ -13,7 +13,7 @@
  * certificate checks off; Node trusts the development CA.
  */
 import { execFile } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   createReadStream,
   mkdirSync,
@@ -24,8 +24,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { request } from 'node:https';
-import { connect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,16 +41,16 @@ import {
 } from '../../src/e2ee/index.js';
 import { APP_CSP } from '../../src/server/app-routes.js';
 import { CLI, buildOnce } from '../helpers/cli.js';
-import { executable } from '../helpers/peers.js';
+import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
-const browserPeer = executable(['chromium', 'chromium-browser'], 'apt-get install chromium');
 const SHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
 const BIG = 50 * 1024 * 1024;
 const run = promisify(execFile);
 
 let dir = '';
 let server: ServeProcess | undefined;
+const get = (path: string) => serveGet(server!, path);
 let caFile = '';
 let spki = '';
 let policy: PinnedLogPolicy;
@@ -65,38 +63,6 @@ const pages = new Map<'alice' | 'bob', Page>();
 let spare: Browser | undefined;
 /** Every plaintext message, to search the stored state for. */
 const plaintexts: string[] = [];
-
-/** A GET from Node, trusting the development CA. */
-function get(path: string): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(new URL(path, server!.url), { ca: server!.ca }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += String(d)));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** base64(SHA-256(SubjectPublicKeyInfo)) of the server's certificate, for --ignore-certificate-errors-spki-list. */
-function serverSpki(url: string): Promise<string> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(
-      { host: hostname, port: Number(port), ca: server!.ca, servername: 'localhost' },
-      () => {
-        const der = new X509Certificate(socket.getPeerX509Certificate()!.raw).publicKey.export({
-          type: 'spki',
-          format: 'der',
-        });
-        socket.end();
-        resolve(createHash('sha256').update(der).digest('base64'));
-      },
-    );
-    socket.on('error', reject);
-  });
-}
 
 const profile = (user: string) => join(dir, `profile-${user}`);
 
@@ -177,7 +143,7 @@ beforeAll(async () => {
   server = await startServe(['--dev', '--data-dir', join(dir, 'server')]);
   caFile = join(dir, 'ca.pem');
   writeFileSync(caFile, server.ca!);
-  spki = await serverSpki(server.url);
+  spki = await serverSpki(server);
   const k = JSON.parse((await get('/v1/e2ee/log/key')).text) as {
     origin: string;
     verifier_key: string;

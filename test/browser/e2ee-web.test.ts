@@ -11,12 +11,9 @@
  * talks to `enseal serve` same-origin with the FetchTransport. The browser trusts the server by the public key
  * of its certificate (Chromium's SPKI list), not by turning certificate checks off.
  */
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,10 +27,9 @@ import {
   type PinnedLogPolicy,
 } from '../../src/e2ee/index.js';
 import { buildOnce } from '../helpers/cli.js';
-import { executable } from '../helpers/peers.js';
+import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
-const browserPeer = executable(['chromium', 'chromium-browser'], 'apt-get install chromium');
 const BUNDLE = fileURLToPath(new URL('../../dist/web/enseal-e2ee.js', import.meta.url));
 const DB = 'enseal-test-alice';
 /** The test page's module: the library on `window.E`, and a base64 helper for moving bytes out. */
@@ -50,36 +46,12 @@ window.E = E;
 let dir = '';
 let profile = '';
 let server: ServeProcess | undefined;
+const get = async (path: string) => (await serveGet(server!, path)).text;
 let policy: PinnedLogPolicy;
 let spki = '';
 let context: BrowserContext | undefined;
 let bob: E2eeClient;
 let bobTransport: NodeTransport;
-
-function get(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(path, server!.url), { ca: server!.ca }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += String(d)));
-      res.on('end', () => resolve(text));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** base64(SHA-256(SPKI)) of the certificate the server presents. */
-function serverSpki(): Promise<string> {
-  const url = new URL(server!.url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port), ca: server!.ca }, () => {
-      const der = socket.getPeerX509Certificate()!.publicKey.export({ type: 'spki', format: 'der' });
-      socket.end();
-      resolve(createHash('sha256').update(der).digest('base64'));
-    });
-    socket.on('error', reject);
-  });
-}
 
 /** Launches Chromium on the test's profile and opens the test page (served under the server's origin). */
 async function launch(): Promise<Page> {
@@ -183,7 +155,7 @@ beforeAll(async () => {
     quorum?: number;
   };
   policy = { origin: k.origin, logKey: k.verifier_key, witnesses: k.witnesses ?? [], quorum: k.quorum ?? 0 };
-  spki = await serverSpki();
+  spki = await serverSpki(server!);
   bobTransport = new NodeTransport({ address: server.url, caCert: server.ca! });
   bob = await E2eeClient.register({
     transport: bobTransport,
