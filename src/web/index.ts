@@ -1,12 +1,15 @@
 /**
  * The browser build of the e2ee layer (`enseal/e2ee` under the `browser` export condition, and the ES module
  * file `enseal serve` serves): everything of the e2ee layer, plus the client state in IndexedDB sealed by a
- * non-extractable WebCrypto AES-GCM key, and a non-extractable WebCrypto Ed25519 device key. Which keys are not
- * non-extractable, and why, is said in ./keys.ts and docs/e2ee.md.
+ * non-extractable WebCrypto AES-GCM key (stored in the profile by default, or derived at each start from a
+ * passkey's PRF output and stored nowhere), and a non-extractable WebCrypto Ed25519 device key. Which keys are
+ * not non-extractable, and why, is said in ./keys.ts and docs/e2ee.md.
  */
+import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { EncryptedState, FetchTransport, type E2eeTransport } from '../e2ee/index.js';
 import { IndexedDbStateBackend, type IndexedDbStateOptions } from './idb.js';
-import { WebCryptoDeviceSigner, webStateCipher } from './keys.js';
+import { WebCryptoDeviceSigner, webStateCipher, type WebStateCipher } from './keys.js';
+import { passkeyStateCipher, type PasskeyCreateOptions } from './passkey.js';
 
 export * from '../e2ee/index.js';
 export {
@@ -17,7 +20,30 @@ export {
   type DatabaseLike,
   type IndexedDbStateOptions,
 } from './idb.js';
-export { WebCryptoDeviceSigner, webStateCipher, type WebStateCipher } from './keys.js';
+export { WebCryptoDeviceSigner, aesGcmStateCipher, webStateCipher, type WebStateCipher } from './keys.js';
+export {
+  PASSKEY_STATE_KEY_INFO,
+  passkeyStateCipher,
+  type PasskeyCreateOptions,
+  type PasskeyStateCipher,
+  type PasskeyStateMeta,
+  type PasskeyUnlockOptions,
+} from './passkey.js';
+
+/** Options of {@link openBrowserClientState}. */
+export interface BrowserClientStateOptions extends IndexedDbStateOptions {
+  /**
+   * Where the state key comes from. `'stored-key'` (the default): a non-extractable CryptoKey kept in the
+   * database, no prompt, but readable from a copy of the profile. `'passkey'`: derived at each start from a
+   * passkey's PRF output and stored nowhere; an authenticator prompt at each start, and the state is lost with
+   * the passkey. A state created one way does not open the other way (ERR_INVALID_STATE or ERR_KEY_NOT_FOUND).
+   */
+  readonly unlock?: 'stored-key' | 'passkey';
+  /** The passkey to create when `unlock` is `'passkey'` and the state is new (`userName` is required then). */
+  readonly passkey?: PasskeyCreateOptions;
+  /** How long an unlock waits for the authenticator, in milliseconds. */
+  readonly timeoutMs?: number;
+}
 
 /** What {@link openBrowserClientState} opens. */
 export interface BrowserClientState {
@@ -30,7 +56,8 @@ export interface BrowserClientState {
 
 /**
  * Opens (creating on first use) a browser device's client state: the IndexedDB database `dbName`, its
- * non-extractable state key and device key, and the encrypted state over them. Give `state`, `transport` and
+ * non-extractable state key (stored, or from a passkey with `{ unlock: 'passkey' }`) and device key, and the
+ * encrypted state over them. Give `state`, `transport` and
  * `deviceSigner` to `E2eeClient.register`, `requestDevice`, `recover` or `open`.
  *
  * @example
@@ -42,11 +69,27 @@ export interface BrowserClientState {
 export async function openBrowserClientState(
   dbName: string,
   transport?: E2eeTransport,
-  options: IndexedDbStateOptions = {},
+  options: BrowserClientStateOptions = {},
 ): Promise<BrowserClientState> {
   const backend = await IndexedDbStateBackend.open(dbName, options);
   try {
-    const cipher = await webStateCipher(backend);
+    let cipher: WebStateCipher;
+    if (options.unlock === 'passkey') {
+      if (await passkeyStateCipher.isPasskeyState(backend))
+        cipher = await passkeyStateCipher.unlock(backend, {
+          ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+        });
+      else if (options.passkey === undefined)
+        throw new EnsealError(
+          ErrorCode.KEY_NOT_FOUND,
+          'this client state has no passkey yet: pass { passkey: { userName } } to create one',
+        );
+      else cipher = await passkeyStateCipher.create(backend, options.passkey);
+    } else if (options.unlock === undefined || options.unlock === 'stored-key') {
+      cipher = await webStateCipher(backend);
+    } else {
+      throw new EnsealError(ErrorCode.INVALID_ARGUMENT, "unlock must be 'stored-key' or 'passkey'");
+    }
     const deviceSigner = await WebCryptoDeviceSigner.loadOrCreate(backend);
     const state = await EncryptedState.open(backend, { cipher });
     return {

@@ -17,13 +17,15 @@
  */
 import { EnsealError, ErrorCode, decryptFailed } from '../crypto/index.js';
 import { stateRecordAad, type DeviceSigner, type StateCipher } from '../e2ee/index.js';
-import { databaseOf, loadOrStoreKey, type DatabaseLike } from './idb.js';
+import { STORE_META, databaseOf, loadOrStoreKey, request, type DatabaseLike } from './idb.js';
 
 const STATE_KEY = 'state-key';
+/** The metadata entry of a state sealed under a passkey (./passkey.ts); its presence forbids a stored key. */
+export const PASSKEY_META = 'passkey';
 const DEVICE_KEY = 'device-key';
 const NONCE = 12;
 
-function subtle(): SubtleCrypto {
+export function subtle(): SubtleCrypto {
   const s = (globalThis as { crypto?: Crypto }).crypto?.subtle;
   if (s === undefined)
     throw new EnsealError(
@@ -34,7 +36,7 @@ function subtle(): SubtleCrypto {
 }
 
 /** Bytes as WebCrypto takes them (a view over an ArrayBuffer). */
-function buf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+export function buf(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return bytes.buffer instanceof ArrayBuffer ? (bytes as Uint8Array<ArrayBuffer>) : new Uint8Array(bytes);
 }
 
@@ -50,11 +52,31 @@ export interface WebStateCipher extends StateCipher {
  */
 export async function webStateCipher(db: DatabaseLike): Promise<WebStateCipher> {
   const s = subtle();
-  const key = await loadOrStoreKey<CryptoKey>(databaseOf(db), STATE_KEY, () =>
+  const handle = databaseOf(db);
+  const passkey = await request<unknown>(
+    handle.transaction(STORE_META, 'readonly').objectStore(STORE_META).get(PASSKEY_META),
+    'reading metadata',
+  );
+  if (passkey !== undefined)
+    throw new EnsealError(
+      ErrorCode.INVALID_STATE,
+      'this client state is sealed under a passkey, not a stored key: unlock it with passkeyStateCipher.unlock (or openBrowserClientState with { unlock: "passkey" })',
+    );
+  const key = await loadOrStoreKey<CryptoKey>(handle, STATE_KEY, () =>
     s.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']),
   );
   if (!(key instanceof CryptoKey) || key.algorithm.name !== 'AES-GCM' || key.extractable)
     throw new EnsealError(ErrorCode.MALFORMED, 'the stored state key is not a non-extractable AES-GCM key');
+  return aesGcmStateCipher(key);
+}
+
+/**
+ * The state cipher over a non-extractable AES-GCM CryptoKey, wherever the key comes from: records are
+ * `nonce (12 random bytes) || ciphertext || tag` with the record's name bound as associated data, the layout of
+ * the raw-key cipher.
+ */
+export function aesGcmStateCipher(key: CryptoKey): WebStateCipher {
+  const s = subtle();
   return {
     key,
     async seal(name, plaintext) {
