@@ -9,7 +9,7 @@ import { EnsealError, ErrorCode } from '../crypto/index.js';
 import { EncryptedState, FetchTransport, type E2eeTransport } from '../e2ee/index.js';
 import { IndexedDbStateBackend, type IndexedDbStateOptions } from './idb.js';
 import { WebCryptoDeviceSigner, webStateCipher, type WebStateCipher } from './keys.js';
-import { passkeyStateCipher, type PasskeyCreateOptions } from './passkey.js';
+import { passkeyStateCipher, type PasskeyCreateOptions, type PasskeyStateCipher } from './passkey.js';
 
 export * from '../e2ee/index.js';
 export {
@@ -22,6 +22,7 @@ export {
 } from './idb.js';
 export { WebCryptoDeviceSigner, aesGcmStateCipher, webStateCipher, type WebStateCipher } from './keys.js';
 export {
+  PASSKEY_DEVICE_KEY_INFO,
   PASSKEY_STATE_KEY_INFO,
   passkeyStateCipher,
   type PasskeyCreateOptions,
@@ -73,10 +74,13 @@ export async function openBrowserClientState(
 ): Promise<BrowserClientState> {
   const backend = await IndexedDbStateBackend.open(dbName, options);
   try {
+    // A passkey-sealed state's device key comes from the passkey too; the default one is stored.
     let cipher: WebStateCipher;
+    let deviceSigner: WebCryptoDeviceSigner;
     if (options.unlock === 'passkey') {
+      let sealed: PasskeyStateCipher;
       if (await passkeyStateCipher.isPasskeyState(backend))
-        cipher = await passkeyStateCipher.unlock(backend, {
+        sealed = await passkeyStateCipher.unlock(backend, {
           ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
         });
       else if (options.passkey === undefined)
@@ -84,13 +88,15 @@ export async function openBrowserClientState(
           ErrorCode.KEY_NOT_FOUND,
           'this client state has no passkey yet: pass { passkey: { userName } } to create one',
         );
-      else cipher = await passkeyStateCipher.create(backend, options.passkey);
+      else sealed = await passkeyStateCipher.create(backend, options.passkey);
+      cipher = sealed;
+      deviceSigner = sealed.deviceSigner;
     } else if (options.unlock === undefined || options.unlock === 'stored-key') {
       cipher = await webStateCipher(backend);
+      deviceSigner = await WebCryptoDeviceSigner.loadOrCreate(backend);
     } else {
       throw new EnsealError(ErrorCode.INVALID_ARGUMENT, "unlock must be 'stored-key' or 'passkey'");
     }
-    const deviceSigner = await WebCryptoDeviceSigner.loadOrCreate(backend);
     const state = await EncryptedState.open(backend, { cipher });
     return {
       state,

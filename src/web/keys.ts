@@ -15,7 +15,7 @@
  * state key, and in memory while the client runs. Safari cannot store CryptoKeys in IndexedDB in some versions;
  * there `webStateCipher` fails with ERR_STORE.
  */
-import { EnsealError, ErrorCode, decryptFailed } from '../crypto/index.js';
+import { EnsealError, ErrorCode, decryptFailed, signingPublicKey, wipe } from '../crypto/index.js';
 import { stateRecordAad, type DeviceSigner, type StateCipher } from '../e2ee/index.js';
 import { STORE_META, databaseOf, loadOrStoreKey, request, type DatabaseLike } from './idb.js';
 
@@ -24,6 +24,10 @@ const STATE_KEY = 'state-key';
 export const PASSKEY_META = 'passkey';
 const DEVICE_KEY = 'device-key';
 const NONCE = 12;
+/** PKCS #8 PrivateKeyInfo of an Ed25519 key (RFC 8410), before its 32-byte seed. */
+const ED25519_PKCS8_PREFIX = Uint8Array.from([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+]);
 
 export function subtle(): SubtleCrypto {
   const s = (globalThis as { crypto?: Crypto }).crypto?.subtle;
@@ -157,6 +161,32 @@ export class WebCryptoDeviceSigner implements DeviceSigner {
       );
     const publicKey = new Uint8Array(await s.exportKey('raw', pair.publicKey));
     return new WebCryptoDeviceSigner(pair.privateKey, publicKey);
+  }
+
+  /**
+   * The device key whose 32-byte Ed25519 seed is `seed` (a passkey-sealed state derives it from the PRF output,
+   * so it is stored nowhere), imported non-extractable. `seed` and the key's PKCS #8 encoding are zeroed once
+   * imported.
+   */
+  static async fromSeed(seed: Uint8Array): Promise<WebCryptoDeviceSigner> {
+    if (!(seed instanceof Uint8Array) || seed.length !== 32)
+      throw new EnsealError(ErrorCode.INVALID_ARGUMENT, 'the device key seed must be 32 bytes');
+    const pkcs8 = new Uint8Array(ED25519_PKCS8_PREFIX.length + 32);
+    pkcs8.set(ED25519_PKCS8_PREFIX);
+    pkcs8.set(seed, ED25519_PKCS8_PREFIX.length);
+    try {
+      const publicKey = signingPublicKey('ed25519', seed);
+      let privateKey: CryptoKey;
+      try {
+        privateKey = await subtle().importKey('pkcs8', pkcs8, { name: 'Ed25519' }, false, ['sign']);
+      } catch (cause) {
+        throw unsupportedEd25519(cause);
+      }
+      return new WebCryptoDeviceSigner(privateKey, publicKey);
+    } finally {
+      wipe(pkcs8);
+      wipe(seed);
+    }
   }
 
   async sign(message: Uint8Array): Promise<Uint8Array> {

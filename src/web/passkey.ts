@@ -12,10 +12,19 @@
  */
 import { EnsealError, ErrorCode, base64Decode, base64Encode, utf8Encode, wipe } from '../crypto/index.js';
 import { STORE_META, databaseOf, request, type DatabaseLike } from './idb.js';
-import { PASSKEY_META, aesGcmStateCipher, buf, subtle, type WebStateCipher } from './keys.js';
+import {
+  PASSKEY_META,
+  WebCryptoDeviceSigner,
+  aesGcmStateCipher,
+  buf,
+  subtle,
+  type WebStateCipher,
+} from './keys.js';
 
 /** HKDF-SHA-256 `info` of the state key (the salt is empty: the PRF output is already uniform). */
 export const PASSKEY_STATE_KEY_INFO = 'enseal e2ee client state key from a passkey PRF v1';
+/** HKDF-SHA-256 `info` of the device key's Ed25519 seed, from the same PRF output. */
+export const PASSKEY_DEVICE_KEY_INFO = 'enseal e2ee device key from a passkey PRF v1';
 const PRF_SALT = 32;
 const DEFAULT_TIMEOUT_MS = 120_000;
 
@@ -48,9 +57,13 @@ export interface PasskeyUnlockOptions {
   readonly timeoutMs?: number;
 }
 
-/** The state cipher of a passkey-sealed state, with the credential it came from. */
+/**
+ * The state cipher of a passkey-sealed state, with the credential it came from and the device key derived from
+ * the same PRF output (so a copy of the profile cannot sign as the device either).
+ */
 export interface PasskeyStateCipher extends WebStateCipher {
   readonly credentialId: Uint8Array;
+  readonly deviceSigner: WebCryptoDeviceSigner;
 }
 
 function unsupported(detail: string, cause?: unknown): EnsealError {
@@ -147,7 +160,8 @@ async function evaluate(meta: PasskeyStateMeta, timeoutMs: number, what: string)
 
 /**
  * The state cipher from a PRF output: HKDF-SHA-256 (empty salt, {@link PASSKEY_STATE_KEY_INFO}) to a
- * non-extractable AES-256-GCM CryptoKey. `prfOutput` is zeroed once imported. A wrong output gives a cipher
+ * non-extractable AES-256-GCM CryptoKey, and the device key (HKDF with {@link PASSKEY_DEVICE_KEY_INFO} to an
+ * Ed25519 seed, imported non-extractable). `prfOutput` is zeroed once imported. A wrong output gives a cipher
  * under which `EncryptedState.open` fails with ERR_DECRYPT_FAILED.
  */
 async function fromPrfOutput(
@@ -159,7 +173,7 @@ async function fromPrfOutput(
   const s = subtle();
   let base: CryptoKey;
   try {
-    base = await s.importKey('raw', buf(prfOutput), 'HKDF', false, ['deriveKey']);
+    base = await s.importKey('raw', buf(prfOutput), 'HKDF', false, ['deriveKey', 'deriveBits']);
   } finally {
     wipe(prfOutput);
   }
@@ -170,7 +184,20 @@ async function fromPrfOutput(
     false,
     ['encrypt', 'decrypt'],
   );
-  return { ...aesGcmStateCipher(key), credentialId: credentialId.slice() };
+  const seed = new Uint8Array(
+    await s.deriveBits(
+      {
+        name: 'HKDF',
+        hash: 'SHA-256',
+        salt: new Uint8Array(0),
+        info: buf(utf8Encode(PASSKEY_DEVICE_KEY_INFO)),
+      },
+      base,
+      256,
+    ),
+  );
+  const deviceSigner = await WebCryptoDeviceSigner.fromSeed(seed); // zeroes seed
+  return { ...aesGcmStateCipher(key), credentialId: credentialId.slice(), deviceSigner };
 }
 
 /**

@@ -4,11 +4,12 @@
  * is derived from the passkey's PRF output registers and chats with a Node client; the page restarts (a new
  * realm, nothing in memory) and unlocks with the same passkey; a copy of the whole profile directory, taken
  * after the state was written, opens in another browser where the passkey is absent: the unlock fails with a
- * typed error, the default stored-key path refuses the state instead of falling back, no state key is in the
- * profile, and the sealed records taken out of the copy open under the PRF-derived key only — which, with the
- * PRF output itself, is found nowhere in the copy's files. A browser or authenticator without PRF fails with
+ * typed error, the default stored-key path refuses the state instead of falling back, no key at all is in the
+ * profile (the device key is derived from the same PRF output), and the sealed records taken out of the copy
+ * open under the PRF-derived key only — which, with the PRF output and the device key's seed, is found nowhere
+ * in the copy's files. A browser or authenticator without PRF fails with
  * ERR_UNSUPPORTED and writes nothing. Without a browser, the derivation is checked in Node: a wrong PRF output
- * fails closed with ERR_DECRYPT_FAILED.
+ * fails closed with ERR_DECRYPT_FAILED (and gives another device key).
  *
  * The virtual authenticator lives in one browser session: the credentials it exports do not carry their PRF
  * secret, so a restart of the original device is modelled by reloading the page (a new page realm, the state
@@ -38,7 +39,14 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeTransport } from '../../src/client/index.js';
-import { base64Decode, randomBytes, utf8Decode, utf8Encode } from '../../src/crypto/index.js';
+import {
+  base64Decode,
+  randomBytes,
+  signingPublicKey,
+  utf8Decode,
+  utf8Encode,
+  verify,
+} from '../../src/crypto/index.js';
 import {
   E2eeClient,
   EncryptedState,
@@ -56,6 +64,7 @@ const BUNDLE = fileURLToPath(new URL('../../dist/web/enseal-e2ee.js', import.met
 const DB = 'enseal-test-alice';
 /** The HKDF info of the state key, pinned here: a change of it is a change of the stored format. */
 const INFO = 'enseal e2ee client state key from a passkey PRF v1';
+const DEVICE_INFO = 'enseal e2ee device key from a passkey PRF v1';
 const PAGE_SCRIPT = `
 import * as E from '/__weblib/enseal-e2ee.js';
 window.b64 = (u) => {
@@ -252,6 +261,11 @@ function stateKey(prf: Uint8Array): Uint8Array {
   return new Uint8Array(hkdfSync('sha256', prf, new Uint8Array(0), utf8Encode(INFO), 32));
 }
 
+/** The device key's Ed25519 seed Node derives from a PRF output, the way the library does. */
+function deviceSeed(prf: Uint8Array): Uint8Array {
+  return new Uint8Array(hkdfSync('sha256', prf, new Uint8Array(0), utf8Encode(DEVICE_INFO), 32));
+}
+
 /** A Node state holding the sealed records `records` (name and base64), as taken out of a profile. */
 async function backendOf(records: { name: string; value: string }[]): Promise<MemoryStateBackend> {
   const backend = new MemoryStateBackend();
@@ -274,6 +288,13 @@ describe('the passkey state key, without a browser', () => {
     const cipher = await passkeyStateCipher.fromPrfOutput(given);
     expect(given).toEqual(new Uint8Array(32)); // zeroed once imported
     expect(cipher.key.extractable).toBe(false);
+    // The device key comes from the same output: non-extractable, the seed Node derives, a valid signer.
+    expect(cipher.deviceSigner.privateKey.extractable).toBe(false);
+    expect(cipher.deviceSigner.publicKey).toEqual(signingPublicKey('ed25519', deviceSeed(prf)));
+    const message = utf8Encode('login challenge');
+    expect(
+      verify('ed25519', cipher.deviceSigner.publicKey, message, await cipher.deviceSigner.sign(message)),
+    ).toBe(true);
     const state = await EncryptedState.open(backend, { cipher });
     await state.transaction().putJson('cursor', { seq: 7 }).commit();
 
@@ -291,6 +312,7 @@ describe('the passkey state key, without a browser', () => {
     for (const wrong of [flipped, randomBytes(32)]) {
       const before = backend.dump();
       const c = await passkeyStateCipher.fromPrfOutput(wrong);
+      expect(c.deviceSigner.publicKey).not.toEqual(cipher.deviceSigner.publicKey);
       expect(await codeOf(EncryptedState.open(backend, { cipher: c }))).toBe('ERR_DECRYPT_FAILED');
       expect(backend.dump()).toEqual(before);
     }
@@ -354,7 +376,8 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     await bob.send(group, utf8Encode('p2 from node'));
     expect(await aliceReceive(page)).toEqual(['p2 from node']);
 
-    // What the database keeps: the credential id and the salt as metadata; the device key, but no state key.
+    // What the database keeps: the credential id and the salt as metadata; no key at all (the state key and the
+    // device key both come from the passkey).
     const kept = await page.evaluate(async () => {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any
       const w = window as any;
@@ -372,7 +395,7 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     });
     expect(Object.keys(kept.meta).sort()).toEqual(['credentialId', 'rpId', 'salt', 'v']);
     expect(base64Decode(kept.meta.salt as string)).toHaveLength(32);
-    expect(kept.keys).toEqual(['device-key']);
+    expect(kept.keys).toEqual([]);
 
     // The test, not the library, asks the authenticator for the PRF output once, to search the copy for it
     // and for the key derived from it.
@@ -395,6 +418,7 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     );
     expect(prf).toHaveLength(32);
     const key = stateKey(prf);
+    expect(signingPublicKey('ed25519', deviceSeed(prf))).toEqual(base64Decode(publicKey));
 
     // A restart of the page: the state is locked until the passkey is presented again, then works.
     await restartPage(page);
@@ -456,7 +480,7 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     expect(attempt.passkey).toMatch(/^ERR_KEK_MISSING: .*passkey was not presented/);
     expect(attempt.stored).toMatch(/^ERR_INVALID_STATE: .*sealed under a passkey/);
     expect(JSON.parse(attempt.meta)).toEqual(kept.meta);
-    expect(attempt.keys).toEqual(['device-key']); // the refused stored-key open created no state key either
+    expect(attempt.keys).toEqual([]); // the refused stored-key open created no key either
     expect(attempt.check).not.toBe('');
     expect(attempt.records.map((r) => r.name)).toEqual(expect.arrayContaining(['check', 'device', 'policy']));
 
@@ -482,8 +506,14 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     }
     // ... the PRF-derived key does (so these are the records, sealed by that key) ...
     const opened = await EncryptedState.open(await backendOf(attempt.records), { key });
-    const device = await opened.getJson<{ identityKey: string; mlsKey: string }>('device');
+    const device = await opened.getJson<{
+      identityKey: string;
+      mlsKey: string;
+      deviceKey: string;
+      deviceKeyHeld: string;
+    }>('device');
     expect(device?.identityKey).toBeTruthy();
+    expect([device?.deviceKey, device?.deviceKeyHeld]).toEqual(['', 'signer']);
     // ... and neither that key nor the PRF output, nor a message or a private key, is in any file of the copy.
     await context!.close();
     context = undefined;
@@ -493,6 +523,7 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     const needles = [
       ...encodings(key),
       ...encodings(prf),
+      ...encodings(deviceSeed(prf)),
       ...['p1 from the browser', 'p2 from node', 'p3 after a restart', 'p4 from node'].map((t) =>
         Buffer.from(t),
       ),
