@@ -36,8 +36,8 @@ export interface BrowserClientStateOptions extends IndexedDbStateOptions {
   /**
    * Where the state key comes from. `'stored-key'` (the default): a non-extractable CryptoKey kept in the
    * database, no prompt, but readable from a copy of the profile. `'passkey'`: derived at each start from a
-   * passkey's PRF output and stored nowhere; an authenticator prompt at each start, and the state is lost with
-   * the passkey. A state created one way does not open the other way (ERR_INVALID_STATE or ERR_KEY_NOT_FOUND).
+   * passkey's PRF output and stored nowhere, as is the device key then; an authenticator prompt at each start,
+   * and the state is lost with the passkey (recover through the identity backup). A state created one way does not open the other way (ERR_INVALID_STATE or ERR_KEY_NOT_FOUND).
    */
   readonly unlock?: 'stored-key' | 'passkey';
   /** The passkey to create when `unlock` is `'passkey'` and the state is new (`userName` is required then). */

@@ -6,8 +6,9 @@
  *
  * Non-extractable is not encrypted at rest: Chromium writes a stored CryptoKey's key bytes into the profile's
  * IndexedDB files unencrypted (the browser test finds a known imported key there), so a copy of the profile
- * opens the state and can sign as the device. Against that, rely on disk encryption, or open the state with
- * `{ passphrase }` (Argon2id) instead of this cipher, at the cost of asking for it at each start.
+ * opens the state and can sign as the device. Against that, rely on disk encryption, open the state with
+ * `{ passphrase }` (Argon2id) instead of this cipher, or derive both keys from a passkey at each start
+ * (./passkey.ts, nothing stored), at the cost of asking the user at each start.
  *
  * Two keys are not non-extractable, and cannot be: the user identity key (it must exist as bytes to be backed
  * up under a passphrase or split into Shamir shares for recovery) and the MLS signature and HPKE keys (ts-mls
