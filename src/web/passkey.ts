@@ -11,7 +11,7 @@
  * PRF fails with ERR_UNSUPPORTED; nothing falls back to a stored key.
  */
 import { EnsealError, ErrorCode, base64Decode, base64Encode, utf8Encode, wipe } from '../crypto/index.js';
-import { STORE_META, databaseOf, request, type DatabaseLike } from './idb.js';
+import { STORE_META, completion, databaseOf, request, type DatabaseLike } from './idb.js';
 import {
   PASSKEY_META,
   WebCryptoDeviceSigner,
@@ -256,8 +256,10 @@ async function create(db: DatabaseLike, options: PasskeyCreateOptions): Promise<
   }
   if (created === null) throw webAuthnError('creating the passkey', { name: 'NotAllowedError' });
   const credential = created as PublicKeyCredential;
+  // A browser that ignored the extension returns no `prf`; an authenticator without it, `enabled: false`. Some
+  // browsers leave `enabled` out and answer only at sign-in: `evaluate` then fails with ERR_UNSUPPORTED if not.
   const ext = (credential.getClientExtensionResults() as { prf?: { enabled?: boolean } }).prf;
-  if (ext?.enabled !== true)
+  if (ext === undefined || ext.enabled === false)
     throw unsupported(
       'this browser or authenticator does not support the WebAuthn PRF extension (the new passkey cannot derive a key)',
     );
@@ -270,15 +272,9 @@ async function create(db: DatabaseLike, options: PasskeyCreateOptions): Promise<
   const output = prfFirst(credential) ?? (await evaluate(meta, timeoutMs, 'evaluating the new passkey'));
   const cipher = await fromPrfOutput(output, new Uint8Array(credential.rawId));
   const tx = handle.transaction(STORE_META, 'readwrite', { durability: 'strict' });
-  const done = new Promise<void>((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onerror = () =>
-      reject(new EnsealError(ErrorCode.STORE, 'IndexedDB: writing metadata failed', { cause: tx.error }));
-    tx.onabort = () =>
-      reject(new EnsealError(ErrorCode.STORE, 'IndexedDB: writing metadata failed', { cause: tx.error }));
-  });
+  const done = completion(tx, 'writing the passkey metadata');
   const store = tx.objectStore(STORE_META);
-  const raced = await new Promise<boolean>((resolve, reject) => {
+  const written = new Promise<boolean>((resolve, reject) => {
     const get = store.get(PASSKEY_META);
     get.onerror = () =>
       reject(new EnsealError(ErrorCode.STORE, 'IndexedDB: reading metadata failed', { cause: get.error }));
@@ -288,7 +284,7 @@ async function create(db: DatabaseLike, options: PasskeyCreateOptions): Promise<
       resolve(false);
     };
   });
-  await done;
+  const [raced] = await Promise.all([written, done]);
   if (raced)
     throw new EnsealError(
       ErrorCode.INVALID_STATE,
