@@ -31,10 +31,8 @@ import {
   rmSync,
   statSync,
 } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,10 +54,9 @@ import {
 } from '../../src/e2ee/index.js';
 import { passkeyStateCipher } from '../../src/web/passkey.js';
 import { buildOnce } from '../helpers/cli.js';
-import { executable } from '../helpers/peers.js';
+import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
-const browserPeer = executable(['chromium', 'chromium-browser'], 'apt-get install chromium');
 const BUNDLE = fileURLToPath(new URL('../../dist/web/enseal-e2ee.js', import.meta.url));
 const DB = 'enseal-test-alice';
 /** The HKDF info of the state key, pinned here: a change of it is a change of the stored format. */
@@ -91,30 +88,6 @@ let spki = '';
 let context: BrowserContext | undefined;
 let bob: E2eeClient;
 let bobTransport: NodeTransport;
-
-function get(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(new URL(path, server!.url), { ca: server!.ca }, (res) => {
-      let text = '';
-      res.on('data', (d) => (text += String(d)));
-      res.on('end', () => resolve(text));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function serverSpki(): Promise<string> {
-  const url = new URL(server!.url);
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port), ca: server!.ca }, () => {
-      const der = socket.getPeerX509Certificate()!.publicKey.export({ type: 'spki', format: 'der' });
-      socket.end();
-      resolve(createHash('sha256').update(der).digest('base64'));
-    });
-    socket.on('error', reject);
-  });
-}
 
 /** Serves the test page and the module under https://localhost:<port>/__weblib/ on `page`, then opens it. */
 async function openPage(page: Page): Promise<void> {
@@ -326,14 +299,14 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'e2ee-passkey-'));
   server = await startServe(['--dev', '--data-dir', join(dir, 'server')]);
   origin = server.url.replace('//127.0.0.1:', '//localhost:');
-  const k = JSON.parse(await get('/v1/e2ee/log/key')) as {
+  const k = JSON.parse((await serveGet(server, '/v1/e2ee/log/key')).text) as {
     origin: string;
     verifier_key: string;
     witnesses?: string[];
     quorum?: number;
   };
   policy = { origin: k.origin, logKey: k.verifier_key, witnesses: k.witnesses ?? [], quorum: k.quorum ?? 0 };
-  spki = await serverSpki();
+  spki = await serverSpki(server);
   bobTransport = new NodeTransport({ address: server.url, caCert: server.ca! });
   bob = await E2eeClient.register({
     transport: bobTransport,
