@@ -28,6 +28,8 @@ import {
   encodeMlsMessage,
   makePskIndex,
   processMessage,
+  getCiphersuiteFromName,
+  getCiphersuiteImpl,
 } from 'ts-mls';
 import { base64Encode, base64UrlEncode, randomBytes, sign } from '../dist/crypto/index.js';
 import {
@@ -163,7 +165,9 @@ const vouched = new Set();
 const client = await MlsClient.create({
   authenticator: { authenticate: (m) => vouched.has(hex(m.identity) + '/' + hex(m.signaturePublicKey)) },
 });
-const cs = client.cs;
+// Bare ts-mls runs on its own default primitives (WebCrypto), as an application using it directly would; the
+// adapter brings Node's faster ones (src/e2ee/mls.ts withPlatformPrimitives).
+const cs = await getCiphersuiteImpl(getCiphersuiteFromName('MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519'));
 
 const entryBody = (name, entry) =>
   b64(encodeDirectoryEntry(entry).subarray(2 + 1 + Buffer.byteLength(name) + 8));

@@ -61,11 +61,18 @@ import { decodeRatchetTree } from 'ts-mls/ratchetTree.js';
 import {
   EnsealError,
   ErrorCode,
+  constantTimeEqual,
+  digest,
   generateSigningKeyPair,
   hexEncode,
+  hmac,
   invalidArgument,
+  runtimeName,
+  sign,
   signingPublicKey,
+  verify,
   wipe,
+  type HashName,
 } from '../crypto/index.js';
 import { Reader, Writer } from './wire.js';
 
@@ -170,6 +177,48 @@ function identityOf(credential: Credential, signaturePublicKey: Uint8Array): Mls
   return { identity: credential.identity, signaturePublicKey };
 }
 
+const HASHES: Readonly<Record<string, HashName>> = {
+  'SHA-256': 'sha256',
+  'SHA-384': 'sha384',
+  'SHA-512': 'sha512',
+};
+
+/**
+ * In Node, ts-mls's default primitives go through WebCrypto, and Node's WebCrypto pays for every call: a key
+ * import (an Ed25519 private key parsed from PKCS#8 for each signature), argument normalisation and a hop to the
+ * thread pool, which dominate the cost of a small message. So in Node the suite's hash, HMAC and Ed25519 run
+ * through enseal's runtime seam instead (node:crypto, synchronously); the same primitives, the same bytes, and the
+ * MLS vectors check both. Browsers keep ts-mls's defaults: their WebCrypto is fast, and the seam's Ed25519 there
+ * is pure TypeScript.
+ */
+function withPlatformPrimitives(cs: CiphersuiteImpl): CiphersuiteImpl {
+  if (runtimeName() !== 'node') return cs;
+  const suite = getCiphersuiteFromName(cs.name);
+  const hash = HASHES[suite.hash];
+  const out: CiphersuiteImpl = { ...cs };
+  if (hash !== undefined) {
+    out.hash = {
+      digest: async (data) => digest(hash, data),
+      mac: async (key, data) => hmac(hash, key, data),
+      verifyMac: async (key, mac, data) => {
+        const expected = hmac(hash, key, data);
+        return expected.length === mac.length && constantTimeEqual(expected, mac);
+      },
+    };
+  }
+  if (suite.signature === 'Ed25519') {
+    out.signature = {
+      sign: async (signKey, message) => sign('ed25519', signKey, message),
+      verify: async (publicKey, message, signature) => verify('ed25519', publicKey, message, signature),
+      keygen: async () => {
+        const { privateKey, publicKey } = generateSigningKeyPair('ed25519');
+        return { signKey: privateKey, publicKey };
+      },
+    };
+  }
+  return out;
+}
+
 /** Runs ts-mls code and turns its errors into typed ones; enseal errors pass through. */
 async function guarded<T>(what: string, work: () => Promise<T>): Promise<T> {
   try {
@@ -236,7 +285,7 @@ export class MlsClient {
     }
     let cs: CiphersuiteImpl;
     try {
-      cs = await getCiphersuiteImpl(getCiphersuiteFromName(suite as CiphersuiteName));
+      cs = withPlatformPrimitives(await getCiphersuiteImpl(getCiphersuiteFromName(suite as CiphersuiteName)));
     } catch (err) {
       throw new EnsealError(ErrorCode.UNSUPPORTED, `MLS suite ${suite} is not available in this runtime`, {
         cause: err,

@@ -146,6 +146,37 @@ function publicKey(prefix: Buffer, raw: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([prefix, raw]), format: 'der', type: 'spki' });
 }
 
+/**
+ * Parsed Ed25519 keys, reused. Turning raw bytes into a KeyObject costs more than the signature over a short
+ * message, and MLS signs and verifies with the same few keys over and over. A private key is remembered for
+ * the array that holds it (a WeakMap, so it goes when the array does) together with a copy of its bytes, and
+ * used only while the array still holds those bytes: a wiped or rewritten array is parsed afresh. Public keys
+ * are not secret; the last few hundred are kept by value.
+ */
+const signingKeys = new WeakMap<Uint8Array, { bytes: Uint8Array; key: KeyObject }>();
+const verifyingKeys = new Map<string, KeyObject>();
+const VERIFYING_KEYS_KEPT = 512;
+
+function ed25519Private(raw: Uint8Array): KeyObject {
+  const known = signingKeys.get(raw);
+  if (known !== undefined && known.bytes.length === raw.length && timingSafeEqual(known.bytes, raw))
+    return known.key;
+  const key = privateKey(ED25519_PKCS8, raw);
+  signingKeys.set(raw, { bytes: raw.slice(), key });
+  return key;
+}
+
+function ed25519Public(raw: Uint8Array): KeyObject {
+  const id = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+  let key = verifyingKeys.get(id);
+  if (key === undefined) {
+    key = publicKey(ED25519_SPKI, raw);
+    if (verifyingKeys.size >= VERIFYING_KEYS_KEPT) verifyingKeys.delete(verifyingKeys.keys().next().value!);
+    verifyingKeys.set(id, key);
+  }
+  return key;
+}
+
 function rawPublic(key: KeyObject): Uint8Array {
   const der = key.export({ format: 'der', type: 'spki' });
   return view(der.subarray(der.length - 32));
@@ -264,11 +295,11 @@ export const runtime: CryptoRuntime = {
     return rawPublic(createPublicKey(privateKey(ED25519_PKCS8, priv)));
   },
   ed25519Sign(priv, message) {
-    return view(sign(null, message, privateKey(ED25519_PKCS8, priv)));
+    return view(sign(null, message, ed25519Private(priv)));
   },
   ed25519Verify(pub, message, signature) {
     try {
-      return verify(null, message, publicKey(ED25519_SPKI, pub), signature);
+      return verify(null, message, ed25519Public(pub), signature);
     } catch {
       return false;
     }
