@@ -443,36 +443,69 @@ export function registerRelayRoutes(
     frame: { type: 'string' },
     received_at: { type: 'string' },
   });
+  const inboxSchema = routeSchema(
+    `The device's queued messages after \`after\`, oldest first; waits up to \`wait\` seconds (≤ ${MAX_WAIT_S}) when empty`,
+    {
+      querystring: obj(
+        { after: intQuery, wait: intQuery, format: { type: 'string', enum: ['json', 'binary'] } },
+        ['after', 'wait', 'format'],
+      ),
+      response: obj({ messages: { type: 'array', items: queued } }),
+    },
+    {
+      querystring: { after: '1200', wait: '25' },
+      response: {
+        messages: [
+          {
+            seq: 1207,
+            group_id: gidExample,
+            epoch: 3,
+            kind: 'commit',
+            sender: { user: 'alice', device: 'phone' },
+            frame: frameExample,
+            received_at: '2026-01-01T00:00:00.000Z',
+          },
+        ],
+      },
+    },
+  );
+  const inboxExample = (inboxSchema.response as Record<string, Record<string, unknown>>)['200']!;
   app.get(
     '/v1/e2ee/inbox',
     {
-      schema: routeSchema(
-        `The device's queued messages after \`after\`, oldest first; waits up to \`wait\` seconds (≤ ${MAX_WAIT_S}) when empty`,
-        {
-          querystring: obj(
-            { after: intQuery, wait: intQuery, format: { type: 'string', enum: ['json', 'binary'] } },
-            ['after', 'wait', 'format'],
-          ),
-          response: obj({ messages: { type: 'array', items: queued } }),
-        },
-        {
-          querystring: { after: '1200', wait: '25' },
+      schema: {
+        ...inboxSchema,
+        description:
+          'JSON by default. With `format=binary` (or `Accept: ' +
+          INBOX_MEDIA_TYPE +
+          '`) the same messages come as `' +
+          INBOX_MEDIA_TYPE +
+          '`: `"EIB" || u8 version (1) || u32 count`, then per message `u64 seq || u8 kind (1 commit, 2 welcome, ' +
+          '3 application) || u64 epoch || u8 n || group id || u8 n || sender user || u8 n || sender device || ' +
+          'u64 received_at (ms) || u32 n || frame`, big-endian, nothing after (docs/e2ee-service.md).',
+      },
+      config: {
+        access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } },
+        // Documentation only (route-docs.ts): both media types of the answer.
+        docs: {
           response: {
-            messages: [
-              {
-                seq: 1207,
-                group_id: gidExample,
-                epoch: 3,
-                kind: 'commit',
-                sender: { user: 'alice', device: 'phone' },
-                frame: frameExample,
-                received_at: '2026-01-01T00:00:00.000Z',
+            200: {
+              description: 'The queued messages, oldest first',
+              content: {
+                'application/json': { schema: inboxExample },
+                [INBOX_MEDIA_TYPE]: {
+                  schema: {
+                    type: 'string',
+                    format: 'binary',
+                    description: 'The binary answer (format=binary): the same messages, frames as raw bytes',
+                    examples: ['EIB\\x01\\x00\\x00\\x00\\x01…'],
+                  },
+                },
               },
-            ],
+            },
           },
         },
-      ),
-      config: { access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } } },
+      },
     },
     async (request, reply) => {
       const caller = deviceOf(request);
