@@ -14,6 +14,7 @@ import {
   utf8Decode,
   type ErrorCode as Code,
 } from '../crypto/index.js';
+import { INBOX_MEDIA_TYPE, decodeInboxAnswer } from './inbox-wire.js';
 import type { E2eeRequest, E2eeResponse, E2eeTransport } from './transport.js';
 
 const KNOWN_CODES = new Set<string>(Object.values(ErrorCode));
@@ -430,13 +431,27 @@ export class E2eeApi {
     });
   }
 
+  /**
+   * `GET /v1/e2ee/inbox`: asks for the binary answer (docs/e2ee-service.md: frames as raw bytes, a third
+   * fewer bytes than base64 JSON) and still reads a JSON answer, which is what a relay without it sends.
+   */
   async inbox(token: string, after: number, waitSeconds = 0): Promise<InboxMessage[]> {
-    const r = await this.#json({
+    const res = await this.#send({
       method: 'GET',
-      path: `/v1/e2ee/inbox?after=${after}&wait=${waitSeconds}`,
+      path: `/v1/e2ee/inbox?after=${after}&wait=${waitSeconds}&format=binary`,
       token,
       timeoutMs: (waitSeconds + 30) * 1000,
     });
+    if (res.contentType.split(';')[0]!.trim().toLowerCase() === INBOX_MEDIA_TYPE)
+      return decodeInboxAnswer(res.body).map((m) => ({
+        seq: m.seq,
+        groupId: m.groupId,
+        epoch: m.epoch,
+        kind: m.kind,
+        sender: { user: m.sender.user, device: m.sender.device },
+        frame: m.frame,
+      }));
+    const r = obj(parseJson(res), 'answer of GET /v1/e2ee/inbox');
     return arr(r.messages, 'messages').map((e) => {
       const o = obj(e, 'message');
       const kind = str(o.kind, 'kind');

@@ -202,6 +202,17 @@ export {
 } from './state.js';
 export { rawDeviceSigner, type DeviceSigner } from './signer.js';
 export {
+  INBOX_MEDIA_TYPE,
+  INBOX_WIRE_MAX_FRAME,
+  INBOX_WIRE_MAX_MESSAGES,
+  decodeInboxAnswer,
+  encodeInboxAnswer,
+  encodeInboxMessage,
+  inboxAnswerHeader,
+  type InboxWireKind,
+  type InboxWireMessage,
+} from './inbox-wire.js';
+export {
   FILE_EXPORTER_LABEL,
   FILE_PART_BYTES,
   decryptFileStream,

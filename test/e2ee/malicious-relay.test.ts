@@ -13,8 +13,11 @@ import { ErrorCode, base64Encode, randomBytes, utf8Decode, utf8Encode } from '..
 import {
   E2eeClient,
   EncryptedState,
+  INBOX_MEDIA_TYPE,
   MemoryStateBackend,
+  decodeInboxAnswer,
   encodeDirectoryEntry,
+  encodeInboxAnswer,
   generateIdentityKey,
   signDeviceRecord,
   type E2eeEvent,
@@ -47,10 +50,40 @@ class TamperingTransport implements E2eeTransport {
   }
 }
 
-const json = (res: E2eeResponse): any => JSON.parse(utf8Decode(res.body)); // eslint-disable-line @typescript-eslint/no-explicit-any
-const withJson = (res: E2eeResponse, body: unknown): E2eeResponse => ({
+/** The inbox's binary answer (what the client asks for) read and rewritten in the JSON answer's shape. */
+const binary = (res: E2eeResponse) => res.contentType.startsWith(INBOX_MEDIA_TYPE);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const json = (res: E2eeResponse): any =>
+  binary(res)
+    ? {
+        messages: decodeInboxAnswer(res.body).map((m) => ({
+          seq: m.seq,
+          group_id: m.groupId,
+          epoch: m.epoch,
+          kind: m.kind,
+          sender: m.sender,
+          frame: m.frame,
+          received_at: m.receivedAt,
+        })),
+      }
+    : JSON.parse(utf8Decode(res.body));
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const withJson = (res: E2eeResponse, body: any): E2eeResponse => ({
   ...res,
-  body: utf8Encode(JSON.stringify(body)),
+  body: binary(res)
+    ? encodeInboxAnswer(
+        // eslint-disable-next-line @typescript-eslint/no-explicit-any
+        body.messages.map((m: any) => ({
+          seq: m.seq,
+          groupId: m.group_id,
+          epoch: m.epoch,
+          kind: m.kind,
+          sender: m.sender,
+          frame: m.frame,
+          receivedAt: m.received_at,
+        })),
+      )
+    : utf8Encode(JSON.stringify(body)),
 });
 const texts = (events: readonly E2eeEvent[]) =>
   events.flatMap((e) => (e.kind === 'message' ? [utf8Decode(e.data)] : []));

@@ -7,6 +7,7 @@
  * store every 200 ms otherwise, so a message queued on another node sharing the store arrives within that.
  */
 import { EnsealError, ErrorCode, base64Encode } from '../../crypto/index.js';
+import { INBOX_MEDIA_TYPE, encodeInboxMessage, inboxAnswerHeader } from '../../e2ee/index.js';
 import type { KeyManager } from '../../kms/index.js';
 import type { E2eeMember, E2eeQueuedMessage, StoreTransaction } from '../../store/index.js';
 import { HttpError, statusOf, type FastifyInstance, type FastifyRequest } from '../http.js';
@@ -121,45 +122,61 @@ export async function memberGroup(tx: StoreTransaction, gid: string, caller: E2e
 }
 
 /**
- * The JSON text of queued messages in inbox answers. A message fanned out to n devices is the same text in each
- * of their answers, so it is written once and kept (the latest, up to {@link JsonCache.BYTES}): base64 and JSON
- * escaping of the frame were a tenth of the server's time under load when done for every delivery. An entry is
- * used only for a row equal to the one it was written from (seq, every field, and the frame's bytes), so a
- * reused or rewritten seq can never bring back another message's text; the store's query, run for every
- * request, still decides which messages a device gets.
+ * The encoded form (JSON text or binary record) of queued messages in inbox answers. A message fanned out to n
+ * devices is the same text in each of their answers, so it is written once and kept (the latest, up to
+ * {@link AnswerCache.BYTES}): base64 and JSON escaping of the frame were a tenth of the server's time under
+ * load when done for every delivery. An entry is used only for a row equal to the one it was written from
+ * (seq, every field, and the frame's bytes), so a reused or rewritten seq can never bring back another
+ * message's text; the store's query, run for every request, still decides which messages a device gets.
  */
-export class JsonCache {
-  /** Bytes held at most (frames and their text); larger messages are written for each answer instead. */
+export class AnswerCache<T extends string | Uint8Array> {
+  /** Bytes held at most (frames and their encodings); larger messages are written for each answer instead. */
   static readonly BYTES = 16 * 1024 * 1024;
   static readonly ENTRY_BYTES = 64 * 1024;
-  readonly #entries = new Map<number, { row: E2eeQueuedMessage; json: string; size: number }>();
+  readonly #entries = new Map<number, { row: E2eeQueuedMessage; out: T; size: number }>();
+  readonly #encode: (m: E2eeQueuedMessage) => T;
   #bytes = 0;
 
-  /** The JSON text of `m`, as the inbox route's response schema describes it. */
-  json(m: E2eeQueuedMessage): string {
+  constructor(encode: (m: E2eeQueuedMessage) => T) {
+    this.#encode = encode;
+  }
+
+  /** The encoding of `m`, from the cache when it holds one for this very row. */
+  get(m: E2eeQueuedMessage): T {
     const held = this.#entries.get(m.seq);
-    if (held !== undefined && sameRow(held.row, m)) return held.json;
-    // The frame is base64 (its alphabet needs no escaping); the rest goes through JSON.stringify.
-    const json =
-      `{"seq":${JSON.stringify(m.seq)},"group_id":${JSON.stringify(m.groupId)},"epoch":${JSON.stringify(m.epoch)},` +
-      `"kind":${JSON.stringify(m.kind)},"sender":{"user":${JSON.stringify(m.sender.user)},` +
-      `"device":${JSON.stringify(m.sender.device)}},"frame":"${base64Encode(m.frame)}",` +
-      `"received_at":"${new Date(m.receivedAt).toISOString()}"}`;
+    if (held !== undefined && sameRow(held.row, m)) return held.out;
+    const out = this.#encode(m);
     if (held !== undefined) {
       this.#entries.delete(m.seq);
       this.#bytes -= held.size;
     }
-    const size = m.frame.length + json.length;
-    if (size > JsonCache.ENTRY_BYTES) return json;
+    const size = m.frame.length + out.length;
+    if (size > AnswerCache.ENTRY_BYTES) return out;
     for (const [seq, e] of this.#entries) {
-      if (this.#bytes + size <= JsonCache.BYTES) break;
+      if (this.#bytes + size <= AnswerCache.BYTES) break;
       this.#entries.delete(seq);
       this.#bytes -= e.size;
     }
-    this.#entries.set(m.seq, { row: m, json, size });
+    this.#entries.set(m.seq, { row: m, out, size });
     this.#bytes += size;
-    return json;
+    return out;
   }
+}
+
+/** A queued message as the JSON inbox answer carries it (the route's response schema). */
+export function inboxJson(m: E2eeQueuedMessage): string {
+  // The frame is base64 (its alphabet needs no escaping); the rest goes through JSON.stringify.
+  return (
+    `{"seq":${JSON.stringify(m.seq)},"group_id":${JSON.stringify(m.groupId)},"epoch":${JSON.stringify(m.epoch)},` +
+    `"kind":${JSON.stringify(m.kind)},"sender":{"user":${JSON.stringify(m.sender.user)},` +
+    `"device":${JSON.stringify(m.sender.device)}},"frame":"${base64Encode(m.frame)}",` +
+    `"received_at":"${new Date(m.receivedAt).toISOString()}"}`
+  );
+}
+
+/** A queued message as the binary inbox answer carries it (docs/e2ee-service.md). */
+export function inboxBinary(m: E2eeQueuedMessage): Uint8Array {
+  return encodeInboxMessage(m);
 }
 
 function sameRow(a: E2eeQueuedMessage, b: E2eeQueuedMessage): boolean {
@@ -188,7 +205,8 @@ export function registerRelayRoutes(
   const frameExample = 'AAAAEAABAAIA…AAAA';
   const expires = (now: number) => now + settings.queueTtlMs;
   const without = (list: readonly E2eeMember[], m: E2eeMember) => list.filter((x) => !sameMember(x, m));
-  const jsonCache = new JsonCache();
+  const jsonCache = new AnswerCache(inboxJson);
+  const binaryCache = new AnswerCache(inboxBinary);
 
   app.post(
     '/v1/e2ee/groups',
@@ -425,39 +443,78 @@ export function registerRelayRoutes(
     frame: { type: 'string' },
     received_at: { type: 'string' },
   });
+  const inboxSchema = routeSchema(
+    `The device's queued messages after \`after\`, oldest first; waits up to \`wait\` seconds (≤ ${MAX_WAIT_S}) when empty`,
+    {
+      querystring: obj(
+        { after: intQuery, wait: intQuery, format: { type: 'string', enum: ['json', 'binary'] } },
+        ['after', 'wait', 'format'],
+      ),
+      response: obj({ messages: { type: 'array', items: queued } }),
+    },
+    {
+      querystring: { after: '1200', wait: '25' },
+      response: {
+        messages: [
+          {
+            seq: 1207,
+            group_id: gidExample,
+            epoch: 3,
+            kind: 'commit',
+            sender: { user: 'alice', device: 'phone' },
+            frame: frameExample,
+            received_at: '2026-01-01T00:00:00.000Z',
+          },
+        ],
+      },
+    },
+  );
+  const inboxExample = (inboxSchema.response as Record<string, Record<string, unknown>>)['200']!;
   app.get(
     '/v1/e2ee/inbox',
     {
-      schema: routeSchema(
-        `The device's queued messages after \`after\`, oldest first; waits up to \`wait\` seconds (≤ ${MAX_WAIT_S}) when empty`,
-        {
-          querystring: obj({ after: intQuery, wait: intQuery }, ['after', 'wait']),
-          response: obj({ messages: { type: 'array', items: queued } }),
-        },
-        {
-          querystring: { after: '1200', wait: '25' },
+      schema: {
+        ...inboxSchema,
+        description:
+          'JSON by default. With `format=binary` (or `Accept: ' +
+          INBOX_MEDIA_TYPE +
+          '`) the same messages come as `' +
+          INBOX_MEDIA_TYPE +
+          '`: `"EIB" || u8 version (1) || u32 count`, then per message `u64 seq || u8 kind (1 commit, 2 welcome, ' +
+          '3 application) || u64 epoch || u8 n || group id || u8 n || sender user || u8 n || sender device || ' +
+          'u64 received_at (ms) || u32 n || frame`, big-endian, nothing after (docs/e2ee-service.md).',
+      },
+      config: {
+        access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } },
+        // Documentation only (route-docs.ts): both media types of the answer.
+        docs: {
           response: {
-            messages: [
-              {
-                seq: 1207,
-                group_id: gidExample,
-                epoch: 3,
-                kind: 'commit',
-                sender: { user: 'alice', device: 'phone' },
-                frame: frameExample,
-                received_at: '2026-01-01T00:00:00.000Z',
+            200: {
+              description: 'The queued messages, oldest first',
+              content: {
+                'application/json': { schema: inboxExample },
+                [INBOX_MEDIA_TYPE]: {
+                  schema: {
+                    type: 'string',
+                    format: 'binary',
+                    description: 'The binary answer (format=binary): the same messages, frames as raw bytes',
+                    examples: ['EIB\\x01\\x00\\x00\\x00\\x01…'],
+                  },
+                },
               },
-            ],
+            },
           },
         },
-      ),
-      config: { access: { path: () => 'e2ee/inbox', e2ee: { tokens: 'device' } } },
+      },
     },
     async (request, reply) => {
       const caller = deviceOf(request);
       const q = request.query as Record<string, string>;
       const after = q.after === undefined ? 0 : count('after', q.after);
       const wait = q.wait === undefined ? 0 : count('wait', q.wait, MAX_WAIT_S);
+      if (q.format !== undefined && q.format !== 'json' && q.format !== 'binary')
+        throw new EnsealError(ErrorCode.INVALID_ARGUMENT, 'format must be json or binary');
+      const binary = q.format === 'binary' || request.headers.accept === INBOX_MEDIA_TYPE;
       const deadline = Date.now() + wait * 1000;
       let gone = false;
       request.raw.once('close', () => (gone = true));
@@ -471,15 +528,27 @@ export function registerRelayRoutes(
       let bytes = 0;
       const messages = rows.filter((m, i) => (bytes += m.frame.length) <= INBOX_BYTES || i === 0);
       await km.recordEvent(
-        { op: 'e2ee.inbox', outcome: 'ok', detail: { messages: messages.length } },
+        {
+          op: 'e2ee.inbox',
+          outcome: 'ok',
+          detail: { messages: messages.length, format: binary ? 'binary' : 'json' },
+        },
         ctxOf(request),
       );
       // Closing: this connection must not idle on (keep-alive) and hold the shutdown up.
       if (notifier.closed && request.raw.httpVersionMajor === 1) void reply.header('connection', 'close');
-      // Written here rather than by the schema's serializer, from the shared per-message text; as bytes, so
-      // the answer (often a megabyte) is encoded once and not measured again for its length.
+      // Written here rather than by the schema's serializer, from the shared per-message encodings; as bytes,
+      // so the answer (often a megabyte) is encoded once and not measured again for its length.
+      void reply.header('vary', 'accept');
+      if (binary) {
+        void reply.type(INBOX_MEDIA_TYPE);
+        return Buffer.concat([
+          inboxAnswerHeader(messages.length),
+          ...messages.map((m) => binaryCache.get(m)),
+        ]);
+      }
       void reply.type('application/json; charset=utf-8');
-      return Buffer.from(`{"messages":[${messages.map((m) => jsonCache.json(m)).join(',')}]}`);
+      return Buffer.from(`{"messages":[${messages.map((m) => jsonCache.get(m)).join(',')}]}`);
     },
   );
 
