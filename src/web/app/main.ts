@@ -3,13 +3,13 @@
  * or the enrolment wait when there is no device yet, and otherwise the panes, with the inbox long-polled for as
  * long as the page is open.
  */
-import { EnsealError } from '../../crypto/index.js';
+import { EnsealError, ErrorCode } from '../../crypto/index.js';
 import { ChatPane } from './chat.js';
 import { busy, byId, field, showOnly } from './dom.js';
 import { PeoplePanes, warningText } from './people.js';
-import { Session } from './session.js';
+import { Session, peekState } from './session.js';
 
-const VIEWS = ['view-loading', 'view-signin', 'view-enrolling', 'view-main'] as const;
+const VIEWS = ['view-loading', 'view-unlock', 'view-signin', 'view-enrolling', 'view-main'] as const;
 const TABS = ['chats', 'contacts', 'devices', 'recovery'] as const;
 
 let noticeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -93,21 +93,32 @@ async function waitForApproval(session: Session, user: string, request: string):
   await enterMain(session);
 }
 
-function signIn(session: Session): void {
+const onWarning = (w: Parameters<typeof warningText>[0]) => notice(warningText(w), 'bad');
+
+const isCode = (err: unknown, code: string) => err instanceof EnsealError && err.code === code;
+
+/**
+ * The sign-in forms. `session` gives the open state, opening it on the first submit when this browser has none
+ * yet (`choosable`): then the user may tick the passkey box, and the state is created under a passkey for the
+ * user name typed; otherwise under a key stored in the profile, as before.
+ */
+function signIn(session: (user: string) => Promise<Session>, choosable: boolean): void {
   showOnly(VIEWS, 'view-signin');
+  const choice = byId('passkey-choice');
+  choice.hidden = !choosable || typeof window.PublicKeyCredential !== 'function';
   onSubmit('register-form', async (f) => {
-    await session.register(
-      field(f, 'user').value.trim(),
-      field(f, 'device').value.trim(),
-      field(f, 'token').value.trim(),
-    );
+    const user = field(f, 'user').value.trim();
+    await (
+      await session(user)
+    ).register(user, field(f, 'device').value.trim(), field(f, 'token').value.trim());
     f.reset();
-    await enterMain(session);
+    await enterMain(await session(user));
   });
   onSubmit('enroll-form', async (f) => {
     const user = field(f, 'user').value.trim();
-    const request = await session.requestEnrolment(user, field(f, 'device').value.trim());
-    await waitForApproval(session, user, request);
+    const s = await session(user);
+    const request = await s.requestEnrolment(user, field(f, 'device').value.trim());
+    await waitForApproval(s, user, request);
   });
   onSubmit('recover-form', async (f) => {
     const shares = field(f, 'shares')
@@ -117,26 +128,102 @@ function signIn(session: Session): void {
     const passphrase = field(f, 'passphrase').value;
     if (shares.length === 0 && passphrase === '')
       throw new Error('give the recovery passphrase or the shares');
-    await session.recover(
-      field(f, 'user').value.trim(),
+    const user = field(f, 'user').value.trim();
+    const s = await session(user);
+    await s.recover(
+      user,
       field(f, 'device').value.trim(),
       field(f, 'token').value.trim(),
       shares.length > 0 ? { shares } : { passphrase },
     );
     f.reset();
     notify('Recovered. Your other devices see this one as new; contacts may compare safety numbers again.');
-    await enterMain(session);
+    await enterMain(s);
   });
 }
 
-async function start(): Promise<void> {
-  const session = await Session.open((w) => notice(warningText(w), 'bad'));
+/**
+ * A state not opened yet, opened on the first submit of a sign-in form: under a new passkey when the box is
+ * ticked, else under a stored key. Once open (even if that submit fails further on) the choice is made.
+ */
+function lazySession(): (user: string) => Promise<Session> {
+  let opened: Promise<Session> | undefined;
+  const box = byId<HTMLInputElement>('use-passkey');
+  const choice = byId('passkey-choice');
+  return (user) => {
+    if (opened !== undefined) return opened;
+    const passkey = !choice.hidden && box.checked;
+    const opening = passkey
+      ? Session.open(onWarning, { unlock: 'passkey', userName: user })
+      : Session.open(onWarning);
+    opened = opening.then(
+      (s) => {
+        choice.hidden = true;
+        return s;
+      },
+      (err: unknown) => {
+        opened = undefined;
+        if (passkey && isCode(err, ErrorCode.UNSUPPORTED)) {
+          box.checked = false;
+          throw new Error(
+            'This browser or its authenticator cannot derive a key from a passkey (it lacks the WebAuthn PRF extension), so nothing was saved. Submit again to keep the keys in this browser’s profile.',
+          );
+        }
+        if (passkey && isCode(err, ErrorCode.KEK_MISSING))
+          throw new Error(
+            'No passkey was created (cancelled or timed out), so nothing was saved. Try again.',
+          );
+        throw err;
+      },
+    );
+    return opened;
+  };
+}
+
+/** What the open state holds: the sign-in forms, the enrolment wait, or the panes. */
+async function proceed(session: Session): Promise<void> {
   const phase = await session.phase();
-  if (phase.kind === 'signed-out') signIn(session);
+  if (phase.kind === 'signed-out') signIn(async () => session, false);
   else if (phase.kind === 'enrolling') await waitForApproval(session, phase.user, phase.request);
   else await enterMain(session);
 }
 
+/** A passkey-sealed state: one button, so the authenticator prompt follows a user gesture. */
+function unlockScreen(): void {
+  showOnly(VIEWS, 'view-unlock');
+  const button = byId<HTMLButtonElement>('unlock-button');
+  const status = byId('unlock-status');
+  button.addEventListener('click', () => {
+    status.textContent = 'Confirm with your passkey…';
+    void busy(
+      button,
+      async () => {
+        let session: Session;
+        try {
+          session = await Session.open(onWarning, { unlock: 'passkey' });
+        } catch (err) {
+          if (isCode(err, ErrorCode.KEK_MISSING)) {
+            status.textContent =
+              'The passkey was not presented (cancelled, timed out, or not on an authenticator available here). Press Unlock to try again.';
+            return;
+          }
+          status.textContent = '';
+          throw err;
+        }
+        status.textContent = '';
+        await proceed(session);
+      },
+      report,
+    );
+  });
+}
+
+async function start(): Promise<void> {
+  const kind = await peekState();
+  if (kind === 'passkey') unlockScreen();
+  else if (kind === 'new') signIn(lazySession(), true);
+  else await proceed(await Session.open(onWarning));
+}
 start().catch((err: unknown) => {
   showOnly(VIEWS, 'view-loading');
   report(err);

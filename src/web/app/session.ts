@@ -9,8 +9,12 @@
 import { EnsealError, ErrorCode } from '../../crypto/index.js';
 import {
   E2eeClient,
+  IndexedDbStateBackend,
+  STORE_KEYS,
+  STORE_RECORDS,
   formatDeviceRequest,
   openBrowserClientState,
+  passkeyStateCipher,
   type E2eeClientOptions,
   type E2eeEvent,
   type E2eeWarning,
@@ -34,6 +38,36 @@ export type SessionPhase =
   | { readonly kind: 'signed-out' }
   | { readonly kind: 'enrolling'; readonly user: string; readonly request: string }
   | { readonly kind: 'ready'; readonly client: E2eeClient };
+
+/**
+ * What this browser's database holds before anything is unlocked: nothing yet (`'new'`: the user chooses how the
+ * keys are kept when signing in), a state under a key stored in the profile, or a state sealed under a passkey.
+ */
+export type StoredStateKind = 'new' | 'stored-key' | 'passkey';
+
+/** How {@link Session.open} gets the state key. */
+export type SessionUnlock =
+  { readonly unlock: 'stored-key' } | { readonly unlock: 'passkey'; readonly userName?: string };
+
+/** Looks at the database without creating a key or a record: which kind of state is there. */
+export async function peekState(): Promise<StoredStateKind> {
+  const backend = await IndexedDbStateBackend.open(APP_DB);
+  try {
+    if (await passkeyStateCipher.isPasskeyState(backend)) return 'passkey';
+    const count = (store: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = backend.db.transaction(store, 'readonly').objectStore(store).count();
+        req.onsuccess = () => resolve(req.result);
+        req.onerror = () =>
+          reject(
+            new EnsealError(ErrorCode.STORE, 'IndexedDB: counting entries failed', { cause: req.error }),
+          );
+      });
+    return (await count(STORE_KEYS)) === 0 && (await count(STORE_RECORDS)) === 0 ? 'new' : 'stored-key';
+  } finally {
+    await backend.close();
+  }
+}
 
 /** The log policy as this server announces it. */
 export async function serverPolicy(): Promise<PinnedLogPolicy> {
@@ -68,9 +102,21 @@ export class Session {
     this.#options = options;
   }
 
-  /** Opens (or creates) this browser's state. */
-  static async open(onWarning: (w: E2eeWarning) => void): Promise<Session> {
-    const { state, deviceSigner, transport } = await openBrowserClientState(APP_DB);
+  /**
+   * Opens (or creates) this browser's state: by default under a key stored in the profile; with
+   * `{ unlock: 'passkey' }`, under a key derived from a passkey (created for `userName` when the state is new).
+   */
+  static async open(
+    onWarning: (w: E2eeWarning) => void,
+    how: SessionUnlock = { unlock: 'stored-key' },
+  ): Promise<Session> {
+    const { state, deviceSigner, transport } =
+      how.unlock === 'passkey'
+        ? await openBrowserClientState(APP_DB, undefined, {
+            unlock: 'passkey',
+            ...(how.userName === undefined ? {} : { passkey: { userName: how.userName } }),
+          })
+        : await openBrowserClientState(APP_DB);
     return new Session(state, { transport, state, deviceSigner, onWarning });
   }
 
