@@ -28,18 +28,10 @@ import {
   type PinnedLogPolicy,
 } from '../../src/e2ee/index.js';
 import { buildOnce } from '../helpers/cli.js';
-import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
+import { addVirtualAuthenticator, browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
 const SHOTS = fileURLToPath(new URL('../../test-artifacts/screenshots/', import.meta.url));
-const AUTHENTICATOR = {
-  protocol: 'ctap2',
-  transport: 'internal',
-  hasResidentKey: true,
-  hasUserVerification: true,
-  isUserVerified: true,
-  automaticPresenceSimulation: true,
-} as const;
 
 let dir = '';
 let server: ServeProcess | undefined;
@@ -70,14 +62,9 @@ async function launch(name: string): Promise<{ page: Page; context: BrowserConte
   return { page, context };
 }
 
-/** A virtual authenticator on `page`'s tab (it stays across reloads of that tab). */
-async function authenticator(context: BrowserContext, page: Page, prf: boolean): Promise<void> {
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { ...AUTHENTICATOR, hasPrf: prf, hasHmacSecret: prf },
-  });
-}
+const authenticator = async (context: BrowserContext, page: Page, prf: boolean): Promise<void> => {
+  await addVirtualAuthenticator(context, page, prf);
+};
 
 const cspViolations = (page: Page) =>
   page.evaluate(() => (globalThis as unknown as { __csp: string[] }).__csp);

@@ -34,7 +34,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NodeTransport } from '../../src/client/index.js';
 import {
@@ -54,7 +54,15 @@ import {
 } from '../../src/e2ee/index.js';
 import { passkeyStateCipher } from '../../src/web/passkey.js';
 import { buildOnce } from '../helpers/cli.js';
-import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
+import {
+  LIBRARY_PAGE_SCRIPT,
+  browserPeer,
+  pageReceive,
+  pageSend,
+  serveGet,
+  serverSpki,
+  addVirtualAuthenticator,
+} from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
 const BUNDLE = fileURLToPath(new URL('../../dist/web/enseal-e2ee.js', import.meta.url));
@@ -62,23 +70,6 @@ const DB = 'enseal-test-alice';
 /** The HKDF info of the state key, pinned here: a change of it is a change of the stored format. */
 const INFO = 'enseal e2ee client state key from a passkey PRF v1';
 const DEVICE_INFO = 'enseal e2ee device key from a passkey PRF v1';
-const PAGE_SCRIPT = `
-import * as E from '/__weblib/enseal-e2ee.js';
-window.b64 = (u) => {
-  let s = '';
-  for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode(...u.subarray(i, i + 0x8000));
-  return btoa(s);
-};
-window.E = E;
-`;
-const AUTHENTICATOR = {
-  protocol: 'ctap2',
-  transport: 'internal',
-  hasResidentKey: true,
-  hasUserVerification: true,
-  isUserVerified: true,
-  automaticPresenceSimulation: true,
-} as const;
 
 let dir = '';
 let server: ServeProcess | undefined;
@@ -96,7 +87,7 @@ async function openPage(page: Page): Promise<void> {
     if (path === '/__weblib/enseal-e2ee.js')
       return route.fulfill({ contentType: 'text/javascript', body: readFileSync(BUNDLE) });
     if (path === '/__weblib/page.js')
-      return route.fulfill({ contentType: 'text/javascript', body: PAGE_SCRIPT });
+      return route.fulfill({ contentType: 'text/javascript', body: LIBRARY_PAGE_SCRIPT });
     return route.fulfill({
       contentType: 'text/html',
       body: '<!doctype html><title>enseal e2ee passkey</title><script type="module" src="/__weblib/page.js"></script>',
@@ -116,15 +107,7 @@ async function launch(profile: string): Promise<Page> {
   return page;
 }
 
-/** A virtual authenticator on `page`'s tab. */
-async function authenticator(page: Page, prf: boolean): Promise<{ cdp: CDPSession; id: string }> {
-  const cdp = await context!.newCDPSession(page);
-  await cdp.send('WebAuthn.enable');
-  const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
-    options: { ...AUTHENTICATOR, hasPrf: prf, hasHmacSecret: prf },
-  });
-  return { cdp, id: authenticatorId };
-}
+const authenticator = (page: Page, prf: boolean) => addVirtualAuthenticator(context!, page, prf);
 
 /** Opens alice's passkey-sealed browser device on `page` (window.alice), registering it the first time. */
 function openAlice(page: Page, register: boolean): Promise<string> {
@@ -154,20 +137,6 @@ function openAlice(page: Page, register: boolean): Promise<string> {
     [DB, register, server!.token!, policy] as const,
   );
 }
-
-const aliceSend = (page: Page, group: string, text: string) =>
-  page.evaluate(
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    async ([g, t]) => (window as any).alice.send(g, new TextEncoder().encode(t)) as Promise<number>,
-    [group, text] as const,
-  );
-
-const aliceReceive = (page: Page) =>
-  page.evaluate(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const events = (await (window as any).alice.sync()) as { kind: string; data?: Uint8Array }[];
-    return events.filter((e) => e.kind === 'message').map((e) => new TextDecoder().decode(e.data));
-  });
 
 /** Closes alice's state (its database connection) and reloads the page: nothing of it is left in memory. */
 async function restartPage(page: Page): Promise<void> {
@@ -342,12 +311,12 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
       await alice.addMembers(g, ['bob']);
       return g;
     });
-    await aliceSend(page, group, 'p1 from the browser');
+    await pageSend(page, group, 'p1 from the browser');
     const bobFirst = await bob.sync();
     expect(bobFirst.map((e) => e.kind)).toEqual(['joined', 'message']);
     expect(texts(bobFirst)).toEqual(['p1 from the browser']);
     await bob.send(group, utf8Encode('p2 from node'));
-    expect(await aliceReceive(page)).toEqual(['p2 from node']);
+    expect(await pageReceive(page)).toEqual(['p2 from node']);
 
     // What the database keeps: the credential id and the salt as metadata; no key at all (the state key and the
     // device key both come from the passkey).
@@ -396,10 +365,10 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     // A restart of the page: the state is locked until the passkey is presented again, then works.
     await restartPage(page);
     expect(await openAlice(page, false)).toBe(publicKey);
-    await aliceSend(page, group, 'p3 after a restart');
+    await pageSend(page, group, 'p3 after a restart');
     expect(texts(await bob.sync())).toEqual(['p3 after a restart']);
     await bob.send(group, utf8Encode('p4 from node'));
-    expect(await aliceReceive(page)).toEqual(['p4 from node']);
+    expect(await pageReceive(page)).toEqual(['p4 from node']);
 
     // Copy the whole profile, then keep using the original: it still unlocks and chats.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -408,7 +377,7 @@ describe.skipIf(!browserPeer.available)('the passkey-sealed state in chromium', 
     await page.reload();
     await page.waitForFunction(() => 'E' in window);
     await openAlice(page, false);
-    await aliceSend(page, group, 'p5 after the copy');
+    await pageSend(page, group, 'p5 after the copy');
     expect(texts(await bob.sync())).toEqual(['p5 after the copy']);
     await context!.close();
     context = undefined;

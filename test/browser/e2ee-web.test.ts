@@ -27,21 +27,18 @@ import {
   type PinnedLogPolicy,
 } from '../../src/e2ee/index.js';
 import { buildOnce } from '../helpers/cli.js';
-import { browserPeer, serveGet, serverSpki } from '../helpers/browser.js';
+import {
+  LIBRARY_PAGE_SCRIPT,
+  browserPeer,
+  pageReceive,
+  pageSend,
+  serveGet,
+  serverSpki,
+} from '../helpers/browser.js';
 import { startServe, stopServe, type ServeProcess } from '../helpers/serve-process.js';
 
 const BUNDLE = fileURLToPath(new URL('../../dist/web/enseal-e2ee.js', import.meta.url));
 const DB = 'enseal-test-alice';
-/** The test page's module: the library on `window.E`, and a base64 helper for moving bytes out. */
-const PAGE_SCRIPT = `
-import * as E from '/__weblib/enseal-e2ee.js';
-window.b64 = (u) => {
-  let s = '';
-  for (let i = 0; i < u.length; i += 0x8000) s += String.fromCharCode(...u.subarray(i, i + 0x8000));
-  return btoa(s);
-};
-window.E = E;
-`;
 
 let dir = '';
 let profile = '';
@@ -67,7 +64,7 @@ async function launch(): Promise<Page> {
     if (path === '/__weblib/enseal-e2ee.js')
       return route.fulfill({ contentType: 'text/javascript', body: readFileSync(BUNDLE) });
     if (path === '/__weblib/page.js')
-      return route.fulfill({ contentType: 'text/javascript', body: PAGE_SCRIPT });
+      return route.fulfill({ contentType: 'text/javascript', body: LIBRARY_PAGE_SCRIPT });
     return route.fulfill({
       contentType: 'text/html',
       body: '<!doctype html><title>enseal e2ee</title><script type="module" src="/__weblib/page.js"></script>',
@@ -103,21 +100,6 @@ async function openAlice(page: Page, register: boolean): Promise<string> {
     [DB, register, server!.token!, policy] as const,
   );
 }
-
-const aliceSend = (page: Page, group: string, text: string) =>
-  page.evaluate(
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    async ([g, t]) => (window as any).alice.send(g, new TextEncoder().encode(t)) as Promise<number>,
-    [group, text] as const,
-  );
-
-/** alice's texts from one sync. */
-const aliceReceive = (page: Page) =>
-  page.evaluate(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const events = (await (window as any).alice.sync()) as { kind: string; data?: Uint8Array }[];
-    return events.filter((e) => e.kind === 'message').map((e) => new TextDecoder().decode(e.data));
-  });
 
 function texts(events: E2eeEvent[]): string[] {
   return events.flatMap((e) => (e.kind === 'message' ? [utf8Decode(e.data)] : []));
@@ -187,12 +169,12 @@ describe.skipIf(!browserPeer.available)('the e2ee library in chromium', () => {
       await alice.addMembers(g, ['bob']);
       return g;
     });
-    await aliceSend(page, group, 'm1 from the browser');
+    await pageSend(page, group, 'm1 from the browser');
     const bobFirst = await bob.sync();
     expect(bobFirst.map((e) => e.kind)).toEqual(['joined', 'message']);
     expect(texts(bobFirst)).toEqual(['m1 from the browser']);
     await bob.send(group, utf8Encode('m2 from node'));
-    expect(await aliceReceive(page)).toEqual(['m2 from node']);
+    expect(await pageReceive(page)).toEqual(['m2 from node']);
 
     // Neither the device key nor the state key can leave WebCrypto.
     const exported = await page.evaluate(async () => {
@@ -238,10 +220,10 @@ describe.skipIf(!browserPeer.available)('the e2ee library in chromium', () => {
     await context!.close();
     page = await launch();
     expect(await openAlice(page, false)).toBe(publicKey);
-    await aliceSend(page, group, 'm3 after the restart');
+    await pageSend(page, group, 'm3 after the restart');
     expect(texts(await bob.sync())).toEqual(['m3 after the restart']);
     await bob.send(group, utf8Encode('m4 from node'));
-    expect(await aliceReceive(page)).toEqual(['m4 from node']);
+    expect(await pageReceive(page)).toEqual(['m4 from node']);
 
     // Opening without the signer is refused with a message that says what to pass.
     const withoutSigner = await page.evaluate(async () => {
@@ -326,7 +308,7 @@ describe.skipIf(!browserPeer.available)('the e2ee library in chromium', () => {
     // A store failure is transient: the sync stops before the message, with nothing saved and nothing acked.
     expect(failed).toBe('');
     await openAlice(page, false);
-    expect(await aliceReceive(page)).toEqual(['m5 during a failing commit']);
+    expect(await pageReceive(page)).toEqual(['m5 during a failing commit']);
 
     // A page closed while a large commit is in flight: the state opens, as it was or with the whole commit.
     await page.evaluate(() => {
@@ -349,10 +331,10 @@ describe.skipIf(!browserPeer.available)('the e2ee library in chromium', () => {
       return names.length;
     });
     expect([0, 200]).toContain(junk);
-    await aliceSend(page, group, 'm6 after an interrupted commit');
+    await pageSend(page, group, 'm6 after an interrupted commit');
     expect(texts(await bob.sync())).toEqual(['m6 after an interrupted commit']);
     await bob.send(group, utf8Encode('m7 from node'));
-    expect(await aliceReceive(page)).toEqual(['m7 from node']);
+    expect(await pageReceive(page)).toEqual(['m7 from node']);
     console.log(
       `e2ee-web: ${idbFiles.length} IndexedDB files (${onDisk.length} bytes) searched; interrupted commit left ${junk} of 200 records; device key ${base64Encode(base64Decode(publicKey)).slice(0, 8)}…`,
     );
