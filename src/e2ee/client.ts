@@ -128,6 +128,12 @@ export type E2eeWarning =
     }
   | ({ readonly kind: 'messages-missing' } & MissingMessages)
   | {
+      /** Members were added, but sending them the group's past failed (they read from now on). */
+      readonly kind: 'history-not-shared';
+      readonly groupId: string;
+      readonly code: string;
+    }
+  | {
       /** The relay named another sender than the one MLS authenticated; the event names the authenticated one. */
       readonly kind: 'sender-mismatch';
       readonly groupId: string;
@@ -1110,7 +1116,16 @@ export class E2eeClient {
       if (packages.length === 0) return undefined;
       return { pending: await group.addMembers(packages), recipients };
     });
-    if (added > 0 && next?.sharedHistory === true) await this.#shareHistory(groupId, next);
+    if (added > 0 && next?.sharedHistory === true) {
+      // The members are in: a failure to send the past must not look like a failed add (a retry would add
+      // nobody), so it is reported and the call still succeeds.
+      try {
+        await this.#shareHistory(groupId, next);
+      } catch (err) {
+        const code = err instanceof EnsealError ? err.code : ErrorCode.IO;
+        this.#onWarning({ kind: 'history-not-shared', groupId: gidName(groupId), code });
+      }
+    }
     return added;
   }
 

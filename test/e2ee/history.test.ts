@@ -16,6 +16,8 @@ import {
   EncryptedState,
   MemoryStateBackend,
   type E2eeEvent,
+  type E2eeTransport,
+  type E2eeWarning,
   type PinnedLogPolicy,
 } from '../../src/e2ee/index.js';
 import { codeOf } from '../helpers/errors.js';
@@ -129,6 +131,45 @@ describe('history for members who join later', () => {
     expect(events.filter((e) => e.kind === 'history')).toEqual([]);
     expect(texts(events)).toEqual(['after dave']);
     expect(await dave.history(gid)).toEqual([]);
+  });
+
+  it('a failure to send the past is a warning, and the members are still added', async () => {
+    const inner = new NodeTransport({ address: ctx.server.url, caCert: readFileSync(ctx.server.caFile!) });
+    transports.push(inner);
+    let failBlobs = false;
+    const transport: E2eeTransport = {
+      request: (r) =>
+        failBlobs && r.method === 'POST' && r.path.endsWith('/blobs')
+          ? Promise.resolve({
+              status: 503,
+              contentType: 'application/json',
+              body: utf8Encode('{"errors":["unavailable"]}'),
+            })
+          : inner.request(r),
+    };
+    const warnings: E2eeWarning[] = [];
+    const state = await EncryptedState.open(new MemoryStateBackend(), { key: randomBytes(32) });
+    const alice = await E2eeClient.register({
+      transport,
+      state,
+      user: 'alice-f',
+      device: 'd1',
+      applicationToken: ctx.token,
+      policy,
+      onWarning: (w) => warnings.push(w),
+    });
+    const bob = await user('bob-f');
+    const gid = await alice.createGroup({ history: 'shared' });
+    await alice.send(gid, utf8Encode('kept'));
+    failBlobs = true;
+    expect(await alice.addMembers(gid, ['bob-f'])).toBe(1);
+    failBlobs = false;
+    expect(warnings).toEqual([{ kind: 'history-not-shared', groupId: gid, code: expect.any(String) }]);
+    expect((await alice.members(gid)).map((m) => m.user).sort()).toEqual(['alice-f', 'bob-f']);
+    await alice.send(gid, utf8Encode('after'));
+    const events = await bob.sync();
+    expect(events.filter((e) => e.kind === 'history')).toEqual([]);
+    expect(texts(events)).toEqual(['after']);
   });
 
   it('a bundle entry written by another member is checked field by field', () => {

@@ -29,6 +29,8 @@ export function warningText(w: E2eeWarning): string {
       return `A message was rejected (${w.code}).`;
     case 'messages-missing':
       return `Messages from ${w.sender.user}/${w.sender.device} never arrived (${w.code}).`;
+    case 'history-not-shared':
+      return `The new members were added, but the group's past could not be sent to them (${w.code}).`;
     case 'sender-mismatch':
       return `The server named ${w.claimed.user} as the sender of a message from ${w.sender.user}.`;
   }
