@@ -114,6 +114,28 @@ async function readInbox(tx: StoreTransaction, caller: E2eeMember, after: number
   return rows;
 }
 
+/** Queues one application message from `sender` for `recipients`, in the caller's transaction. */
+function enqueueApplication(
+  tx: StoreTransaction,
+  m: { gid: string; epoch: number; sender: E2eeMember; frame: Uint8Array },
+  recipients: readonly E2eeMember[],
+  receivedAt: number,
+  expiresAt: number,
+): Promise<number> {
+  return tx.enqueueE2ee(
+    {
+      groupId: m.gid,
+      epoch: m.epoch,
+      kind: 'application',
+      sender: m.sender,
+      frame: m.frame,
+      receivedAt,
+      expiresAt,
+    },
+    recipients,
+  );
+}
+
 /** The group, if the caller is in its current roster (otherwise the same 404 as an unknown group). */
 export async function memberGroup(tx: StoreTransaction, gid: string, caller: E2eeMember, forUpdate = false) {
   const group = await tx.getE2eeGroup(gid, { forUpdate });
@@ -367,17 +389,12 @@ export function registerRelayRoutes(
           throw new EnsealError(ErrorCode.INVALID_ARGUMENT, `epoch ${epoch} is ahead of the group's`);
         const now = Date.now();
         notify = without(group.roster, caller);
-        const seq = await tx.enqueueE2ee(
-          {
-            groupId: gid,
-            epoch,
-            kind: 'application',
-            sender: caller,
-            frame,
-            receivedAt: now,
-            expiresAt: expires(now),
-          },
+        const seq = await enqueueApplication(
+          tx,
+          { gid, epoch, sender: caller, frame },
           notify,
+          now,
+          expires(now),
         );
         return { result: { seq }, detail: { group: gid, epoch } };
       });
@@ -697,17 +714,12 @@ function registerMessageBatchRoute(
           }
           const recipients = without(group.roster, caller);
           for (const r of recipients) notify.set(`${r.user}/${r.device}`, r);
-          const seq = await tx.enqueueE2ee(
-            {
-              groupId: gid,
-              epoch,
-              kind: 'application',
-              sender: caller,
-              frame,
-              receivedAt: now,
-              expiresAt: expires(now),
-            },
+          const seq = await enqueueApplication(
+            tx,
+            { gid, epoch, sender: caller, frame },
             recipients,
+            now,
+            expires(now),
           );
           accepted.add(gid);
           out.push({ seq });
